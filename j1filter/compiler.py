@@ -1,0 +1,324 @@
+"""Compile mapping specs into small closures, once; check names and targets on the way.
+
+The result is a :class:`CompiledMappings`; :class:`j1filter.mapper.Mapper` asks it for the
+:class:`Plan` of each kind of entity (class, type, integration type), so the conditions
+that depend only on those are decided once per kind, not once per entity.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from dataclasses import dataclass, field
+from fnmatch import translate
+from typing import Any, Callable, Iterable
+
+from .errors import MappingError, Problem, TransformError
+from .paths import get_path, is_empty, set_path
+from .spec import Condition, MappingSpec, Path, Rule, TransformCall
+from .transforms import TRANSFORMS, Transform, java_string
+
+#: Output fields the engine itself writes; a rule may not target them.
+RESERVED_TARGETS = ("@timestamp", "ecs", "data_stream", "error", "tags", "jupiter_one",
+                    "event.original", "event.dataset", "event.module")
+
+RuleFn = Callable[[dict, dict, list], None]
+ValueFn = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class EntityKind:
+    """What static conditions look at: the entity's classes, types and integration types."""
+
+    classes: frozenset[str]
+    types: frozenset[str]
+    integration_types: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Coercion:
+    label: str  # dotted path under jupiter_one.asset, for messages
+    fn: ValueFn
+    on_error: str
+
+
+@dataclass
+class FieldTable:
+    """The coercions of one container (e.g. ``properties``): exact keys, then patterns."""
+
+    exact: dict[str, Coercion] = field(default_factory=dict)
+    patterns: list[tuple[re.Pattern, Coercion]] = field(default_factory=list)
+    memo: dict[str, Coercion | None] = field(default_factory=dict)
+
+    def lookup(self, key: str) -> Coercion | None:
+        try:
+            return self.memo[key]
+        except KeyError:
+            pass
+        found = self.exact.get(key)
+        if found is None:
+            found = next((c for regex, c in self.patterns if regex.match(key)), None)
+        if len(self.memo) < 50_000:
+            self.memo[key] = found
+        return found
+
+
+@dataclass(frozen=True)
+class Plan:
+    tables: tuple[tuple[Path, FieldTable], ...]
+    rules: tuple[RuleFn, ...]
+    duplicates: tuple[Path, ...]
+
+
+def static_match(cond: Condition, kind: EntityKind) -> bool:
+    if cond.classes and not cond.classes & kind.classes:
+        return False
+    if cond.not_classes & kind.classes:
+        return False
+    if cond.types and not cond.types & kind.types:
+        return False
+    if cond.integration_types and not cond.integration_types & kind.integration_types:
+        return False
+    return True
+
+
+class CompiledMappings:
+    """Mapping specs checked and turned into closures; builds a :class:`Plan` per kind."""
+
+    def __init__(self, specs: Iterable[MappingSpec], transforms: dict[str, Transform] | None = None):
+        self.specs = tuple(specs)
+        self._transforms = TRANSFORMS if transforms is None else transforms
+        problems: list[Problem] = []
+        self._fields = [
+            [(ft, self._compose(ft.transforms, problems, f"fields.{ft.path}")) for ft in spec.fields]
+            for spec in self.specs
+        ]
+        self._rules = [[(rule, self._compile_rule(rule, problems)) for rule in spec.rules]
+                       for spec in self.specs]
+        problems.extend(_target_problems(self.specs))
+        problems.extend(_file_condition_problems(self.specs))
+        if problems:
+            raise MappingError(problems)
+        self._plans: dict[EntityKind, Plan] = {}
+
+    # -- per kind ---------------------------------------------------------------------------
+
+    def plan(self, kind: EntityKind) -> Plan:
+        found = self._plans.get(kind)
+        if found is None:
+            found = self._plans[kind] = self._build_plan(kind)
+        return found
+
+    def _build_plan(self, kind: EntityKind) -> Plan:
+        tables: dict[Path, FieldTable] = {}
+        rules: list[RuleFn] = []
+        duplicates: list[Path] = []
+        for spec, fields, compiled_rules in zip(self.specs, self._fields, self._rules):
+            if not static_match(spec.when, kind):
+                continue
+            for ft, fn in fields:
+                *container, key = ft.path.split(".")
+                table = tables.setdefault(tuple(container), FieldTable())
+                coercion = Coercion(ft.path, fn, ft.on_error)
+                if "*" in key or "?" in key:
+                    table.patterns.append((re.compile(translate(key)), coercion))
+                else:
+                    table.exact[key] = coercion
+            rules.extend(fn for rule, fn in compiled_rules if static_match(rule.when, kind))
+            duplicates.extend(spec.duplicates)
+        return Plan(tuple(tables.items()), tuple(rules), tuple(dict.fromkeys(duplicates)))
+
+    # -- compiling ----------------------------------------------------------------------------
+
+    def _compose(self, calls: tuple[TransformCall, ...], problems: list[Problem], where: str) -> ValueFn:
+        steps = []
+        for index, call in enumerate(calls):
+            spot = f"{where}.transform[{index}]" if len(calls) > 1 else f"{where}.transform"
+            entry = self._transforms.get(call.name)
+            if entry is None:
+                close = difflib.get_close_matches(call.name, self._transforms, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "see `j1filter fields --transforms`"
+                problems.append(_problem(call, spot, f"unknown transform '{call.name}'", hint))
+                continue
+            try:
+                fn = entry.factory(**call.params)
+            except (TypeError, ValueError) as exc:
+                accepted = [p for p in inspect.signature(entry.factory).parameters]
+                hint = "parameters: " + (", ".join(accepted) if accepted else "none")
+                problems.append(_problem(call, spot, f"transform '{call.name}': {exc}", hint))
+                continue
+            steps.append(_per_item(fn) if entry.per_item else fn)
+        if len(steps) == 1:
+            return steps[0]
+
+        def chain(value: Any) -> Any:
+            for step in steps:
+                value = step(value)
+                if value is None:
+                    return None
+            return value
+
+        return chain
+
+    def _compile_rule(self, rule: Rule, problems: list[Problem]) -> RuleFn:
+        fn = self._compose(rule.transforms, problems, f"rule '{rule.id}'") if rule.transforms else None
+        read = _reader(rule)
+        write = _writer(rule.to, rule.mode)
+        has, missing = rule.when.has, rule.when.missing
+        label = f"{'.'.join(rule.to)} <- {' | '.join('.'.join(s) for s in rule.sources) or 'value'}"
+
+        def run(asset: dict, doc: dict, errors: list) -> None:
+            if has and not all(not is_empty(get_path(asset, p)) for p in has):
+                return
+            if missing and any(not is_empty(get_path(asset, p)) for p in missing):
+                return
+            value = read(asset)
+            if value is None:
+                return
+            if fn is not None:
+                try:
+                    value = fn(value)
+                except TransformError as exc:
+                    errors.append(f"{label}: {exc}")
+                    return
+                if is_empty(value):
+                    return
+            try:
+                write(doc, value)
+            except ValueError as exc:
+                errors.append(f"{label}: {exc}")
+
+        run.__qualname__ = f"rule[{rule.id}]"
+        return run
+
+
+def _problem(call: TransformCall, where: str, what: str, hint: str = "") -> Problem:
+    loc = call.location
+    return Problem(loc.file, loc.line, loc.column, where, what, hint)
+
+
+def _per_item(fn: ValueFn) -> ValueFn:
+    def each(value: Any) -> Any:
+        if isinstance(value, list):
+            items = [fn(item) for item in value]
+            return [item for item in items if item is not None] or None
+        return fn(value)
+
+    return each
+
+
+def _path_getter(path: Path) -> Callable[[dict], Any]:
+    if len(path) == 1:
+        key = path[0]
+        return lambda asset: asset.get(key)
+    if len(path) == 2:
+        outer, inner = path
+
+        def get2(asset: dict) -> Any:
+            container = asset.get(outer)
+            return container.get(inner) if container.__class__ is dict else None
+
+        return get2
+    return lambda asset: get_path(asset, path)
+
+
+def _reader(rule: Rule) -> Callable[[dict], Any]:
+    if rule.source_kind == "value":
+        constant = rule.value
+        return lambda asset: constant
+    getters = [_path_getter(p) for p in rule.sources]
+    if rule.source_kind == "from":
+        if len(getters) == 1:
+            return getters[0]
+
+        def first_present(asset: dict) -> Any:
+            for get in getters:
+                value = get(asset)
+                if value is not None:
+                    return value
+            return None
+
+        return first_present
+    if rule.source_kind == "collect":
+
+        def collect(asset: dict) -> Any:
+            found: list = []
+            for get in getters:
+                value = get(asset)
+                for item in value if isinstance(value, list) else (value,):
+                    if item is not None and item not in found:
+                        found.append(item)
+            return found or None
+
+        return collect
+
+    def all_args(asset: dict) -> Any:  # "args": every source is required
+        values = tuple(get(asset) for get in getters)
+        return None if any(v is None for v in values) else values
+
+    return all_args
+
+
+def _writer(to: Path, mode: str) -> Callable[[dict, Any], None]:
+    if mode == "set":
+        return lambda doc, value: set_path(doc, to, value)
+    if mode == "default":
+
+        def set_default(doc: dict, value: Any) -> None:
+            if is_empty(get_path(doc, to)):
+                set_path(doc, to, value)
+
+        return set_default
+
+    def append(doc: dict, value: Any) -> None:
+        # As Elastic's append with allow_duplicates: false, values rendered as text.
+        current = get_path(doc, to)
+        if current is None:
+            current = []
+        elif not isinstance(current, list):
+            current = [current]
+        for item in value if isinstance(value, list) else (value,):
+            if isinstance(item, (dict, list)):
+                raise ValueError(f"cannot append an object or nested list to [{'.'.join(to)}]")
+            text = java_string(item)
+            if text not in current:
+                current.append(text)
+        set_path(doc, to, current)
+
+    return append
+
+
+def _target_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
+    problems = []
+    targets: dict[Path, Rule] = {}
+    for spec in specs:
+        for rule in spec.rules:
+            dotted = ".".join(rule.to)
+            reserved = next((r for r in RESERVED_TARGETS if dotted == r or dotted.startswith(r + ".")), None)
+            if reserved:
+                loc = rule.location
+                problems.append(Problem(loc.file, loc.line, loc.column, f"rule '{rule.id}'.to",
+                                        f"'{dotted}' is written by j1filter itself",
+                                        "choose another target"))
+            targets.setdefault(rule.to, rule)
+    for path, rule in targets.items():
+        for depth in range(1, len(path)):
+            other = targets.get(path[:depth])
+            if other is not None:
+                loc = rule.location
+                problems.append(Problem(
+                    loc.file, loc.line, loc.column, f"rule '{rule.id}'.to",
+                    f"'{'.'.join(path)}' is inside '{'.'.join(other.to)}', which rule '{other.id}' "
+                    f"({other.location}) sets as a whole", "a field is either a value or an object",
+                ))
+    return problems
+
+
+def _file_condition_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
+    return [
+        Problem(s.location.file, s.location.line, s.location.column, "when",
+                "a file-level condition may only test class, not_class, type and integration_type",
+                "put has/missing on the rules")
+        for s in specs if not s.when.is_static
+    ]

@@ -1,0 +1,131 @@
+"""Date normalisation to Elastic's output form ``yyyy-MM-ddTHH:mm:ss.SSSZ`` (UTC, ms truncated).
+
+Accepted, in this order:
+
+1. Elastic's ISO8601 grammar (what its ``date`` processor accepts): ``yyyy[-MM[-dd[THH[:mm[:ss[.f]]]]]]``
+   with an optional zone ``Z``, ``+HH:mm``, ``+HHmm``, ``+HH`` or a region id. No zone means UTC.
+2. Epoch milliseconds: any JSON number, or a string of digits that is not a valid ISO year.
+3. Other unambiguous ISO 8601 spellings Elastic refuses (space or lowercase ``t`` separator,
+   lowercase ``z``, basic format such as ``20250708T070000Z``) and RFC 2822 dates.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+from dateutil import parser as _du_parser
+from dateutil import tz as _du_tz
+
+from .errors import TransformError
+
+_ISO = re.compile(
+    r"(?P<y>\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<h>\d{2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
+    r"(?P<z>Z|[+-]\d{2}(?::?\d{2})?|[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)?)?)?)?"
+)
+_NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?")
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+# datetime's own range, in epoch ms; outside it no ISO form exists.
+_MIN_MS = int((datetime(1, 1, 1, tzinfo=_UTC) - _EPOCH) / timedelta(milliseconds=1))
+_MAX_MS = int((datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=_UTC) - _EPOCH) / timedelta(milliseconds=1))
+
+
+def format_utc(dt: datetime) -> str:
+    """Format an aware datetime as Elastic does: UTC, exactly three fraction digits, ``Z``."""
+    dt = dt.astimezone(_UTC)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+        f"{dt.second:02d}.{dt.microsecond // 1000:03d}Z"
+    )
+
+
+def _zone(text: str | None):
+    if text is None or text == "Z":
+        return _UTC
+    if text[0] in "+-":
+        sign = -1 if text[0] == "-" else 1
+        digits = text[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+        if hours > 18 or minutes > 59:
+            return None
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    return _du_tz.gettz(text)  # region id such as Europe/Paris; None when unknown
+
+
+def _parse_elastic_iso(text: str) -> datetime | None:
+    m = _ISO.fullmatch(text)
+    if m is None:
+        return None
+    zone = _zone(m["z"])
+    if zone is None:
+        return None
+    frac = m["f"] or "0"
+    try:
+        return datetime(
+            int(m["y"]), int(m["mo"] or 1), int(m["d"] or 1),
+            int(m["h"] or 0), int(m["mi"] or 0), int(m["s"] or 0),
+            int(frac[:6].ljust(6, "0")), tzinfo=zone,
+        )
+    except ValueError:  # impossible calendar values: strict, like Java's resolver
+        return None
+
+
+def from_epoch_ms(ms: int | float) -> str:
+    """Epoch milliseconds to the output form; raises TransformError out of range."""
+    if ms != ms or not _MIN_MS <= ms <= _MAX_MS:  # NaN or outside datetime's range
+        raise TransformError(f"epoch milliseconds [{ms}] out of range")
+    return format_utc(_EPOCH + timedelta(milliseconds=int(ms // 1)))
+
+
+def _parse_lenient(text: str) -> datetime | None:
+    if len(text) > 10 and text[10] in " t" and text[:4].isdigit():
+        candidate = text[:10] + "T" + text[11:]
+        if candidate.endswith("z"):
+            candidate = candidate[:-1] + "Z"
+        parsed = _parse_elastic_iso(candidate)
+        if parsed is not None:
+            return parsed
+    if text[:1].isdigit():
+        try:
+            parsed = _du_parser.isoparse(text)
+        except (ValueError, OverflowError):
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
+    elif "," in text or " " in text:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
+    return None
+
+
+def normalize_date(value: object) -> str:
+    """Return ``value`` as ``yyyy-MM-ddTHH:mm:ss.SSSZ`` or raise TransformError."""
+    if isinstance(value, bool):
+        raise TransformError(f"unable to parse date [{str(value).lower()}]")
+    if isinstance(value, (int, float)):
+        return from_epoch_ms(value)
+    if not isinstance(value, str):
+        raise TransformError(f"unable to parse date [{value!r}]: not a string or number")
+    text = value.strip()
+    parsed = _parse_elastic_iso(text)
+    if parsed is None:
+        if _NUMERIC.fullmatch(text):
+            return from_epoch_ms(float(text) if "." in text else int(text))
+        parsed = _parse_lenient(text)
+        if parsed is None:
+            raise TransformError(f"unable to parse date [{value}]")
+    try:
+        return format_utc(parsed)
+    except (OverflowError, ValueError):
+        raise TransformError(f"unable to parse date [{value}]: out of range") from None
+
+
+def parse_normalized(text: str) -> datetime:
+    """Parse a string this module produced (fast path for derived values such as durations)."""
+    return datetime.fromisoformat(text[:-1] + "+00:00")

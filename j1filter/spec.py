@@ -1,0 +1,80 @@
+"""Parsed mapping files: plain frozen data, no behaviour. See README "Mapping format"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """All given keys must hold (AND); within one key any listed value may match (OR)."""
+
+    classes: frozenset[str] = frozenset()  # entity._class has any of these
+    not_classes: frozenset[str] = frozenset()  # entity._class has none of these
+    types: frozenset[str] = frozenset()  # entity._type is one of these
+    integration_types: frozenset[str] = frozenset()  # entity._integration_type is one of these
+    has: tuple[Path, ...] = ()  # every path holds a non-empty value
+    missing: tuple[Path, ...] = ()  # no path holds a non-empty value
+
+    @property
+    def is_static(self) -> bool:
+        """True when it depends only on class, type and integration type."""
+        return not self.has and not self.missing
+
+
+@dataclass(frozen=True)
+class TransformCall:
+    name: str
+    params: dict[str, Any]
+    location: Location
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """A coercion of a raw entity field (under ``jupiter_one.asset``) in place."""
+
+    path: str  # dotted; the last segment may hold ``*`` wildcards
+    transforms: tuple[TransformCall, ...]
+    on_error: str  # "remove": drop the field and record an error; "keep": leave it as it was
+    location: Location
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Write one ECS field from the entity."""
+
+    id: str
+    to: Path
+    source_kind: str  # "from" (first present), "collect" (all present), "args" (all required), "value"
+    sources: tuple[Path, ...]
+    value: Any
+    transforms: tuple[TransformCall, ...]
+    mode: str  # "set", "append" or "default"
+    when: Condition
+    location: Location
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    name: str
+    file: str
+    order: int
+    description: str
+    when: Condition
+    fields: tuple[FieldType, ...]
+    duplicates: tuple[Path, ...]
+    rules: tuple[Rule, ...]
+    location: Location = field(compare=False, default=Location("<memory>", 1, 1))

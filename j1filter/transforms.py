@@ -1,0 +1,399 @@
+"""The registry of named transforms that mapping files refer to.
+
+A transform is registered as a *factory*: it takes the parameters written next to its name
+in YAML (keyword-only, validated when the mapping is compiled) and returns the function
+applied to values. That function returns the new value, returns ``None`` when there is
+nothing to write (no error), or raises :class:`TransformError` with a message that says
+what was wrong (the engine adds where).
+
+``per_item`` transforms are applied to each element when the value is a list, the way
+Elasticsearch's ``convert`` processor treats lists.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable
+
+from . import commandline, dates, urls
+from .errors import TransformError
+
+ValueFn = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Transform:
+    name: str
+    factory: Callable[..., ValueFn]
+    per_item: bool
+    doc: str
+
+
+TRANSFORMS: dict[str, Transform] = {}
+
+
+def transform(name: str, *, per_item: bool = False):
+    """Register a transform factory under ``name``; its docstring is the reference text."""
+
+    def register(factory: Callable[..., ValueFn]) -> Callable[..., ValueFn]:
+        TRANSFORMS[name] = Transform(name, factory, per_item, (factory.__doc__ or "").strip())
+        return factory
+
+    return register
+
+
+def java_string(value: Any) -> str:
+    """Render a scalar as Java's ``toString`` would (Elastic's string rendering)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _java_double(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def _java_double(x: float) -> str:
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0 or 1e-3 <= abs(x) < 1e7:
+        text = repr(x)  # plain decimal notation in this range
+        return text if "." in text else text + ".0"
+    # Java's "computerized scientific notation" with the shortest round-trip digits.
+    sign, digits, exponent = Decimal(repr(x)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    power = len(digits) - 1 + int(exponent)
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{power}"
+
+
+# --- type conversions (the field types of Elastic's pipeline) -------------------------------
+
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+_DEC_INT = re.compile(r"[+-]?\d+")
+_HEX_INT = re.compile(r"([+-]?)0[xX]([0-9a-fA-F]+)")
+_INTEGRAL_DECIMAL = re.compile(r"[+-]?\d+\.0*")
+_JAVA_DOUBLE = re.compile(
+    r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)[dDfF]?"
+)
+
+
+@transform("date", per_item=True)
+def date_transform() -> ValueFn:
+    """ISO 8601 (any offset), epoch milliseconds (number or numeric string) or RFC 2822 date
+    -> ``yyyy-MM-ddTHH:mm:ss.SSSZ`` in UTC, milliseconds truncated."""
+    return dates.normalize_date
+
+
+@transform("long", per_item=True)
+def long_transform() -> ValueFn:
+    """Whole number: integers, integral floats (``7.0``), decimal or ``0x`` hex integer strings."""
+
+    def to_long(value: Any) -> int:
+        result: int | None = None
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int):
+            result = value
+        elif isinstance(value, float):
+            if value == value and value.is_integer():
+                result = int(value)
+        elif isinstance(value, str):
+            if _DEC_INT.fullmatch(value) or _INTEGRAL_DECIMAL.fullmatch(value):
+                result = int(value.split(".")[0])
+            elif m := _HEX_INT.fullmatch(value):
+                result = int(m[2], 16) * (-1 if m[1] == "-" else 1)
+        if result is None or not _LONG_MIN <= result <= _LONG_MAX:
+            raise TransformError(f"unable to convert [{java_string(value)}] to long")
+        return result
+
+    return to_long
+
+
+@transform("double", per_item=True)
+def double_transform() -> ValueFn:
+    """Finite number: numbers or numeric strings (surrounding blanks allowed). NaN and
+    infinities are refused, since JSON cannot carry them."""
+
+    def to_double(value: Any) -> float:
+        result: float | None = None
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, (int, float)):
+            result = float(value)
+        elif isinstance(value, str):
+            text = value.strip()
+            if _JAVA_DOUBLE.fullmatch(text):
+                result = float(text.rstrip("dDfF"))
+        if result is None or result != result or result in (float("inf"), float("-inf")):
+            raise TransformError(f"unable to convert [{java_string(value)}] to double")
+        return result
+
+    return to_double
+
+
+@transform("boolean", per_item=True)
+def boolean_transform() -> ValueFn:
+    """``true``/``false`` in any case (booleans or strings), and the integers 1 and 0."""
+
+    def to_boolean(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            low = value.lower()
+            if low == "true":
+                return True
+            if low == "false":
+                return False
+        elif isinstance(value, int) and value in (0, 1):
+            return value == 1
+        raise TransformError(
+            f"[{java_string(value)}] is not a boolean value, cannot convert to boolean"
+        )
+
+    return to_boolean
+
+
+_IP_CACHE: dict[str, str] = {}
+
+
+def canonical_ip(value: Any) -> str:
+    """IPv4 unchanged, IPv6 in RFC 5952 form (zone id dropped); raises TransformError."""
+    if not isinstance(value, str):
+        raise TransformError(f"[{java_string(value)}] is not an IP string literal")
+    cached = _IP_CACHE.get(value)
+    if cached is not None:
+        return cached
+    text = value.strip()
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        raise TransformError(f"'{value}' is not an IP string literal.") from None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        result = f"::ffff:{address.ipv4_mapped}"
+    else:
+        result = str(address)
+    if len(_IP_CACHE) > 100_000:
+        _IP_CACHE.clear()
+    _IP_CACHE[value] = result
+    return result
+
+
+@transform("ip", per_item=True)
+def ip_transform() -> ValueFn:
+    """Valid IPv4 or IPv6 literal, canonicalised (IPv6 compressed, lowercase)."""
+    return canonical_ip
+
+
+@transform("string", per_item=True)
+def string_transform() -> ValueFn:
+    """Any scalar as text, rendered as Elastic renders it (``1`` -> ``"1"``, ``true`` -> ``"true"``)."""
+    return java_string
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+@transform("lowercase", per_item=True)
+def lowercase_transform() -> ValueFn:
+    """Lowercase text; other scalars are first rendered as text."""
+    return lambda value: java_string(value).lower()
+
+
+@transform("uppercase", per_item=True)
+def uppercase_transform() -> ValueFn:
+    """Uppercase text; other scalars are first rendered as text."""
+    return lambda value: java_string(value).upper()
+
+
+@transform("trim", per_item=True)
+def trim_transform() -> ValueFn:
+    """Strip surrounding white space from text; ``None`` when nothing is left."""
+    return lambda value: (java_string(value).strip() or None)
+
+
+_MAC_SEPARATORS = re.compile(r"[:\-.\s]")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+
+
+@transform("mac", per_item=True)
+def mac_transform() -> ValueFn:
+    """MAC address in the ECS form ``AA-BB-CC-DD-EE-FF`` (EUI-48 or EUI-64, any common
+    separator). Text that is not a MAC address is kept as it is."""
+
+    def to_mac(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        digits = _MAC_SEPARATORS.sub("", value)
+        if len(digits) not in (12, 16) or not _HEX.fullmatch(digits):
+            return value
+        digits = digits.upper()
+        return "-".join(digits[i : i + 2] for i in range(0, len(digits), 2))
+
+    return to_mac
+
+
+@transform("basename", per_item=True)
+def basename_transform() -> ValueFn:
+    """Last segment of a Windows or POSIX path (``C:\\\\x\\\\a.exe`` -> ``a.exe``)."""
+    return lambda value: re.split(r"[\\/]", java_string(value))[-1] or None
+
+
+@transform("extract")
+def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
+    """First match of a regular expression (``pattern``, capture ``group``); ``None`` if no match."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid pattern: {exc}") from None
+    if not 0 <= group <= regex.groups:
+        raise ValueError(f"group {group} does not exist in pattern")
+
+    def extract(value: Any) -> Any:
+        m = regex.search(java_string(value))
+        return m[group] if m else None
+
+    return extract
+
+
+@transform("lookup")
+def lookup_transform(*, table: dict, default: Any = None, ignore_case: bool = True) -> ValueFn:
+    """Translate a value through ``table`` (keys compared as text, case-insensitive unless
+    ``ignore_case: false``); ``default`` (or nothing) when the value is not in the table."""
+    if not isinstance(table, dict) or not table:
+        raise ValueError("table must be a non-empty mapping")
+    fold = (lambda s: s.lower()) if ignore_case else (lambda s: s)
+    prepared = {fold(java_string(k)): v for k, v in table.items()}
+
+    def lookup(value: Any) -> Any:
+        if isinstance(value, (list, dict)):
+            return default
+        return prepared.get(fold(java_string(value)), default)
+
+    return lookup
+
+
+# --- shape -----------------------------------------------------------------------------------
+
+
+@transform("first")
+def first_transform() -> ValueFn:
+    """First element of a list; a scalar is returned as it is."""
+    return lambda value: (value[0] if value else None) if isinstance(value, list) else value
+
+
+@transform("to_list")
+def to_list_transform() -> ValueFn:
+    """Wrap a scalar in a list; a list is returned as it is."""
+    return lambda value: value if isinstance(value, list) else [value]
+
+
+@transform("split")
+def split_transform(*, separator: str = ",") -> ValueFn:
+    """Split text on ``separator`` into a list of trimmed, non-empty parts."""
+    if not isinstance(separator, str) or not separator:
+        raise ValueError("separator must be a non-empty string")
+
+    def split(value: Any) -> Any:
+        if isinstance(value, list):
+            return value
+        return [p.strip() for p in java_string(value).split(separator) if p.strip()] or None
+
+    return split
+
+
+# --- domain-specific -------------------------------------------------------------------------
+
+
+@transform("url_parts")
+def url_parts_transform() -> ValueFn:
+    """URL text -> ECS ``url`` object (scheme, domain, port, path, query, fragment,
+    extension, username, password, original), as Elastic's ``uri_parts`` processor."""
+    return urls.url_parts
+
+
+@transform("duration_ns")
+def duration_ns_transform() -> ValueFn:
+    """``[start, end]`` normalised dates -> nanoseconds between them; nothing when the end
+    precedes the start (Elastic writes a negative duration there)."""
+
+    def duration(pair: Any) -> Any:
+        start, end = (dates.parse_normalized(dates.normalize_date(v)) for v in pair)
+        delta = end - start
+        nanos = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        return nanos if nanos >= 0 else None
+
+    return duration
+
+
+_CVSS_PREFIX = re.compile(r"\(?CVSS:(\d+\.\d+)/")
+_CVSS_V2 = re.compile(r"\(?AV:[LAN]/AC:[HML]/Au:[MSN]/C:[NPC]/I:[NPC]/A:[NPC]")
+
+
+def cvss_version(vector: Any) -> str | None:
+    if not isinstance(vector, str):
+        return None
+    if m := _CVSS_PREFIX.match(vector):
+        return m[1]
+    if _CVSS_V2.match(vector):
+        return "2.0"
+    return None
+
+
+@transform("cvss_version")
+def cvss_version_transform() -> ValueFn:
+    """CVSS vector -> its version (``CVSS:3.1/...`` -> ``3.1``; a bare v2 vector -> ``2.0``);
+    nothing for text that is not a CVSS vector."""
+    return cvss_version
+
+
+@transform("cvss_classification")
+def cvss_classification_transform() -> ValueFn:
+    """CVSS vector -> ``CVSS`` (the ECS ``vulnerability.classification``); nothing otherwise."""
+    return lambda vector: "CVSS" if cvss_version(vector) else None
+
+
+_ID_SCHEMES = (
+    (re.compile(r"CVE-\d{4}-\d{4,}", re.I), "CVE"),
+    (re.compile(r"GHSA(-[23456789cfghjmpqrvwx]{4}){3}", re.I), "GHSA"),
+    (re.compile(r"CWE-\d+", re.I), "CWE"),
+    (re.compile(r"SNYK-[A-Z0-9-]+", re.I), "SNYK"),
+)
+
+
+@transform("id_scheme")
+def id_scheme_transform() -> ValueFn:
+    """Vulnerability identifier -> its enumeration (``CVE``, ``GHSA``, ``CWE``, ``SNYK``);
+    nothing for an unknown form, so no enumeration is ever guessed. A list uses its first item."""
+
+    def scheme(value: Any) -> Any:
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if not isinstance(value, str):
+            return None
+        for regex, name in _ID_SCHEMES:
+            if regex.fullmatch(value.strip()):
+                return name
+        return None
+
+    return scheme
+
+
+@transform("command_line_args")
+def command_line_args_transform() -> ValueFn:
+    """Command line -> list of arguments (Windows quoting rules when it looks like a Windows
+    command line, POSIX shell rules otherwise); nothing if it cannot be split."""
+    return commandline.split_command_line
+
+
+@transform("executable_name")
+def executable_name_transform() -> ValueFn:
+    """Command line -> base name of its program (``"C:\\\\a b\\\\x.exe" -y`` -> ``x.exe``)."""
+
+    def name(value: Any) -> Any:
+        args = commandline.split_command_line(value)
+        return re.split(r"[\\/]", args[0])[-1] or None if args else None
+
+    return name
