@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable
 
 from .errors import MappingError, Problem, TransformError
 from .paths import get_path, is_empty, set_path
-from .spec import Condition, MappingSpec, Path, Rule, TransformCall
+from .loader import source_text
+from .spec import Condition, Expression, MappingSpec, Path, Rule, Source, TransformCall
 from .transforms import TRANSFORMS, Transform, java_string
 
 #: Output fields the engine itself writes; a rule may not target them.
@@ -141,12 +142,15 @@ class CompiledMappings:
                 hint = f"did you mean '{close[0]}'?" if close else "see `j1filter fields --transforms`"
                 problems.append(_problem(call, spot, f"unknown transform '{call.name}'", hint))
                 continue
+            problem = _parameter_problem(entry, call.params)
+            if problem:
+                what, hint = problem
+                problems.append(_problem(call, spot, f"transform '{call.name}': {what}", hint))
+                continue
             try:
                 fn = entry.factory(**call.params)
             except (TypeError, ValueError) as exc:
-                accepted = [p for p in inspect.signature(entry.factory).parameters]
-                hint = "parameters: " + (", ".join(accepted) if accepted else "none")
-                problems.append(_problem(call, spot, f"transform '{call.name}': {exc}", hint))
+                problems.append(_problem(call, spot, f"transform '{call.name}': {exc}"))
                 continue
             steps.append(_per_item(fn) if entry.per_item else fn)
         if len(steps) == 1:
@@ -166,7 +170,7 @@ class CompiledMappings:
         read = _reader(rule)
         write = _writer(rule.to, rule.mode)
         has, missing = rule.when.has, rule.when.missing
-        label = f"{'.'.join(rule.to)} <- {' | '.join('.'.join(s) for s in rule.sources) or 'value'}"
+        label = f"{'.'.join(rule.to)} <- {' | '.join(map(source_text, rule.sources)) or 'value'}"
 
         def run(asset: dict, doc: dict, errors: list) -> None:
             if has and not all(not is_empty(get_path(asset, p)) for p in has):
@@ -198,6 +202,20 @@ def _problem(call: TransformCall, where: str, what: str, hint: str = "") -> Prob
     return Problem(loc.file, loc.line, loc.column, where, what, hint)
 
 
+def _parameter_problem(entry: Transform, params: dict[str, Any]) -> tuple[str, str] | None:
+    """Unknown or missing parameters, as (what, hint); None when they fit the factory."""
+    accepted = inspect.signature(entry.factory).parameters
+    hint = "parameters: " + (", ".join(accepted) if accepted else "none")
+    for name in params:
+        if name not in accepted:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            return f"unknown parameter '{name}'", (f"did you mean '{close[0]}'?" if close else hint)
+    for name, parameter in accepted.items():
+        if parameter.default is inspect.Parameter.empty and name not in params:
+            return f"missing parameter '{name}'", hint
+    return None
+
+
 def _per_item(fn: ValueFn) -> ValueFn:
     def each(value: Any) -> Any:
         if isinstance(value, list):
@@ -208,7 +226,10 @@ def _per_item(fn: ValueFn) -> ValueFn:
     return each
 
 
-def _path_getter(path: Path) -> Callable[[dict], Any]:
+def _path_getter(path: Source) -> Callable[[dict], Any]:
+    if isinstance(path, Expression):
+        search = path.compiled.search
+        return lambda asset: search(asset)
     if len(path) == 1:
         key = path[0]
         return lambda asset: asset.get(key)

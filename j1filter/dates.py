@@ -28,6 +28,7 @@ _ISO = re.compile(
 _NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?")
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_MAX_OFFSET = timedelta(hours=18)  # as java.time.ZoneOffset
 # datetime's own range, in epoch ms; outside it no ISO form exists.
 _MIN_MS = int((datetime(1, 1, 1, tzinfo=_UTC) - _EPOCH) / timedelta(milliseconds=1))
 _MAX_MS = int((datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=_UTC) - _EPOCH) / timedelta(milliseconds=1))
@@ -94,7 +95,10 @@ def _parse_lenient(text: str) -> datetime | None:
         except (ValueError, OverflowError):
             parsed = None
         if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=_UTC)
+            offset = parsed.utcoffset()
+            return parsed if offset is not None and abs(offset) <= _MAX_OFFSET else None
     elif "," in text or " " in text:
         try:
             parsed = parsedate_to_datetime(text)

@@ -12,11 +12,14 @@ import importlib.resources
 from pathlib import Path as FsPath
 from typing import Any, Iterable
 
+import jmespath
 import yaml
+from jmespath.exceptions import JMESPathError
 
 from ._meta import MAPPING_FORMAT_VERSION
+from .casing import snake_case
 from .errors import MappingError, Problem
-from .spec import Condition, FieldType, Location, MappingSpec, Rule, TransformCall
+from .spec import Condition, Expression, FieldType, Location, MappingSpec, Rule, Source, TransformCall
 
 FILE_KEYS = ("version", "name", "description", "order", "when", "fields", "duplicates", "rules")
 RULE_KEYS = ("id", "to", "from", "collect", "args", "value", "transform", "mode", "when")
@@ -53,9 +56,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:
     result.mark, result.key_marks, result.value_marks = node.start_mark, {}, {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
+        if not isinstance(key, (str, int, float)):  # numbers appear in lookup tables
             raise yaml.MarkedYAMLError(
-                None, None, f"keys must be text, found {key!r}", key_node.start_mark
+                None, None, f"keys must be text or numbers, found {key!r}", key_node.start_mark
             )
         if key in result:
             raise yaml.MarkedYAMLError(
@@ -145,6 +148,37 @@ def _dotted(text: str) -> tuple[str, ...] | None:
     return parts if all(parts) else None
 
 
+def _raw_path(text: str, check: "_Checker", mark: Any, where: str) -> tuple[str, ...] | None:
+    """A dotted path into the raw entity. Its keys are snake_cased before any rule runs, so a
+    camelCase key could never match: say which name to write instead."""
+    dotted = _dotted(text)
+    if dotted is None:
+        check.add(mark, where, f"invalid path '{text}'", "a dotted path such as properties.cve_id")
+        return None
+    fixed = ".".join(snake_case(part) for part in dotted)
+    if fixed != text:
+        check.add(mark, where, f"'{text}' can never match: entity keys are snake_cased first",
+                  f"write '{fixed}'")
+        return None
+    return dotted
+
+
+# A source with any of these characters is a JMESPath expression, not a dotted path.
+_EXPRESSION_CHARS = frozenset("[]|()*@&!=<>'\"`{},? \t")
+
+
+def _source(text: str, check: "_Checker", mark: Any, where: str) -> Source | None:
+    if not _EXPRESSION_CHARS.intersection(text):
+        return _raw_path(text, check, mark, where)
+    try:
+        return Expression(text, jmespath.compile(text))
+    except JMESPathError as exc:
+        detail = str(exc).splitlines()[0].rstrip(": ")
+        check.add(mark, where, f"invalid JMESPath expression '{text}': {detail}",
+                  "see https://jmespath.org; quote keys with dashes: properties.\"my-key\"")
+        return None
+
+
 # --- the file format -------------------------------------------------------------------------
 
 
@@ -208,10 +242,8 @@ def _parse_when(node: MarkedDict, key: str, check: _Checker, where: str = "") ->
         items = check.text_list(when, path_key, where)
         parsed = []
         for item in items:
-            dotted = _dotted(item)
-            if dotted is None:
-                check.add(when.value_marks[path_key], f"{where}.{path_key}", f"invalid path '{item}'")
-            else:
+            dotted = _raw_path(item, check, when.value_marks[path_key], f"{where}.{path_key}")
+            if dotted is not None:
                 parsed.append(dotted)
         paths[path_key] = tuple(parsed)
     return Condition(
@@ -259,6 +291,8 @@ def _parse_fields(doc: MarkedDict, check: _Checker) -> tuple[FieldType, ...]:
             check.add(fields.key_marks[path], where, f"invalid field path '{path}'",
                       "dotted path; '*' only in its last segment")
             continue
+        if _raw_path(path, check, fields.key_marks[path], where) is None:
+            continue
         on_error = "remove"
         if isinstance(spec, MarkedDict) and "transform" in spec:
             check.unknown_keys(spec, FIELD_KEYS, where)
@@ -277,10 +311,8 @@ def _parse_fields(doc: MarkedDict, check: _Checker) -> tuple[FieldType, ...]:
 def _parse_paths(doc: MarkedDict, key: str, check: _Checker) -> tuple[tuple[str, ...], ...]:
     result = []
     for item in check.text_list(doc, key, "file"):
-        dotted = _dotted(item)
-        if dotted is None:
-            check.add(doc.value_marks[key], key, f"invalid path '{item}'")
-        else:
+        dotted = _raw_path(item, check, doc.value_marks[key], key)
+        if dotted is not None:
             result.append(dotted)
     return tuple(result)
 
@@ -317,14 +349,12 @@ def _parse_rule(node: MarkedDict, check: _Checker, where: str) -> Rule | None:
                   + (f" (found {', '.join(given)})" if given else ""),
                   "from: a path (or a list: first present wins)")
     kind = given[0] if given else "value"
-    sources: list[tuple[str, ...]] = []
+    sources: list[Source] = []
     if kind != "value":
         for item in check.text_list(node, kind, where):
-            dotted = _dotted(item)
-            if dotted is None:
-                check.add(node.value_marks[kind], f"{where}.{kind}", f"invalid path '{item}'")
-            else:
-                sources.append(dotted)
+            source = _source(item, check, node.value_marks[kind], f"{where}.{kind}")
+            if source is not None:
+                sources.append(source)
         if kind == "args" and len(sources) < 2:
             check.add(node.value_marks[kind], f"{where}.args", "args needs at least two paths",
                       "use from: for a single source")
@@ -336,11 +366,15 @@ def _parse_rule(node: MarkedDict, check: _Checker, where: str) -> Rule | None:
     when = _parse_when(node, "when", check, where)
     if len(check.problems) != problems_before:
         return None
-    rule_id = node.get("id") or f"{'|'.join('.'.join(s) for s in sources) or 'value'} -> {target}"
+    rule_id = node.get("id") or f"{' | '.join(map(source_text, sources)) or 'value'} -> {target}"
     return Rule(
         id=str(rule_id), to=to, source_kind=kind, sources=tuple(sources), value=node.get("value"),
         transforms=transforms, mode=mode, when=when, location=check.loc(node.mark),
     )
+
+
+def source_text(source: Source) -> str:
+    return source.text if isinstance(source, Expression) else ".".join(source)
 
 
 # --- finding files ---------------------------------------------------------------------------

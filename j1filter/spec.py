@@ -9,6 +9,20 @@ Path = tuple[str, ...]
 
 
 @dataclass(frozen=True)
+class Expression:
+    """A JMESPath expression over the snake_cased entity (for what a dotted path cannot say)."""
+
+    text: str
+    compiled: Any = field(compare=False, hash=False, repr=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Source = Path | Expression
+
+
+@dataclass(frozen=True)
 class Location:
     file: str
     line: int
@@ -59,7 +73,7 @@ class Rule:
     id: str
     to: Path
     source_kind: str  # "from" (first present), "collect" (all present), "args" (all required), "value"
-    sources: tuple[Path, ...]
+    sources: tuple[Source, ...]
     value: Any
     transforms: tuple[TransformCall, ...]
     mode: str  # "set", "append" or "default"

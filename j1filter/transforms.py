@@ -193,6 +193,20 @@ def string_transform() -> ValueFn:
     return java_string
 
 
+@transform("only_ips", per_item=True)
+def only_ips_transform() -> ValueFn:
+    """Keep valid IP addresses (canonicalised) and silently drop anything else, for lists
+    that mix IPs with host names or ids (e.g. scanner ``targets``)."""
+
+    def only_ip(value: Any) -> Any:
+        try:
+            return canonical_ip(value)
+        except TransformError:
+            return None
+
+    return only_ip
+
+
 # --- text ------------------------------------------------------------------------------------
 
 
@@ -273,6 +287,15 @@ def lookup_transform(*, table: dict, default: Any = None, ignore_case: bool = Tr
         return prepared.get(fold(java_string(value)), default)
 
     return lookup
+
+
+@transform("only_urls", per_item=True)
+def only_urls_transform() -> ValueFn:
+    """Keep ``http(s)://`` URLs and drop other text (e.g. markdown reference blocks)."""
+    return lambda value: value if isinstance(value, str) and _WEB_URL.match(value) else None
+
+
+_WEB_URL = re.compile(r"https?://[^\s]+$", re.I)
 
 
 # --- shape -----------------------------------------------------------------------------------

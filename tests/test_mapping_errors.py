@@ -1,0 +1,88 @@
+"""Invalid mapping files fail at load with file:line:col, what is wrong, and a hint."""
+
+from __future__ import annotations
+
+import pytest
+
+from j1filter.compiler import CompiledMappings
+from j1filter.errors import MappingError
+from j1filter.loader import load_mappings
+
+from .conftest import REPO
+
+BAD = REPO / "tests" / "bad_mappings"
+
+# file -> the problems reported, in order (after "<path>:").
+EXPECTED = {
+    "unknown_key.yml": [
+        "5:5: rules[0]: unknown key 'form' (did you mean 'from'?)",
+        "4:5: rules[0]: a rule needs exactly one of: from, collect, args, value",
+    ],
+    "unknown_transform.yml": [
+        "4:56: rule 'properties.level -> log.level'.transform: unknown transform 'lowercse' (did you mean 'lowercase'?)",
+    ],
+    "bad_yaml.yml": ["5:10: yaml: mapping values are not allowed here (check indentation and quoting)"],
+    "bad_parameter.yml": [
+        "6:16: rule 'properties.severity -> event.severity'.transform: transform 'lookup': "
+        "unknown parameter 'tabel' (did you mean 'table'?)",
+    ],
+    "wrong_version.yml": ["1:10: version: unsupported format version 2 (this release reads version: 1)"],
+    "no_source.yml": ["4:5: rules[0]: a rule needs exactly one of: from, collect, args, value"],
+    "target_conflict.yml": ["5:5: rule 'properties.device_local_ip -> host.ip'.to: 'host.ip' is inside 'host'"],
+    "reserved_target.yml": ["4:5: rule 'properties.description -> event.original'.to: 'event.original' is written by j1filter itself"],
+    "bad_condition.yml": ["6:12: rules[0].when: unknown key 'clas' (did you mean 'class'?)"],
+    "bad_expression.yml": ["4:33: rules[0].from: invalid JMESPath expression 'properties.pkg_versions[0'"],
+    "duplicate_key.yml": ["3:1: yaml: duplicate key 'name'"],
+    "not_a_mapping.yml": ["1:1: file: a mapping file must be a YAML mapping"],
+    "camel_case_path.yml": [
+        "4:35: rules[0].from: 'properties.ec2InstanceArn' can never match: entity keys are snake_cased "
+        "first (write 'properties.ec2instance_arn')",
+    ],
+    "bad_field_type.yml": [
+        "4:51: fields.properties.score.on_error: unknown on_error 'ignore' (one of: remove, keep)",
+        "5:3: fields.properties.*.x: invalid field path 'properties.*.x'",
+    ],
+}
+
+
+def problems_of(path) -> list[str]:
+    with pytest.raises(MappingError) as caught:
+        CompiledMappings(load_mappings([path], shipped=False))
+    return str(caught.value).splitlines()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bad_mapping_reports_location_and_hint(name):
+    path = BAD / name
+    lines = problems_of(path)
+    expected = [f"{path}:{text}" for text in EXPECTED[name]]
+    assert len(lines) == len(expected), "\n".join(lines)
+    for line, wanted in zip(lines, expected):
+        assert line.startswith(wanted), f"\n  got:  {line}\n  want: {wanted}..."
+
+
+def test_every_bad_mapping_file_has_an_expectation():
+    assert sorted(p.name for p in BAD.glob("*.yml")) == sorted(EXPECTED)
+
+
+def test_all_problems_of_all_files_are_reported_together():
+    with pytest.raises(MappingError) as caught:
+        load_mappings([BAD / "wrong_version.yml", BAD / "no_source.yml"], shipped=False)
+    files = {p.file for p in caught.value.problems}
+    assert files == {str(BAD / "wrong_version.yml"), str(BAD / "no_source.yml")}
+
+
+def test_shipped_mappings_load_and_compile():
+    specs = load_mappings()
+    assert [s.name for s in specs][:3] == ["base", "risks", "ecs-extra"]
+    assert {"qualys", "crowdstrike", "tenable", "snyk", "rapid7", "jupiterone"} <= {s.name for s in specs}
+    CompiledMappings(specs)
+
+
+def test_a_user_file_with_a_shipped_name_replaces_it(tmp_path):
+    override = tmp_path / "mine.yml"
+    override.write_text("version: 1\nname: jupiterone\norder: 50\nwhen: {type: jupiterone_rule_alert}\n"
+                        "rules:\n  - {to: rule.name, value: overridden}\n")
+    specs = load_mappings([override])
+    replaced = [s for s in specs if s.name == "jupiterone"]
+    assert len(replaced) == 1 and replaced[0].file == str(override)

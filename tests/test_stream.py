@@ -1,0 +1,180 @@
+"""Every input line yields documents or an error document; the stream never stops."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import orjson
+import pytest
+
+from j1filter.stream import run
+
+GOOD = {"id": "e-1", "entity": {"_id": "e-1", "_class": ["Finding"], "_type": "x_finding",
+                                "_version": 2, "_beginOn": 1751958000000},
+        "properties": {"description": "d", "numericSeverity": "7", "open": "true"}}
+GOOD_LINE = json.dumps(GOOD).encode()
+
+
+def stream(mapper, data: bytes, **kwargs):
+    out, errors = io.BytesIO(), io.BytesIO()
+    stats = run(io.BytesIO(data), out, mapper, errors_sink=errors, **kwargs)
+    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    return stats, docs, errors.getvalue()
+
+
+def assert_error_doc(doc, original_start: str, message_part: str):
+    assert doc["event"]["kind"] == "pipeline_error"
+    assert doc["event"]["original"].startswith(original_start)
+    assert any(message_part in m for m in doc["error"]["message"]), doc["error"]["message"]
+    assert "preserve_original_event" in doc["tags"]
+    assert doc["data_stream"]["dataset"] == "jupiter_one.risks_and_alerts"
+
+
+BAD_LINES = [
+    # (name, line, start of event.original, part of error.message, error kind)
+    ("malformed json", b'{"id": "x", ', '{"id": "x", ', "line 1: invalid JSON", "invalid_json"),
+    ("trailing garbage", b'{"id": 1} x', '{"id": 1} x', "invalid JSON", "invalid_json"),
+    ("NaN is not JSON", b'{"a": NaN}', '{"a": NaN}', "invalid JSON", "invalid_json"),
+    ("invalid utf-8", b'{"id": "\xff\xfe"}', '{"id": "\\xff\\xfe"}', "invalid UTF-8 at byte 8", "invalid_utf8"),
+    ("json array", b'[1, 2]', "[1, 2]", "expected a JSON object (a J1 entity), found an array", "not_an_entity"),
+    ("json scalar", b'42', "42", "found a number", "not_an_entity"),
+    ("missing entity", b'{"id": "x", "properties": {}}', '{"id": "x"', 'expected the "entity" object', "not_an_entity"),
+    ("entity not an object", b'{"id": "x", "entity": "Finding"}', '{"id": "x"', "found a string", "field_error"),
+    ("_class of the wrong type", b'{"id": "x", "entity": {"_class": 5}}', '{"id": "x"',
+     "entity._class: expected text or a list of text, found int", "field_error"),
+    ("properties not an object", b'{"id": "x", "entity": {"_class": "Finding"}, "properties": [1]}', '{"id"',
+     "properties: expected an object, found an array", "field_error"),
+    ("bad date", b'{"entity": {"_class": ["Alert"], "_createdOn": "soon"}}', '{"entity"',
+     "jupiter_one.asset.entity._created_on: unable to parse date [soon]", "field_error"),
+    ("bad ip", b'{"entity": {"_class": ["Finding"]}, "properties": {"deviceLocalIp": "10.0.0.300"}}', '{"entity"',
+     "jupiter_one.asset.properties.device_local_ip: '10.0.0.300' is not an IP string literal.", "field_error"),
+    ("graphql error page", b'{"data": null, "errors": [{"message": "Unauthorized"}]}', '{"data": null',
+     "GraphQL error: Unauthorized", "graphql_error"),
+]
+
+
+@pytest.mark.parametrize("name,line,original,message,kind", BAD_LINES, ids=[c[0] for c in BAD_LINES])
+def test_bad_line_gives_an_error_document_and_the_stream_goes_on(mapper, name, line, original, message, kind):
+    stats, docs, errors = stream(mapper, line + b"\n" + GOOD_LINE + b"\n")
+    assert len(docs) == 2, "the bad line and the good one after it"
+    assert_error_doc(docs[0], original, message)
+    assert docs[1]["event"]["id"] == "e-1" and "error" not in docs[1]
+    assert stats.errors == {kind: 1}
+    assert orjson.loads(errors.splitlines()[0]) == docs[0]  # copied to the errors file
+
+
+def test_invalid_ip_never_reaches_an_ecs_ip_field(mapper):
+    line = b'{"id": "x", "entity": {"_class": ["Finding"]}, "properties": {"deviceLocalIp": "10.0.0.300", "deviceExternalIp": "203.0.113.9"}}'
+    _, (doc,), _ = stream(mapper, line)
+    assert doc["host"]["ip"] == ["203.0.113.9"]
+    assert doc["related"]["ip"] == ["203.0.113.9"]
+    assert "device_local_ip" not in doc["jupiter_one"]["asset"]["properties"]
+    assert "10.0.0.300" in doc["event"]["original"]
+
+
+def test_five_megabyte_lines(mapper):
+    junk = b'{"id": "' + b"x" * (5 * 1024 * 1024)  # unterminated: invalid JSON
+    big = dict(GOOD, properties={"description": "y" * (5 * 1024 * 1024)})
+    stats, docs, _ = stream(mapper, junk + b"\n" + orjson.dumps(big) + b"\n" + GOOD_LINE + b"\n")
+    assert len(docs) == 3
+    assert_error_doc(docs[0], '{"id": "xxxx', "invalid JSON")
+    assert len(docs[0]["event"]["original"]) == len(junk)  # nothing lost
+    assert docs[1]["message"] == "y" * (5 * 1024 * 1024) and "error" not in docs[1]
+    assert docs[2]["event"]["id"] == "e-1"
+
+
+def test_line_over_the_limit_is_cut_and_reported(mapper):
+    stats, docs, _ = stream(mapper, b"a" * 5000 + b"\n" + GOOD_LINE + b"\n", max_line_bytes=1024)
+    assert_error_doc(docs[0], "a" * 1024, "line of 5001 bytes is longer than the limit of 1024")
+    assert len(docs[0]["event"]["original"]) == 1024
+    assert docs[1]["event"]["id"] == "e-1"
+    assert stats.errors == {"line_too_long": 1}
+
+
+@pytest.mark.parametrize("depth", [100, 10_000])
+def test_deep_nesting(mapper, depth):
+    deep = b'{"id": "d", "entity": {"_class": ["Finding"]}, "properties": {"x": ' + b"[" * depth + b"]" * depth + b"}}"
+    stats, docs, _ = stream(mapper, deep + b"\n" + GOOD_LINE + b"\n")
+    assert len(docs) == 2
+    assert docs[0]["event"]["kind"] == "pipeline_error"
+    assert docs[0]["event"]["original"] == deep.decode()
+    assert docs[1]["event"]["id"] == "e-1"
+
+
+def test_blank_lines_are_skipped_and_counted(mapper):
+    stats, docs, _ = stream(mapper, b"\n  \n" + GOOD_LINE + b"\r\n")
+    assert len(docs) == 1 and stats.blank_lines == 2 and stats.lines == 3
+    assert docs[0]["event"]["original"] == GOOD_LINE.decode()  # \r\n stripped
+
+
+def test_no_trailing_newline_on_last_line(mapper):
+    _, docs, _ = stream(mapper, GOOD_LINE)
+    assert docs[0]["event"]["id"] == "e-1"
+
+
+def test_query_page_expands_to_one_document_per_entity(mapper):
+    second = dict(GOOD, id="e-2")
+    page = {"data": {"queryV1": {"type": "list", "data": [GOOD, second], "cursor": None}}}
+    stats, docs, _ = stream(mapper, orjson.dumps(page))
+    assert [d["event"]["id"] for d in docs] == ["e-1", "e-2"]
+    assert json.loads(docs[1]["event"]["original"]) == second
+    assert stats.documents == 2 and not stats.errors
+
+
+@pytest.mark.parametrize("event", [
+    {"message": GOOD_LINE.decode(), "@timestamp": "2026-01-01T00:00:00Z", "tags": ["from-logstash"]},
+    {"event": {"original": GOOD_LINE.decode()}, "tags": ["from-logstash"]},
+])
+def test_logstash_or_beats_event_carrying_the_entity_text(mapper, event):
+    _, (doc,), _ = stream(mapper, orjson.dumps(event))
+    assert doc["event"]["id"] == "e-1"
+    assert doc["event"]["original"] == GOOD_LINE.decode()
+    assert doc["tags"] == ["from-logstash"]
+
+
+def test_entity_as_the_event_itself_with_logstash_envelope(mapper):
+    event = dict(GOOD, **{"@timestamp": "2026-01-01T00:00:00Z", "@version": "1",
+                          "tags": ["preserve_duplicate_custom_fields"]})
+    _, (doc,), _ = stream(mapper, orjson.dumps(event))
+    assert json.loads(doc["event"]["original"]) == GOOD  # envelope not part of the entity
+    assert doc["jupiter_one"]["asset"]["id"] == "e-1"  # the tag asks to keep duplicates, as Elastic
+    assert doc["tags"] == ["preserve_duplicate_custom_fields"]
+
+
+def test_values_with_a_clear_meaning_cause_no_error(mapper):
+    _, (doc,), _ = stream(mapper, GOOD_LINE)
+    properties = doc["jupiter_one"]["asset"]["properties"]
+    assert properties["numeric_severity"] == 7 and properties["open"] is True
+    assert doc["event"]["start"] == "2025-07-08T07:00:00.000Z"  # epoch ms
+    assert doc["jupiter_one"]["asset"]["entity"]["_version"] == "2"
+    assert "error" not in doc and doc["event"]["kind"] == "alert"
+
+
+def test_string_class_and_type_are_accepted(mapper):
+    line = b'{"id": "s", "entity": {"_class": "Vulnerability", "_type": ["qualys_vuln"]}, "properties": {"qid": 38657}}'
+    _, (doc,), _ = stream(mapper, line)
+    assert doc["event"]["category"] == ["vulnerability"]
+    assert doc["vulnerability"]["id"] == "38657" and doc["vulnerability"]["enumeration"] == "QID"
+
+
+def test_big_integers_survive(mapper):
+    line = b'{"id": "b", "entity": {"_class": ["Finding"]}, "properties": {"n": 123456789012345678901234567890}}'
+    _, (doc,), _ = stream(mapper, line)
+    assert "error" not in doc
+    assert doc["event"]["original"] == line.decode()
+
+
+def test_dot_expansion_conflict_is_an_error_not_a_crash(mapper):
+    line = b'{"id": "c", "entity": {"_class": ["Finding"]}, "properties": {"tag": "x", "tag.Owner": "me"}}'
+    _, (doc,), _ = stream(mapper, line)
+    assert doc["jupiter_one"]["asset"]["properties"]["tag"] == "x"
+    assert any("cannot expand [tag.owner]" in m for m in doc["error"]["message"])
+
+
+def test_output_is_one_compact_json_per_line(mapper):
+    out = io.BytesIO()
+    run(io.BytesIO(GOOD_LINE + b"\n" + GOOD_LINE + b"\n"), out, mapper)
+    lines = out.getvalue().split(b"\n")
+    assert lines[-1] == b"" and len(lines) == 3
+    assert all(b"\n" not in line for line in lines)
