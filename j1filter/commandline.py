@@ -7,6 +7,9 @@ import shlex
 from typing import Any
 
 _WINDOWS_HINT = re.compile(r'^\s*"?[A-Za-z]:\\|\\|\.exe\b', re.I)
+# An argument as Windows reads it when no backslash precedes a quote: runs of unquoted
+# non-blanks and quoted spans, the quotes themselves dropped.
+_WINDOWS_ARG = re.compile(r'(?:[^\s"]+|"[^"]*(?:"|$))+')
 
 
 def split_windows(command_line: str) -> list[str]:
@@ -58,6 +61,8 @@ def split_command_line(value: Any) -> list[str] | None:
     if not isinstance(value, str) or not value.strip():
         return None
     if _WINDOWS_HINT.search(value):
+        if '\\"' not in value:  # fast path: quotes only group, backslashes are literal
+            return [arg.replace('"', "") for arg in _WINDOWS_ARG.findall(value)] or None
         return split_windows(value) or None
     try:
         return shlex.split(value) or None

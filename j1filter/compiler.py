@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from fnmatch import translate
 from typing import Any, Callable, Iterable
 
-from .errors import MappingError, Problem, TransformError
+from .codegen import CompiledRule, RulesFn, generate
+from .errors import MappingError, Problem
 from .paths import get_path, is_empty, set_path
 from .loader import source_text
-from .spec import Condition, Expression, MappingSpec, Path, Rule, Source, TransformCall
+from .spec import Condition, Expression, FieldType, MappingSpec, Path, Rule, Source, TransformCall
 from .transforms import TRANSFORMS, Transform, java_string
 
 #: Output fields the engine itself writes; a rule may not target them.
 RESERVED_TARGETS = ("@timestamp", "ecs", "data_stream", "error", "tags", "jupiter_one",
                     "event.original", "event.dataset", "event.module")
 
-RuleFn = Callable[[dict, dict, list], None]
 ValueFn = Callable[[Any], Any]
 
 
@@ -40,7 +40,8 @@ class EntityKind:
 @dataclass(frozen=True)
 class Coercion:
     label: str  # dotted path under jupiter_one.asset, for messages
-    fn: ValueFn
+    fn: ValueFn  # applied to the value, or to each item of a list when per_item
+    per_item: bool
     on_error: str
 
 
@@ -68,8 +69,8 @@ class FieldTable:
 @dataclass(frozen=True)
 class Plan:
     tables: tuple[tuple[Path, FieldTable], ...]
-    rules: tuple[RuleFn, ...]
-    duplicates: tuple[Path, ...]
+    apply_rules: RulesFn  # generated: writes the ECS fields of one entity
+    duplicates: tuple[tuple[Path, tuple[str, ...]], ...]  # (container, keys) removed unless preserved
 
 
 def static_match(cond: Condition, kind: EntityKind) -> bool:
@@ -92,7 +93,7 @@ class CompiledMappings:
         self._transforms = TRANSFORMS if transforms is None else transforms
         problems: list[Problem] = []
         self._fields = [
-            [(ft, self._compose(ft.transforms, problems, f"fields.{ft.path}")) for ft in spec.fields]
+            [(ft, *self._compose_coercion(ft, problems)) for ft in spec.fields]
             for spec in self.specs
         ]
         self._rules = [[(rule, self._compile_rule(rule, problems)) for rule in spec.rules]
@@ -113,26 +114,40 @@ class CompiledMappings:
 
     def _build_plan(self, kind: EntityKind) -> Plan:
         tables: dict[Path, FieldTable] = {}
-        rules: list[RuleFn] = []
+        rules: list[CompiledRule] = []
         duplicates: list[Path] = []
         for spec, fields, compiled_rules in zip(self.specs, self._fields, self._rules):
             if not static_match(spec.when, kind):
                 continue
-            for ft, fn in fields:
+            for ft, fn, per_item in fields:
                 *container, key = ft.path.split(".")
                 table = tables.setdefault(tuple(container), FieldTable())
-                coercion = Coercion(ft.path, fn, ft.on_error)
+                coercion = Coercion(ft.path, fn, per_item, ft.on_error)
                 if "*" in key or "?" in key:
                     table.patterns.append((re.compile(translate(key)), coercion))
                 else:
                     table.exact[key] = coercion
-            rules.extend(fn for rule, fn in compiled_rules if static_match(rule.when, kind))
+            rules.extend(c for rule, c in compiled_rules if static_match(rule.when, kind))
             duplicates.extend(spec.duplicates)
-        return Plan(tuple(tables.items()), tuple(rules), tuple(dict.fromkeys(duplicates)))
+        name = f"classes={sorted(kind.classes)} types={sorted(kind.types)}"
+        by_container: dict[Path, list[str]] = {}
+        for path in dict.fromkeys(duplicates):
+            by_container.setdefault(path[:-1], []).append(path[-1])
+        grouped = tuple((container, tuple(keys)) for container, keys in by_container.items())
+        return Plan(tuple(tables.items()), generate(rules, name), grouped)
 
     # -- compiling ----------------------------------------------------------------------------
 
-    def _compose(self, calls: tuple[TransformCall, ...], problems: list[Problem], where: str) -> ValueFn:
+    def _compose_coercion(self, field_type: FieldType, problems: list[Problem]) -> tuple[ValueFn, bool]:
+        """A coercion's function; a single per-item transform is applied item by item by the
+        caller (saving a wrapper call per value), a chain handles lists itself."""
+        calls = field_type.transforms
+        entry = self._transforms.get(calls[0].name) if len(calls) == 1 else None
+        fn = self._compose(calls, problems, f"fields.{field_type.path}", wrap_per_item=entry is None)
+        return fn, bool(entry and entry.per_item)
+
+    def _compose(self, calls: tuple[TransformCall, ...], problems: list[Problem], where: str,
+                 wrap_per_item: bool = True) -> ValueFn:
         steps = []
         for index, call in enumerate(calls):
             spot = f"{where}.transform[{index}]" if len(calls) > 1 else f"{where}.transform"
@@ -152,7 +167,7 @@ class CompiledMappings:
             except (TypeError, ValueError) as exc:
                 problems.append(_problem(call, spot, f"transform '{call.name}': {exc}"))
                 continue
-            steps.append(_per_item(fn) if entry.per_item else fn)
+            steps.append(_per_item(fn) if entry.per_item and wrap_per_item else fn)
         if len(steps) == 1:
             return steps[0]
 
@@ -165,36 +180,10 @@ class CompiledMappings:
 
         return chain
 
-    def _compile_rule(self, rule: Rule, problems: list[Problem]) -> RuleFn:
+    def _compile_rule(self, rule: Rule, problems: list[Problem]) -> CompiledRule:
         fn = self._compose(rule.transforms, problems, f"rule '{rule.id}'") if rule.transforms else None
-        read = _reader(rule)
-        write = _writer(rule.to, rule.mode)
-        has, missing = rule.when.has, rule.when.missing
         label = f"{'.'.join(rule.to)} <- {' | '.join(map(source_text, rule.sources)) or 'value'}"
-
-        def run(asset: dict, doc: dict, errors: list) -> None:
-            if has and not all(not is_empty(get_path(asset, p)) for p in has):
-                return
-            if missing and any(not is_empty(get_path(asset, p)) for p in missing):
-                return
-            value = read(asset)
-            if value is None:
-                return
-            if fn is not None:
-                try:
-                    value = fn(value)
-                except TransformError as exc:
-                    errors.append(f"{label}: {exc}")
-                    return
-                if is_empty(value):
-                    return
-            try:
-                write(doc, value)
-            except ValueError as exc:
-                errors.append(f"{label}: {exc}")
-
-        run.__qualname__ = f"rule[{rule.id}]"
-        return run
+        return CompiledRule(rule, fn, _reader(rule), _writer(rule.to, rule.mode), label)
 
 
 def _problem(call: TransformCall, where: str, what: str, hint: str = "") -> Problem:

@@ -25,6 +25,9 @@ _ISO = re.compile(
     r"(?:T(?P<h>\d{2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
     r"(?P<z>Z|[+-]\d{2}(?::?\d{2})?|[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)?)?)?)?"
 )
+# The form J1 and this module write: checked cheaply and returned as it is.
+_CANONICAL = re.compile(r"(\d{4})-(\d\d)-(\d\d)T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z")
+_DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?")
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -110,6 +113,13 @@ def _parse_lenient(text: str) -> datetime | None:
 
 def normalize_date(value: object) -> str:
     """Return ``value`` as ``yyyy-MM-ddTHH:mm:ss.SSSZ`` or raise TransformError."""
+    if value.__class__ is str and len(value) == 24:
+        m = _CANONICAL.fullmatch(value)
+        if m is not None:
+            year, month, day = int(m[1]), int(m[2]), int(m[3])
+            if 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month] and (
+                    day < 29 or month != 2 or year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+                return value
     if isinstance(value, bool):
         raise TransformError(f"unable to parse date [{str(value).lower()}]")
     if isinstance(value, (int, float)):

@@ -21,14 +21,19 @@ from .compiler import CompiledMappings, EntityKind, Plan
 from .errors import TransformError
 from .loader import load_mappings
 from .paths import TooDeepError, delete_path, expand_dots, get_path, snake_clean
-from .spec import MappingSpec
+from .spec import MappingSpec, Path
+
+
+_last_clock: list = [None, ""]  # [epoch ms, its text]: formatting once per millisecond
 
 
 def utc_now_ms() -> str:
     """The current time in the output date form (what ``@timestamp`` gets by default)."""
     now_ms = time.time_ns() // 1_000_000
-    seconds, millis = divmod(now_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    if now_ms != _last_clock[0]:
+        seconds, millis = divmod(now_ms, 1000)
+        _last_clock[:] = now_ms, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return _last_clock[1]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Mapper:
         self.options = options
         self._data_stream = {"type": options.data_stream_type, "dataset": options.dataset,
                              "namespace": options.namespace}
+        self._plans: dict[tuple, Plan] = {}  # raw (_class, _type, _integration_type) -> plan
 
     # -- documents ------------------------------------------------------------------------------
 
@@ -93,19 +99,16 @@ class Mapper:
         except TooDeepError as exc:
             return self.error_document(original, [f"entity: {exc}"], tags=tags)
         errors: list[str] = []
-        kind = self._prepare(asset, errors)
-        plan = self.mappings.plan(kind)
+        plan = self._prepare(asset, errors)
         _coerce(asset, plan, errors)
         doc = self._skeleton(original)
-        for rule in plan.rules:
-            rule(asset, doc, errors)
+        plan.apply_rules(asset, doc, errors)
         tags = list(tags)
         preserve = self.options.preserve_duplicate_custom_fields or PRESERVE_DUPLICATES_TAG in tags
         if preserve:
             tags = _merge_tags(tags, [PRESERVE_DUPLICATES_TAG])
         else:
-            for path in plan.duplicates:
-                delete_path(asset, path)
+            _drop_duplicates(asset, plan.duplicates)
         doc["jupiter_one"] = {"asset": asset}
         if errors:
             doc["event"]["kind"] = "pipeline_error"
@@ -117,8 +120,8 @@ class Mapper:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _prepare(asset: dict, errors: list[str]) -> EntityKind:
+    def _prepare(self, asset: dict, errors: list[str]) -> Plan:
+        """Check the entity's shape, expand dotted property keys; return the plan for its kind."""
         entity = asset.get("entity")
         if not isinstance(entity, dict):
             found = "nothing" if entity is None else _json_kind(entity)
@@ -131,33 +134,66 @@ class Mapper:
         elif properties is not None:
             errors.append(f"properties: expected an object, found {_json_kind(properties)}")
             del asset["properties"]
-        return EntityKind(
-            _text_set(entity.get("_class"), "entity._class", errors),
-            _text_set(entity.get("_type"), "entity._type", errors),
-            _text_set(entity.get("_integration_type"), "entity._integration_type", errors),
-        )
+        raw = (entity.get("_class"), entity.get("_type"), entity.get("_integration_type"))
+        key = tuple(tuple(v) if v.__class__ is list else v for v in raw)
+        try:
+            return self._plans[key]
+        except (KeyError, TypeError):  # TypeError: unhashable, e.g. an object as _class
+            pass
+        problems: list[str] = []
+        kind = EntityKind(*(_text_set(value, f"entity.{name}", problems)
+                            for value, name in zip(raw, ("_class", "_type", "_integration_type"))))
+        plan = self.mappings.plan(kind)
+        if problems:
+            errors.extend(problems)  # not cached: each such entity reports its problem
+        elif len(self._plans) < 10_000:
+            self._plans[key] = plan
+        return plan
 
 
 def _coerce(asset: dict, plan: Plan, errors: list[str]) -> None:
     for container_path, table in plan.tables:
         container = get_path(asset, container_path) if container_path else asset
-        if not isinstance(container, dict):
+        if container.__class__ is not dict:
             continue
-        for key in list(container):
-            coercion = table.lookup(key)
+        memo, lookup = table.memo, table.lookup
+        removed = None
+        for key, value in container.items():
+            coercion = memo.get(key, _UNSEEN)
+            if coercion is _UNSEEN:
+                coercion = lookup(key)
             if coercion is None:
                 continue
             try:
-                value = coercion.fn(container[key])
+                if coercion.per_item and value.__class__ is list:
+                    value = [v for v in map(coercion.fn, value) if v is not None] or None
+                else:
+                    value = coercion.fn(value)
             except TransformError as exc:
                 if coercion.on_error == "keep":
                     continue
                 errors.append(f"jupiter_one.asset.{'.'.join(container_path + (key,))}: {exc}")
                 value = None
             if value is None:
-                delete_path(asset, container_path + (key,))
+                removed = [key] if removed is None else removed + [key]
             else:
-                container[key] = value
+                container[key] = value  # replacing a value while iterating is safe
+        if removed:
+            for key in removed:
+                delete_path(asset, container_path + (key,))
+
+
+_UNSEEN = object()
+
+
+def _drop_duplicates(asset: dict, duplicates: tuple[tuple[Path, tuple[str, ...]], ...]) -> None:
+    for container_path, keys in duplicates:
+        container = get_path(asset, container_path) if container_path else asset
+        if container.__class__ is dict:
+            for key in keys:
+                container.pop(key, None)
+            if not container and container_path:
+                delete_path(asset, container_path)
 
 
 def _merge_tags(tags: Iterable[str], extra: list[str]) -> list[str]:

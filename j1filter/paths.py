@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .casing import snake_case
+from .casing import _CACHE as _NAMES, snake_case
 
 #: Deepest nesting accepted in an entity. orjson refuses output nested more than 254
 #: levels deep, and nothing in J1's data model comes near this.
@@ -27,28 +27,33 @@ def snake_clean(value: Any, depth: int = 0) -> Any:
     """Snake-case every key at every depth and drop empty values; returns a new object."""
     if depth > MAX_DEPTH:
         raise TooDeepError(f"nesting deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(item, (dict, list)):
-                item = snake_clean(item, depth + 1)
-            if item is None or item == "" or item == [] or item == {}:
-                continue
-            name = snake_case(key)
-            if name in out and key != name:
-                continue  # a key already in snake_case wins a collision (fooBar vs foo_bar)
-            out[name] = item
-        return out
-    if isinstance(value, list):
-        out_list = []
+    if value.__class__ is list:
+        items = []
         for item in value:
-            if isinstance(item, (dict, list)):
+            kind = item.__class__
+            if kind is dict or kind is list:
                 item = snake_clean(item, depth + 1)
-            if item is None or item == "" or item == [] or item == {}:
+                if not item:
+                    continue
+            elif item is None or item == "":
                 continue
-            out_list.append(item)
-        return out_list
-    return value
+            items.append(item)
+        return items
+    out = {}
+    names = _NAMES
+    for key, item in value.items():
+        kind = item.__class__
+        if kind is dict or kind is list:
+            item = snake_clean(item, depth + 1)
+            if not item:
+                continue
+        elif item is None or item == "":
+            continue
+        name = names.get(key) or snake_case(key)
+        if name in out and key != name:
+            continue  # a key already in snake_case wins a collision (fooBar vs foo_bar)
+        out[name] = item
+    return out
 
 
 def get_path(obj: Any, path: tuple[str, ...]) -> Any:

@@ -156,29 +156,32 @@ def boolean_transform() -> ValueFn:
     return to_boolean
 
 
-_IP_CACHE: dict[str, str] = {}
+_IP_CACHE: dict[str, str | None] = {}  # value -> canonical form, or None when invalid
 
 
 def canonical_ip(value: Any) -> str:
     """IPv4 unchanged, IPv6 in RFC 5952 form (zone id dropped); raises TransformError."""
     if not isinstance(value, str):
         raise TransformError(f"[{java_string(value)}] is not an IP string literal")
-    cached = _IP_CACHE.get(value)
-    if cached is not None:
-        return cached
-    text = value.strip()
     try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        raise TransformError(f"'{value}' is not an IP string literal.") from None
-    if address.version == 6 and address.ipv4_mapped is not None:
-        result = f"::ffff:{address.ipv4_mapped}"
-    else:
-        result = str(address)
-    if len(_IP_CACHE) > 100_000:
-        _IP_CACHE.clear()
-    _IP_CACHE[value] = result
+        result = _IP_CACHE[value]
+    except KeyError:
+        result = _IP_CACHE[value] = _parse_ip(value)
+        if len(_IP_CACHE) > 100_000:
+            _IP_CACHE.clear()
+    if result is None:
+        raise TransformError(f"'{value}' is not an IP string literal.")
     return result
+
+
+def _parse_ip(text: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
 
 
 @transform("ip", per_item=True)
