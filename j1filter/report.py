@@ -51,6 +51,6 @@ def transform_table() -> str:
     for name, entry in sorted(TRANSFORMS.items()):
         params = ", ".join(inspect.signature(entry.factory).parameters) or "–"
         each = "each item" if entry.per_item else "whole value"
-        doc = " ".join(entry.doc.split()).replace("|", "\\|")
+        doc = " ".join(entry.doc.split()).replace("``", "`").replace("|", "\\|")
         rows.append(f"| `{name}` | {params} | {each} | {doc} |")
     return "\n".join(rows)
