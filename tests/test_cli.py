@@ -7,9 +7,7 @@ import os
 import select
 import subprocess
 import sys
-import time
 
-import pytest
 
 from .conftest import ELASTIC_FIXTURES, REPO, SAMPLES, field_diff, needs_shared
 

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Throughput benchmark: j1filter end to end vs a bare orjson loads+dumps loop.
+
+Generates a realistic corpus (the bundled sample entities, varied: ids, timestamps in both
+ISO and epoch-ms renderings, IPs, severities), then runs, each as its own process reading
+the same file and writing to /dev/null:
+
+  baseline   for line in file: out.write(orjson.dumps(orjson.loads(line)) + b"\\n")
+  j1filter   python -m j1filter < corpus > /dev/null
+
+and prints documents/s for both, their ratio, and each run's peak memory (max RSS). A
+second j1filter run on a tenth of the corpus shows whether memory grows with input size.
+
+    ./dev bench                 # 100,000 entities (default)
+    ./dev bench --entities 300000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "j1filter" / "samples" / "entities.ndjson"
+
+BASELINE = """
+import sys, orjson
+out = open(sys.argv[2], "wb")
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        out.write(orjson.dumps(orjson.loads(line)) + b"\\n")
+"""
+
+
+def iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def vary(template: dict, rng: random.Random) -> dict:
+    """A new entity shaped like ``template``: fresh ids, shifted times, other IPs."""
+    entity = json.loads(json.dumps(template))
+    new_id = str(uuid.UUID(int=rng.getrandbits(128)))
+    entity["id"] = entity["entity"]["_id"] = new_id
+    base_ms = 1_700_000_000_000 + rng.randrange(0, 60 * 86_400_000)
+    epoch = rng.random() < 0.3  # the legacy rendering
+    for key in ("_createdOn", "_beginOn"):
+        if key in entity["entity"]:
+            ms = base_ms + rng.randrange(0, 86_400_000)
+            entity["entity"][key] = ms if epoch else iso(ms)
+    props = entity["properties"]
+    for key in list(props):
+        if key.endswith("On") and isinstance(props[key], (str, int)):
+            ms = base_ms + rng.randrange(0, 86_400_000)
+            props[key] = ms if epoch else iso(ms)
+        elif key in ("deviceLocalIp", "deviceExternalIp"):
+            props[key] = f"198.51.100.{rng.randrange(1, 255)}"
+    if "numericSeverity" in props and isinstance(props["numericSeverity"], int):
+        props["numericSeverity"] = rng.randrange(0, 11)
+    return entity
+
+
+def make_corpus(path: Path, count: int, seed: int) -> int:
+    rng = random.Random(seed)
+    templates = [json.loads(line) for line in SAMPLES.read_text().splitlines()]
+    size = 0
+    with path.open("w") as out:
+        for _ in range(count):
+            line = json.dumps(vary(rng.choice(templates), rng), separators=(",", ":")) + "\n"
+            size += len(line)
+            out.write(line)
+    return size
+
+
+def timed(cmd: list[str], stdin_path: Path | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one child process, measured for that child alone."""
+    with open(stdin_path or os.devnull, "rb") as stdin, open(os.devnull, "wb") as devnull:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, stdin=stdin, stdout=devnull, cwd=REPO)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed with exit code {child.returncode}")
+    return elapsed, usage.ru_maxrss
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best is reported")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        small, corpus = Path(tmp) / "small.ndjson", Path(tmp) / "corpus.ndjson"
+        make_corpus(small, max(args.entities // 10, 1), args.seed)
+        size = make_corpus(corpus, args.entities, args.seed)
+        print(f"corpus: {args.entities:,} entities, {size / 1e6:.1f} MB "
+              f"({size / args.entities:,.0f} bytes/entity), Python {sys.version.split()[0]}")
+        _, small_rss = timed([python, "-m", "j1filter", "-q"], small)
+        base = min(timed([python, "-c", BASELINE, str(corpus), os.devnull])[0] for _ in range(args.repeat))
+        runs = [timed([python, "-m", "j1filter", "-q"], corpus) for _ in range(args.repeat)]
+        best = min(t for t, _ in runs)
+        rss = max(r for _, r in runs)
+    base_rate, rate = args.entities / base, args.entities / best
+    print(f"orjson loads+dumps loop : {base_rate:>10,.0f} docs/s  ({base:.2f} s)")
+    print(f"j1filter end to end     : {rate:>10,.0f} docs/s  ({best:.2f} s)")
+    print(f"ratio j1filter/orjson   : {rate / base_rate:.2f}  (target >= 0.33)")
+    print(f"peak memory (max RSS)   : {rss / 1024:.0f} MiB for {args.entities:,} entities, "
+          f"{small_rss / 1024:.0f} MiB for {max(args.entities // 10, 1):,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

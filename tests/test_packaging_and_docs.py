@@ -1,0 +1,87 @@
+"""What a user gets: the installed package data, the README's examples, the demo."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import orjson
+import pytest
+
+import j1filter
+from j1filter.loader import load_mappings
+
+from .conftest import REPO
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
+def test_installed_wheel_reads_its_own_mappings(tmp_path):
+    """pip install . gives the mappings and samples as package data, and the loader reads
+    them from there, not from a source tree."""
+    source = tmp_path / "src"  # a clean copy: no build/ or egg-info left over from earlier builds
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+                   check=True, capture_output=True, timeout=600)
+    (wheel,) = tmp_path.glob("j1filter-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "j1filter = j1filter.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=600)
+    probe = ("import j1filter, j1filter.loader as l; print(j1filter.__file__); "
+             "print('\\n'.join(str(p) for p in l.shipped_mapping_paths()))")
+    out = subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert out[0].startswith(str(target))
+    assert sorted(p.rsplit("/", 1)[1] for p in out[1:]) == sorted(p.name for p in (REPO / "mappings").glob("*.yml"))
+    assert all(p.startswith(str(target / "j1filter" / "mappings")) for p in out[1:])
+    assert (target / "j1filter" / "samples" / "entities.ndjson").exists()
+
+
+def readme_block(after_heading: str, language: str) -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split(after_heading, 1)[1]
+    return re.search(rf"```{language}\n(.*?)```", section, re.S)[1]
+
+
+def test_readme_worked_example_mapping(tmp_path):
+    team = tmp_path / "team.yml"
+    team.write_text(readme_block("### Worked example", "yaml"))
+    mapper = j1filter.Mapper(load_mappings([team]), j1filter.Options(clock=lambda: "T"))
+    entity = {"id": "w-1", "entity": {"_class": ["Finding"], "_type": "qualys_host_finding"},
+              "properties": {"tag.Owner": "Ana@Example.com", "slaDueOn": 1762070400000, "slaBreached": "true"}}
+    doc = mapper.map_entity(entity, orjson.dumps(entity).decode())
+    assert doc["organization"]["name"] == "Blue Team"
+    assert doc["user"]["email"] == "ana@example.com"
+    assert doc["event"]["reference"] == "https://wiki.example.com/runbooks/qualys"
+    assert doc["labels"]["sla_breached"] is True
+    assert doc["jupiter_one"]["asset"]["properties"]["sla_due_on"] == "2025-11-02T08:00:00.000Z"
+    assert "error" not in doc
+
+
+def test_readme_library_snippet():
+    entity = {"id": "l-1", "entity": {"_class": ["Alert"]}, "properties": {"description": "x"}}
+    mapper = j1filter.Mapper()
+    doc = mapper.map_entity(entity, json.dumps(entity))
+    assert doc["message"] == "x" and doc["event"]["kind"] == "alert"
+    custom = j1filter.Mapper(j1filter.load_mappings([]), j1filter.Options(namespace="prod"))
+    (result,) = j1filter.map_line(custom, json.dumps(entity).encode(), "line 1")
+    assert result.doc["data_stream"]["namespace"] == "prod" and result.error_kind is None
+
+
+def test_demo_runs_the_whole_pipeline():
+    proc = subprocess.run([sys.executable, "-m", "j1filter", "demo", "--compact"], capture_output=True,
+                          cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    docs = [json.loads(line) for line in proc.stdout.splitlines()]
+    samples = [json.loads(line) for line in (REPO / "j1filter/samples/entities.ndjson").read_text().splitlines()]
+    live = [s for s in samples if not s["entity"].get("_deleted")]  # J1 leaves deleted ones out
+    assert sorted(d["event"]["id"] for d in docs) == sorted(s["id"] for s in live)
+    assert not [d for d in docs if "error" in d]
+    assert "j1filter: 23 lines in, 23 documents out, no errors" in proc.stderr.decode()

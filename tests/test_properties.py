@@ -1,0 +1,60 @@
+"""Property-based: no JSON input makes the filter raise, and every line gives a document."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from j1filter.stream import map_line, run
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=20) | \
+    st.floats(allow_nan=False, allow_infinity=False)
+json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), children, max_size=5), max_leaves=25)
+names = st.sampled_from(["_class", "_type", "_createdOn", "_beginOn", "_endOn", "_version", "_deleted",
+                         "_integrationType", "description", "webLink", "deviceLocalIp", "numericSeverity",
+                         "score", "open", "cveId", "tag.Production", "tag", "level", "approvers", "vector",
+                         "cmdline", "qid", "cveIds", "targets", "lastSeenOn", "severity"])
+entity_like = st.fixed_dictionaries({
+    "id": json_scalars,
+    "entity": st.dictionaries(names, json_values, max_size=8),
+    "properties": st.dictionaries(names | st.text(max_size=10), json_values, max_size=10),
+})
+
+
+def check_line(mapper, line: bytes) -> None:
+    results = map_line(mapper, line, "line 1")
+    assert results or b'"queryV1"' in line  # only an empty page yields nothing
+    for result in results:
+        orjson.dumps(result.doc)  # serialisable
+        assert result.doc["ecs"]["version"] and "original" in result.doc["event"]
+        if result.error_kind:
+            assert result.doc["event"]["kind"] == "pipeline_error" and result.doc["error"]["message"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=json_values)
+def test_any_json_value_maps_without_raising(mapper, value):
+    check_line(mapper, json.dumps(value).encode())
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entity=entity_like)
+def test_entity_shaped_input_maps_without_raising(mapper, entity):
+    check_line(mapper, json.dumps(entity).encode())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=200))
+def test_any_bytes_keep_the_stream_going(mapper, data):
+    out = io.BytesIO()
+    stats = run(io.BytesIO(data + b"\n{}\n"), out, mapper)
+    docs = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert len(docs) == stats.documents
+    # Whatever came before, the stream reached the last line and mapped it.
+    assert docs[-1]["event"]["original"] == "{}"
+    assert docs[-1]["event"]["kind"] == "pipeline_error"
