@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterable
 
 from .codegen import CompiledRule, RulesFn, generate
 from .errors import MappingError, Problem
-from .paths import get_path, is_empty, set_path
+from .paths import get_path
 from .loader import source_text
 from .spec import Condition, Expression, FieldType, MappingSpec, Path, Rule, Source, TransformCall
-from .transforms import TRANSFORMS, Transform, java_string
+from .transforms import TRANSFORMS, Transform
 
 #: Output fields the engine itself writes; a rule may not target them.
 RESERVED_TARGETS = ("@timestamp", "ecs", "data_stream", "error", "tags", "jupiter_one",
@@ -66,11 +66,59 @@ class FieldTable:
         return found
 
 
+#: The containers whose keys make up an entity's shape (root, entity, properties).
+SHAPE_CONTAINERS: tuple[Path, ...] = ((), ("entity",), ("properties",))
+
+
 @dataclass(frozen=True)
-class Plan:
+class Shape:
+    """What a plan does for entities with one set of keys: the coercions of the keys present
+    (``None``: look every key up), the tables of deeper containers, and the rules function
+    generated without the rules whose sources cannot be there."""
+
+    coercions: tuple[tuple[Path, str, Coercion], ...] | None
     tables: tuple[tuple[Path, FieldTable], ...]
-    apply_rules: RulesFn  # generated: writes the ECS fields of one entity
-    duplicates: tuple[tuple[Path, tuple[str, ...]], ...]  # (container, keys) removed unless preserved
+    apply_rules: RulesFn
+
+
+class Plan:
+    """Everything the mappings do for one kind of entity (classes, types, integration types).
+
+    Entities of one integration mostly share their keys, so the plan also keeps a
+    :class:`Shape` per key set, up to ``MAX_SHAPES``; past that, the generic shape serves."""
+
+    MAX_SHAPES = 256
+
+    def __init__(self, name: str, tables: dict[Path, FieldTable], rules: list[CompiledRule],
+                 duplicates: tuple[tuple[Path, tuple[str, ...]], ...]):
+        self.name = name
+        self.tables = tables
+        self.rules = rules
+        self.duplicates = duplicates  # (container, keys) removed unless duplicates are preserved
+        self.generic = Shape(None, tuple(tables.items()), generate(rules, name))
+        self._shapes: dict[tuple, Shape] = {}
+
+    def shape(self, asset: dict) -> Shape:
+        entity, properties = asset.get("entity"), asset.get("properties")
+        key = (tuple(asset), tuple(entity) if entity.__class__ is dict else (),
+               tuple(properties) if properties.__class__ is dict else ())
+        found = self._shapes.get(key)
+        if found is None:
+            if len(self._shapes) >= self.MAX_SHAPES:
+                return self.generic
+            found = self._shapes[key] = self._build_shape(key)
+        return found
+
+    def _build_shape(self, key: tuple) -> Shape:
+        present = dict(zip(SHAPE_CONTAINERS, map(frozenset, key)))
+        coercions = []
+        for container, names in zip(SHAPE_CONTAINERS, key):
+            table = self.tables.get(container)
+            if table is not None:
+                coercions.extend((container, name, c) for name in names if (c := table.lookup(name)))
+        nested = tuple((path, table) for path, table in self.tables.items() if path not in present)
+        rules = generate(self.rules, f"{self.name} shape {len(self._shapes) + 1}", present)
+        return Shape(tuple(coercions), nested, rules)
 
 
 def static_match(cond: Condition, kind: EntityKind) -> bool:
@@ -134,7 +182,7 @@ class CompiledMappings:
         for path in dict.fromkeys(duplicates):
             by_container.setdefault(path[:-1], []).append(path[-1])
         grouped = tuple((container, tuple(keys)) for container, keys in by_container.items())
-        return Plan(tuple(tables.items()), generate(rules, name), grouped)
+        return Plan(name, tables, rules, grouped)
 
     # -- compiling ----------------------------------------------------------------------------
 
@@ -183,7 +231,7 @@ class CompiledMappings:
     def _compile_rule(self, rule: Rule, problems: list[Problem]) -> CompiledRule:
         fn = self._compose(rule.transforms, problems, f"rule '{rule.id}'") if rule.transforms else None
         label = f"{'.'.join(rule.to)} <- {' | '.join(map(source_text, rule.sources)) or 'value'}"
-        return CompiledRule(rule, fn, _reader(rule), _writer(rule.to, rule.mode), label)
+        return CompiledRule(rule, fn, _reader(rule), label)
 
 
 def _problem(call: TransformCall, where: str, what: str, hint: str = "") -> Problem:
@@ -268,35 +316,6 @@ def _reader(rule: Rule) -> Callable[[dict], Any]:
         return None if any(v is None for v in values) else values
 
     return all_args
-
-
-def _writer(to: Path, mode: str) -> Callable[[dict, Any], None]:
-    if mode == "set":
-        return lambda doc, value: set_path(doc, to, value)
-    if mode == "default":
-
-        def set_default(doc: dict, value: Any) -> None:
-            if is_empty(get_path(doc, to)):
-                set_path(doc, to, value)
-
-        return set_default
-
-    def append(doc: dict, value: Any) -> None:
-        # As Elastic's append with allow_duplicates: false, values rendered as text.
-        current = get_path(doc, to)
-        if current is None:
-            current = []
-        elif not isinstance(current, list):
-            current = [current]
-        for item in value if isinstance(value, list) else (value,):
-            if isinstance(item, (dict, list)):
-                raise ValueError(f"cannot append an object or nested list to [{'.'.join(to)}]")
-            text = java_string(item)
-            if text not in current:
-                current.append(text)
-        set_path(doc, to, current)
-
-    return append
 
 
 def _target_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:

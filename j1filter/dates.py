@@ -26,8 +26,27 @@ _ISO = re.compile(
     r"(?P<z>Z|[+-]\d{2}(?::?\d{2})?|[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)?)?)?)?"
 )
 # The form J1 and this module write: checked cheaply and returned as it is.
-_CANONICAL = re.compile(r"(\d{4})-(\d\d)-(\d\d)T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z")
+_CANONICAL_TIME = re.compile(r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z")
+_DAY = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_VALID_DAYS: dict[str, bool] = {}  # "yyyy-MM-dd" -> is a real calendar day (days repeat a lot)
+
+
+def _valid_day(text: str) -> bool:
+    try:
+        return _VALID_DAYS[text]
+    except KeyError:
+        pass
+    m = _DAY.fullmatch(text)
+    valid = False
+    if m is not None:
+        year, month, day = int(m[1]), int(m[2]), int(m[3])
+        valid = 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month] and (
+            day < 29 or month != 2 or year % 4 == 0 and (year % 100 != 0 or year % 400 == 0))
+    if len(_VALID_DAYS) > 50_000:
+        _VALID_DAYS.clear()
+    _VALID_DAYS[text] = valid
+    return valid
 _NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?")
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -59,6 +78,18 @@ def _zone(text: str | None):
     return _du_tz.gettz(text)  # region id such as Europe/Paris; None when unknown
 
 
+def _utc_iso_text(text: str) -> str | None:
+    """The output form straight from the text, for an ISO value in UTC (zone ``Z`` or none)."""
+    m = _ISO.fullmatch(text)
+    if m is None or m["z"] not in (None, "Z"):
+        return None
+    day = f"{m['y']}-{m['mo'] or '01'}-{m['d'] or '01'}"
+    hour, minute, second = int(m["h"] or 0), int(m["mi"] or 0), int(m["s"] or 0)
+    if not _valid_day(day) or hour > 23 or minute > 59 or second > 59:
+        return None
+    return f"{day}T{hour:02d}:{minute:02d}:{second:02d}.{(m['f'] or '').ljust(3, '0')[:3]}Z"
+
+
 def _parse_elastic_iso(text: str) -> datetime | None:
     m = _ISO.fullmatch(text)
     if m is None:
@@ -77,11 +108,25 @@ def _parse_elastic_iso(text: str) -> datetime | None:
         return None
 
 
+_DAY_PREFIX: dict[int, str] = {}  # days since the epoch -> "yyyy-MM-dd"
+
+
 def from_epoch_ms(ms: int | float) -> str:
     """Epoch milliseconds to the output form; raises TransformError out of range."""
     if ms != ms or not _MIN_MS <= ms <= _MAX_MS:  # NaN or outside datetime's range
         raise TransformError(f"epoch milliseconds [{ms}] out of range")
-    return format_utc(_EPOCH + timedelta(milliseconds=int(ms // 1)))
+    days, ms_of_day = divmod(int(ms // 1), 86_400_000)
+    prefix = _DAY_PREFIX.get(days)
+    if prefix is None:
+        if len(_DAY_PREFIX) > 50_000:
+            _DAY_PREFIX.clear()
+        prefix = _DAY_PREFIX[days] = (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%d")
+        if len(prefix) != 10:  # years before 1000 print short on some platforms
+            prefix = _DAY_PREFIX[days] = format_utc(_EPOCH + timedelta(days=days))[:10]
+    seconds, millis = divmod(ms_of_day, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{prefix}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
 
 
 def _parse_lenient(text: str) -> datetime | None:
@@ -113,13 +158,9 @@ def _parse_lenient(text: str) -> datetime | None:
 
 def normalize_date(value: object) -> str:
     """Return ``value`` as ``yyyy-MM-ddTHH:mm:ss.SSSZ`` or raise TransformError."""
-    if value.__class__ is str and len(value) == 24:
-        m = _CANONICAL.fullmatch(value)
-        if m is not None:
-            year, month, day = int(m[1]), int(m[2]), int(m[3])
-            if 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month] and (
-                    day < 29 or month != 2 or year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
-                return value
+    if value.__class__ is str and len(value) == 24 and _CANONICAL_TIME.match(value, 10) \
+            and _valid_day(value[:10]):
+        return value
     if isinstance(value, bool):
         raise TransformError(f"unable to parse date [{str(value).lower()}]")
     if isinstance(value, (int, float)):
@@ -127,6 +168,9 @@ def normalize_date(value: object) -> str:
     if not isinstance(value, str):
         raise TransformError(f"unable to parse date [{value!r}]: not a string or number")
     text = value.strip()
+    quick = _utc_iso_text(text)
+    if quick is not None:
+        return quick
     parsed = _parse_elastic_iso(text)
     if parsed is None:
         if _NUMERIC.fullmatch(text):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 from ._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
                     ERROR_TAG, EVENT_MODULE, PRESERVE_DUPLICATES_TAG)
-from .compiler import CompiledMappings, EntityKind, Plan
+from .compiler import Coercion, CompiledMappings, EntityKind, Plan, Shape
 from .errors import TransformError
 from .loader import load_mappings
 from .paths import TooDeepError, delete_path, expand_dots, get_path, snake_clean
@@ -100,9 +100,10 @@ class Mapper:
             return self.error_document(original, [f"entity: {exc}"], tags=tags)
         errors: list[str] = []
         plan = self._prepare(asset, errors)
-        _coerce(asset, plan, errors)
+        shape = plan.shape(asset)
+        _coerce(asset, shape, errors)
         doc = self._skeleton(original)
-        plan.apply_rules(asset, doc, errors)
+        shape.apply_rules(asset, doc, errors)
         tags = list(tags)
         preserve = self.options.preserve_duplicate_custom_fields or PRESERVE_DUPLICATES_TAG in tags
         if preserve:
@@ -134,8 +135,11 @@ class Mapper:
         elif properties is not None:
             errors.append(f"properties: expected an object, found {_json_kind(properties)}")
             del asset["properties"]
-        raw = (entity.get("_class"), entity.get("_type"), entity.get("_integration_type"))
-        key = tuple(tuple(v) if v.__class__ is list else v for v in raw)
+        classes, types, integration = raw = (
+            entity.get("_class"), entity.get("_type"), entity.get("_integration_type"))
+        key = (tuple(classes) if classes.__class__ is list else classes,
+               tuple(types) if types.__class__ is list else types,
+               tuple(integration) if integration.__class__ is list else integration)
         try:
             return self._plans[key]
         except (KeyError, TypeError):  # TypeError: unhashable, e.g. an object as _class
@@ -151,36 +155,45 @@ class Mapper:
         return plan
 
 
-def _coerce(asset: dict, plan: Plan, errors: list[str]) -> None:
-    for container_path, table in plan.tables:
+def _coerce(asset: dict, shape: Shape, errors: list[str]) -> None:
+    """Convert the typed raw fields in place: the shape's listed keys, then deeper containers."""
+    if shape.coercions is not None:
+        for container_path, key, coercion in shape.coercions:
+            container = asset.get(container_path[0]) if container_path else asset
+            if container.__class__ is dict:  # a failure may have emptied and removed it
+                _apply_coercion(asset, container, container_path, key, coercion, errors)
+    for container_path, table in shape.tables:
         container = get_path(asset, container_path) if container_path else asset
         if container.__class__ is not dict:
             continue
         memo, lookup = table.memo, table.lookup
-        removed = None
-        for key, value in container.items():
+        for key in [k for k in container if memo.get(k, _UNSEEN) is not None]:
             coercion = memo.get(key, _UNSEEN)
             if coercion is _UNSEEN:
                 coercion = lookup(key)
-            if coercion is None:
-                continue
-            try:
-                if coercion.per_item and value.__class__ is list:
-                    value = [v for v in map(coercion.fn, value) if v is not None] or None
-                else:
-                    value = coercion.fn(value)
-            except TransformError as exc:
-                if coercion.on_error == "keep":
-                    continue
-                errors.append(f"jupiter_one.asset.{'.'.join(container_path + (key,))}: {exc}")
-                value = None
-            if value is None:
-                removed = [key] if removed is None else removed + [key]
-            else:
-                container[key] = value  # replacing a value while iterating is safe
-        if removed:
-            for key in removed:
-                delete_path(asset, container_path + (key,))
+            if coercion is not None:
+                _apply_coercion(asset, container, container_path, key, coercion, errors)
+
+
+def _apply_coercion(asset: dict, container: dict, container_path: Path, key: str,
+                    coercion: Coercion, errors: list[str]) -> None:
+    value = container.get(key)
+    if value is None:  # removed meanwhile (e.g. by an earlier failure that emptied its parent)
+        return
+    try:
+        if coercion.per_item and value.__class__ is list:
+            value = [v for v in map(coercion.fn, value) if v is not None] or None
+        else:
+            value = coercion.fn(value)
+    except TransformError as exc:
+        if coercion.on_error == "keep":
+            return
+        errors.append(f"jupiter_one.asset.{'.'.join(container_path + (key,))}: {exc}")
+        value = None
+    if value is None:
+        delete_path(asset, container_path + (key,))
+    else:
+        container[key] = value
 
 
 _UNSEEN = object()

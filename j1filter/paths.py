@@ -19,10 +19,6 @@ class TooDeepError(ValueError):
     pass
 
 
-def is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
 def snake_clean(value: Any, depth: int = 0) -> Any:
     """Snake-case every key at every depth and drop empty values; returns a new object."""
     if depth > MAX_DEPTH:
@@ -64,19 +60,6 @@ def get_path(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def set_path(obj: dict, path: tuple[str, ...], value: Any) -> None:
-    """Set ``value`` at ``path``, creating dicts on the way; raises ValueError when a
-    value (not an object) is in the way."""
-    for key in path[:-1]:
-        child = obj.get(key)
-        if child is None:
-            child = obj[key] = {}
-        elif not isinstance(child, dict):
-            raise ValueError(f"cannot set [{'.'.join(path)}]: [{key}] is a value, not an object")
-        obj = child
-    obj[path[-1]] = value
-
-
 def delete_path(obj: dict, path: tuple[str, ...]) -> None:
     """Remove the value at ``path`` and any parent dict left empty by that."""
     trail = []
@@ -100,7 +83,7 @@ def expand_dots(properties: dict) -> list[str]:
     that could not be expanded (a value stands where an object is needed); those keys are
     removed, their value stays in ``event.original``."""
     problems: list[str] = []
-    for key in [k for k in properties if k.find(".") > 0]:
+    for key in [k for k in properties if "." in k and k[0] != "."]:
         value = properties.pop(key)
         parts = key.split(".")
         if not all(parts):

@@ -16,6 +16,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from math import isfinite
 from typing import Any, Callable
 
 from . import commandline, dates, urls
@@ -118,6 +119,8 @@ def double_transform() -> ValueFn:
     infinities are refused, since JSON cannot carry them."""
 
     def to_double(value: Any) -> float:
+        if value.__class__ is float and isfinite(value):
+            return value
         result: float | None = None
         if isinstance(value, bool):
             pass
@@ -127,7 +130,7 @@ def double_transform() -> ValueFn:
             text = value.strip()
             if _JAVA_DOUBLE.fullmatch(text):
                 result = float(text.rstrip("dDfF"))
-        if result is None or result != result or result in (float("inf"), float("-inf")):
+        if result is None or not isfinite(result):
             raise TransformError(f"unable to convert [{java_string(value)}] to double")
         return result
 

@@ -132,3 +132,12 @@ def test_closed_output_ends_quietly():
     os.close(writer)
     assert proc.returncode == 1
     assert b"Traceback" not in proc.stderr
+
+
+def test_odd_names_in_a_user_mapping_are_data_not_code(tmp_path):
+    extra = tmp_path / "odd.yml"
+    extra.write_text('version: 1\nname: odd\nrules:\n'
+                     '  - {id: "line one\\nimport os", to: labels.my-field, value: "a\'b\\"c"}\n'
+                     '  - {to: labels.my-field2, from: properties.description, mode: append}\n')
+    doc = docs_of(j1filter("--mapping", str(extra), "-q", stdin=ENTITY))[0]
+    assert doc["labels"] == {"my-field": "a'b\"c", "my-field2": ["d"]}
