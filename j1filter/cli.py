@@ -108,8 +108,11 @@ def _quiet_stdout() -> None:
 def check_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="j1filter check",
-        description="Validate mapping files (default: the shipped ones) without reading stdin.")
+        description="Validate mapping files without reading stdin: each file alone, then all "
+                    "of them together with the shipped mappings, as the filter would load them.")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="mapping files or directories")
+    parser.add_argument("--no-shipped-mappings", action="store_true",
+                        help="check the given files without the shipped mappings")
     args = parser.parse_args(argv)
     paths = expand_paths(args.paths) if args.paths else shipped_mapping_paths()
     problems = []
@@ -120,7 +123,7 @@ def check_main(argv: Sequence[str]) -> int:
             problems.append(str(exc))
     if not problems:  # each file is sound; now check them together (names, targets)
         try:
-            Mapper(load_mappings(args.paths, shipped=not args.paths))
+            Mapper(load_mappings(args.paths, shipped=not args.no_shipped_mappings))
         except MappingError as exc:
             problems.append(str(exc))
     if problems:

@@ -1,8 +1,10 @@
-"""Compile mapping specs into small closures, once; check names and targets on the way.
+"""Compile mapping specs once: check names, parameters and targets, bind transforms and
+readers, and (through :mod:`codegen`) generate the rule functions.
 
 The result is a :class:`CompiledMappings`; :class:`j1filter.mapper.Mapper` asks it for the
 :class:`Plan` of each kind of entity (class, type, integration type), so the conditions
-that depend only on those are decided once per kind, not once per entity.
+that depend only on those are decided once per kind, not once per entity, and a plan keeps
+a :class:`Shape` per set of keys its entities carry.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ class EntityKind:
 
 @dataclass(frozen=True)
 class Coercion:
-    label: str  # dotted path under jupiter_one.asset, for messages
     fn: ValueFn  # applied to the value, or to each item of a list when per_item
     per_item: bool
     on_error: str
@@ -170,7 +171,7 @@ class CompiledMappings:
             for ft, fn, per_item in fields:
                 *container, key = ft.path.split(".")
                 table = tables.setdefault(tuple(container), FieldTable())
-                coercion = Coercion(ft.path, fn, per_item, ft.on_error)
+                coercion = Coercion(fn, per_item, ft.on_error)
                 if "*" in key or "?" in key:
                     table.patterns.append((re.compile(translate(key)), coercion))
                 else:

@@ -54,12 +54,13 @@ def _text_set(value: Any, where: str, errors: list[str]) -> frozenset[str]:
         return frozenset((value,))
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return frozenset(value)
-    errors.append(f"{where}: expected text or a list of text, found {type(value).__name__}")
+    errors.append(f"{where}: expected text or a list of text, found {_json_kind(value)}")
     return frozenset()
 
 
 class Mapper:
-    """Turns raw J1 entities into ECS documents. Immutable after construction; reusable."""
+    """Turns raw J1 entities into ECS documents. Its mappings and options are fixed at
+    construction; it only caches plans (per kind of entity) as entities arrive."""
 
     def __init__(self, mappings: CompiledMappings | Iterable[MappingSpec] | None = None,
                  options: Options = Options()):
@@ -220,4 +221,5 @@ def _json_kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
-    return {dict: "an object", list: "an array", str: "a string", type(None): "null"}.get(type(value), type(value).__name__)
+    names = {dict: "an object", list: "an array", str: "a string", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

@@ -107,7 +107,7 @@ def map_line(mapper: Mapper, line: bytes, where: str) -> list[Mapped]:
 def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags) -> list[Mapped]:
     if isinstance(value, dict):
         data = value.get("data")
-        if isinstance(data, dict) and "queryV1" in data or ("errors" in value and "data" in value):
+        if (isinstance(data, dict) and "queryV1" in data) or ("errors" in value and "data" in value):
             return _map_page(mapper, value, text, where, tags)
         if "entity" not in value:
             inner = _wrapped_original(value)
@@ -156,18 +156,24 @@ def _map_event(mapper: Mapper, event: dict, inner: str, where: str) -> list[Mapp
 
 
 def _map_page(mapper: Mapper, page: dict, text: str, where: str, tags) -> list[Mapped]:
-    """A whole ``queryV1`` response: one document per entity, or an error document."""
+    """A whole ``queryV1`` response: one document per entity, and an error document for
+    GraphQL ``errors`` (a page may carry both: the entities are kept)."""
+    results = []
     errors = page.get("errors")
     if errors:
         messages = [e.get("message", str(e)) if isinstance(e, dict) else str(e)
                     for e in (errors if isinstance(errors, list) else [errors])]
-        return [Mapped(mapper.error_document(
-            text, [f"{where}: GraphQL error: {m}" for m in messages], tags=tags), "graphql_error")]
-    entities = ((page.get("data") or {}).get("queryV1") or {}).get("data")
-    if not isinstance(entities, list):
-        return [Mapped(mapper.error_document(
-            text, [f"{where}: queryV1 page without a data list"], tags=tags), "not_an_entity")]
-    return [_entity(mapper, entity, orjson.dumps(entity).decode(), tags) for entity in entities]
+        results.append(Mapped(mapper.error_document(
+            text, [f"{where}: GraphQL error: {m}" for m in messages], tags=tags), "graphql_error"))
+    data = page.get("data")
+    query = data.get("queryV1") if isinstance(data, dict) else None
+    entities = query.get("data") if isinstance(query, dict) else None
+    if isinstance(entities, list):
+        results.extend(_entity(mapper, entity, orjson.dumps(entity).decode(), tags) for entity in entities)
+    elif not errors:
+        results.append(Mapped(mapper.error_document(
+            text, [f"{where}: queryV1 page without a data list"], tags=tags), "not_an_entity"))
+    return results
 
 
 # --- the stream --------------------------------------------------------------------------------

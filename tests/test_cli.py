@@ -141,3 +141,11 @@ def test_odd_names_in_a_user_mapping_are_data_not_code(tmp_path):
                      '  - {to: labels.my-field2, from: properties.description, mode: append}\n')
     doc = docs_of(j1filter("--mapping", str(extra), "-q", stdin=ENTITY))[0]
     assert doc["labels"] == {"my-field": "a'b\"c", "my-field2": ["d"]}
+
+
+def test_check_validates_a_user_file_together_with_the_shipped_mappings(tmp_path):
+    clash = tmp_path / "clash.yml"  # sound alone, but shipped rules write host.ip inside host
+    clash.write_text("version: 1\nname: clash\nrules:\n  - {to: host, value: somewhere}\n")
+    proc = j1filter("check", str(clash), check_rc=2)
+    assert "is inside 'host'" in proc.stderr.decode()
+    assert "OK" in j1filter("check", "--no-shipped-mappings", str(clash)).stdout.decode()

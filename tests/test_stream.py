@@ -42,7 +42,7 @@ BAD_LINES = [
     ("missing entity", b'{"id": "x", "properties": {}}', '{"id": "x"', 'expected the "entity" object', "not_an_entity"),
     ("entity not an object", b'{"id": "x", "entity": "Finding"}', '{"id": "x"', "found a string", "field_error"),
     ("_class of the wrong type", b'{"id": "x", "entity": {"_class": 5}}', '{"id": "x"',
-     "entity._class: expected text or a list of text, found int", "field_error"),
+     "entity._class: expected text or a list of text, found a number", "field_error"),
     ("properties not an object", b'{"id": "x", "entity": {"_class": "Finding"}, "properties": [1]}', '{"id"',
      "properties: expected an object, found an array", "field_error"),
     ("bad date", b'{"entity": {"_class": ["Alert"], "_createdOn": "soon"}}', '{"entity"',
@@ -178,3 +178,16 @@ def test_output_is_one_compact_json_per_line(mapper):
     lines = out.getvalue().split(b"\n")
     assert lines[-1] == b"" and len(lines) == 3
     assert all(b"\n" not in line for line in lines)
+
+
+def test_page_with_errors_and_partial_data_keeps_the_entities(mapper):
+    page = {"data": {"queryV1": {"data": [GOOD]}}, "errors": [{"message": "partial result"}]}
+    stats, docs, _ = stream(mapper, orjson.dumps(page))
+    assert_error_doc(docs[0], '{"data"', "GraphQL error: partial result")
+    assert docs[1]["event"]["id"] == "e-1" and "error" not in docs[1]
+    assert stats.errors == {"graphql_error": 1}
+
+
+def test_page_without_a_data_list_is_an_error(mapper):
+    _, (doc,), _ = stream(mapper, b'{"data": {"queryV1": {"data": "nope"}}}')
+    assert_error_doc(doc, '{"data"', "queryV1 page without a data list")
