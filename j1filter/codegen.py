@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from .errors import TransformError
 from .paths import get_path
@@ -107,8 +107,9 @@ def _emit_rule(emitter: _Emitter, index: int, compiled: CompiledRule,
     if rule.source_kind == "value":
         emit(depth, f"v = {emitter.const(f'V{index}', rule.value)}")
     elif simple_sources:
-        emit(depth, f"v = {_read_expr(sources[0], emitter, f'S{index}_0')}")
-        for n, path in enumerate(sources[1:], 1):
+        dotted = cast("tuple[Path, ...]", sources)  # no Expression among them
+        emit(depth, f"v = {_read_expr(dotted[0], emitter, f'S{index}_0')}")
+        for n, path in enumerate(dotted[1:], 1):
             emit(depth, f"if v is None: v = {_read_expr(path, emitter, f'S{index}_{n}')}")
     else:
         emit(depth, f"v = {emitter.const(f'R{index}', compiled.read)}(A)")

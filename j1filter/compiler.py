@@ -112,7 +112,7 @@ class Plan:
 
     def _build_shape(self, key: tuple) -> Shape:
         present = dict(zip(SHAPE_CONTAINERS, map(frozenset, key)))
-        coercions = []
+        coercions: list[tuple[Path, str, Coercion]] = []
         for container, names in zip(SHAPE_CONTAINERS, key):
             table = self.tables.get(container)
             if table is not None:

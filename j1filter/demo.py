@@ -35,6 +35,7 @@ def demo_main(argv: Sequence[str]) -> int:
              "--endpoint", simulator.url], stdout=subprocess.PIPE, env=env)
         mapper = subprocess.Popen([sys.executable, "-m", "j1filter", *filter_args],
                                   stdin=collect.stdout, stdout=subprocess.PIPE)
+        assert collect.stdout is not None and mapper.stdout is not None
         collect.stdout.close()  # the filter owns the pipe now
         for line in mapper.stdout:
             if args.compact:

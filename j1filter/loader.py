@@ -204,7 +204,7 @@ def parse_mapping(text: str, file: str) -> MappingSpec:
     return spec
 
 
-def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec | None:
+def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec:
     check.unknown_keys(doc, FILE_KEYS, "file")
     version = doc.get("version")
     if version != MAPPING_FORMAT_VERSION:
@@ -364,7 +364,7 @@ def _parse_rule(node: MarkedDict, check: _Checker, where: str) -> Rule | None:
                   "one of: " + ", ".join(MODES))
     transforms = _parse_transforms(node, "transform", check, where)
     when = _parse_when(node, "when", check, where)
-    if len(check.problems) != problems_before:
+    if len(check.problems) != problems_before or to is None:
         return None
     rule_id = node.get("id") or f"{' | '.join(map(source_text, sources)) or 'value'} -> {target}"
     return Rule(

@@ -167,13 +167,10 @@ def _coerce(asset: dict, shape: Shape, errors: list[str]) -> None:
         container = get_path(asset, container_path) if container_path else asset
         if container.__class__ is not dict:
             continue
-        memo, lookup = table.memo, table.lookup
-        for key in [k for k in container if memo.get(k, _UNSEEN) is not None]:
-            coercion = memo.get(key, _UNSEEN)
-            if coercion is _UNSEEN:
-                coercion = lookup(key)
-            if coercion is not None:
-                _apply_coercion(asset, container, container_path, key, coercion, errors)
+        for key in list(container):  # a copy: a failed coercion removes its key
+            found = table.lookup(key)
+            if found is not None:
+                _apply_coercion(asset, container, container_path, key, found, errors)
 
 
 def _apply_coercion(asset: dict, container: dict, container_path: Path, key: str,
@@ -195,9 +192,6 @@ def _apply_coercion(asset: dict, container: dict, container_path: Path, key: str
         delete_path(asset, container_path + (key,))
     else:
         container[key] = value
-
-
-_UNSEEN = object()
 
 
 def _drop_duplicates(asset: dict, duplicates: tuple[tuple[Path, tuple[str, ...]], ...]) -> None:
