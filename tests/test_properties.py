@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime, timedelta, timezone
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -58,3 +59,36 @@ def test_any_bytes_keep_the_stream_going(mapper, data):
     # Whatever came before, the stream reached the last line and mapped it.
     assert docs[-1]["event"]["original"] == "{}"
     assert docs[-1]["event"]["kind"] == "pipeline_error"
+
+
+@settings(max_examples=500, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                           timezones=st.timezones()))
+def test_any_aware_datetime_normalises_to_the_same_instant(moment):
+    from j1filter.dates import normalize_date, parse_normalized
+
+    try:
+        offset = moment.utcoffset()
+    except (OverflowError, ValueError):
+        return
+    if offset is None or abs(offset.total_seconds()) > 18 * 3600 or offset.seconds % 60:
+        return  # outside what an ISO offset can say
+    text = moment.isoformat()
+    truncated = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    try:
+        normalised = normalize_date(text)
+    except Exception:  # noqa: BLE001 - years out of range once in UTC are refused, not crashed on
+        assert not 1 <= (moment - offset).year <= 9999
+        return
+    assert len(normalised) == 24 and normalised.endswith("Z")
+    assert parse_normalized(normalised) == truncated.astimezone(timezone.utc)
+    epoch_ms = (parse_normalized(normalised) - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    assert normalize_date(epoch_ms) == normalised  # the same instant given as epoch milliseconds
+
+
+@given(key=st.text(max_size=30))
+def test_snake_case_is_idempotent(key):
+    from j1filter.casing import snake_case
+
+    once = snake_case(key)
+    assert snake_case(once) == once
