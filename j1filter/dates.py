@@ -30,6 +30,13 @@ _CANONICAL_TIME = re.compile(r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z")
 _DAY = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _VALID_DAYS: dict[str, bool] = {}  # "yyyy-MM-dd" -> is a real calendar day (days repeat a lot)
+_NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?")
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_MAX_OFFSET = timedelta(hours=18)  # as java.time.ZoneOffset
+# datetime's own range, in epoch ms; outside it no ISO form exists.
+_MIN_MS = int((datetime(1, 1, 1, tzinfo=_UTC) - _EPOCH) / timedelta(milliseconds=1))
+_MAX_MS = int((datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=_UTC) - _EPOCH) / timedelta(milliseconds=1))
 
 
 def _valid_day(text: str) -> bool:
@@ -41,19 +48,12 @@ def _valid_day(text: str) -> bool:
     valid = False
     if m is not None:
         year, month, day = int(m[1]), int(m[2]), int(m[3])
-        valid = 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month] and (
+        valid = year >= 1 and 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month] and (
             day < 29 or month != 2 or year % 4 == 0 and (year % 100 != 0 or year % 400 == 0))
     if len(_VALID_DAYS) > 50_000:
         _VALID_DAYS.clear()
     _VALID_DAYS[text] = valid
     return valid
-_NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?")
-_UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
-_MAX_OFFSET = timedelta(hours=18)  # as java.time.ZoneOffset
-# datetime's own range, in epoch ms; outside it no ISO form exists.
-_MIN_MS = int((datetime(1, 1, 1, tzinfo=_UTC) - _EPOCH) / timedelta(milliseconds=1))
-_MAX_MS = int((datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=_UTC) - _EPOCH) / timedelta(milliseconds=1))
 
 
 def format_utc(dt: datetime) -> str:
