@@ -32,7 +32,7 @@ _EMPTY: dict = {}
 class CompiledRule:
     rule: Rule
     transform: Callable[[Any], Any] | None  # composed transform chain, or None
-    read: Callable[[dict], Any]  # the general reader, for sources not inlined
+    read: Callable[[dict], Any] | None  # the general reader, for sources not inlined
     label: str  # "target <- source", the prefix of its error messages
 
 

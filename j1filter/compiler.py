@@ -254,14 +254,16 @@ def _parameter_problem(entry: Transform, params: dict[str, Any]) -> tuple[str, s
     return None
 
 
-def _per_item(fn: ValueFn) -> ValueFn:
-    def each(value: Any) -> Any:
-        if isinstance(value, list):
-            items = [fn(item) for item in value]
-            return [item for item in items if item is not None] or None
-        return fn(value)
+def map_items(fn: ValueFn, value: Any) -> Any:
+    """``fn`` of each item of a list (items it turns into nothing are dropped; an empty
+    result is nothing), or of a single value. One bad item fails the whole value."""
+    if value.__class__ is list:
+        return [item for item in map(fn, value) if item is not None] or None
+    return fn(value)
 
-    return each
+
+def _per_item(fn: ValueFn) -> ValueFn:
+    return lambda value: map_items(fn, value)
 
 
 def _path_getter(path: Source) -> Callable[[dict], Any]:
@@ -282,10 +284,10 @@ def _path_getter(path: Source) -> Callable[[dict], Any]:
     return lambda asset: get_path(asset, path)
 
 
-def _reader(rule: Rule) -> Callable[[dict], Any]:
+def _reader(rule: Rule) -> Callable[[dict], Any] | None:
+    """The reader of a rule's sources; ``None`` for a constant, which codegen inlines."""
     if rule.source_kind == "value":
-        constant = rule.value
-        return lambda asset: constant
+        return None
     getters = [_path_getter(p) for p in rule.sources]
     if rule.source_kind == "from":
         if len(getters) == 1:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 from ._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
                     ERROR_TAG, EVENT_MODULE, PRESERVE_DUPLICATES_TAG)
-from .compiler import Coercion, CompiledMappings, EntityKind, Plan, Shape
+from .compiler import Coercion, CompiledMappings, EntityKind, Plan, Shape, map_items
 from .errors import TransformError
 from .loader import load_mappings
 from .paths import TooDeepError, delete_path, expand_dots, get_path, snake_clean
@@ -179,10 +179,7 @@ def _apply_coercion(asset: dict, container: dict, container_path: Path, key: str
     if value is None:  # removed meanwhile (e.g. by an earlier failure that emptied its parent)
         return
     try:
-        if coercion.per_item and value.__class__ is list:
-            value = [v for v in map(coercion.fn, value) if v is not None] or None
-        else:
-            value = coercion.fn(value)
+        value = map_items(coercion.fn, value) if coercion.per_item else coercion.fn(value)
     except TransformError as exc:
         if coercion.on_error == "keep":
             return
