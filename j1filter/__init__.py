@@ -8,12 +8,12 @@ The pipeline is load (YAML with positions) -> compile (checked, generated code) 
 """
 
 from ._meta import ECS_VERSION, __version__
-from .compiler import CompiledMappings
+from .runtime.compiler import CompiledMappings
 from .errors import J1FilterError, MappingError, Problem, TransformError
-from .loader import load_mapping, load_mappings, parse_mapping
-from .mapper import Mapper, Options
-from .stream import Mapped, Stats, map_line, run
-from .transforms import TRANSFORMS, transform
+from .language.loader import load_mapping, load_mappings, parse_mapping
+from .runtime.mapper import Mapper, Options
+from .shell.stream import Mapped, Stats, map_line, run
+from .convert.transforms import TRANSFORMS, transform
 
 __all__ = [
     "ECS_VERSION", "__version__", "CompiledMappings", "J1FilterError", "MappingError", "Problem",

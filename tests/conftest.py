@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from j1filter.mapper import Mapper, Options
+from j1filter.runtime.mapper import Mapper, Options
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

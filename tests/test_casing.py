@@ -1,6 +1,6 @@
 import pytest
 
-from j1filter.casing import snake_case
+from j1filter.convert.casing import snake_case
 
 
 @pytest.mark.parametrize("raw,expected", [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from j1filter.compiler import CompiledMappings
+from j1filter.runtime.compiler import CompiledMappings
 from j1filter.errors import MappingError
-from j1filter.loader import load_mappings
+from j1filter.language.loader import load_mappings
 
 from .conftest import REPO
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 import j1filter
-from j1filter.loader import load_mappings
+from j1filter.language.loader import load_mappings
 
 from .conftest import REPO
 
@@ -30,11 +30,11 @@ def test_installed_wheel_reads_its_own_mappings(tmp_path):
     (wheel,) = tmp_path.glob("j1filter-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "j1filter = j1filter.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "j1filter = j1filter.shell.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=600)
-    probe = ("import j1filter, j1filter.loader as l; print(j1filter.__file__); "
+    probe = ("import j1filter, j1filter.language.loader as l; print(j1filter.__file__); "
              "print('\\n'.join(str(p) for p in l.shipped_mapping_paths()))")
     out = subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True).stdout.split()

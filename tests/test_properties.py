@@ -10,7 +10,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from j1filter.stream import map_line, run
+from j1filter.shell.stream import map_line, run
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=20) | \
     st.floats(allow_nan=False, allow_infinity=False)
@@ -65,7 +65,7 @@ def test_any_bytes_keep_the_stream_going(mapper, data):
 @given(moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
                            timezones=st.timezones()))
 def test_any_aware_datetime_normalises_to_the_same_instant(moment):
-    from j1filter.dates import normalize_date, parse_normalized
+    from j1filter.convert.dates import normalize_date, parse_normalized
 
     try:
         offset = moment.utcoffset()
@@ -88,7 +88,7 @@ def test_any_aware_datetime_normalises_to_the_same_instant(moment):
 
 @given(key=st.text(max_size=30))
 def test_snake_case_is_idempotent(key):
-    from j1filter.casing import snake_case
+    from j1filter.convert.casing import snake_case
 
     once = snake_case(key)
     assert snake_case(once) == once

@@ -8,7 +8,7 @@ import json
 import orjson
 import pytest
 
-from j1filter.stream import run
+from j1filter.shell.stream import run
 
 GOOD = {"id": "e-1", "entity": {"_id": "e-1", "_class": ["Finding"], "_type": "x_finding",
                                 "_version": 2, "_beginOn": 1751958000000},

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from j1filter.errors import TransformError
-from j1filter.transforms import TRANSFORMS
+from j1filter.convert.transforms import TRANSFORMS
 
 from .conftest import REPO
 

@@ -20,7 +20,7 @@ from math import isfinite
 from typing import Any, Callable
 
 from . import commandline, dates, urls
-from .errors import TransformError
+from ..errors import TransformError
 
 ValueFn = Callable[[Any], Any]
 

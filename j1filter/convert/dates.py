@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from dateutil import parser as _du_parser
 from dateutil import tz as _du_tz
 
-from .errors import TransformError
+from ..errors import TransformError
 
 _ISO = re.compile(
     r"(?P<y>\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2})"

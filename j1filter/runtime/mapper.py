@@ -6,7 +6,7 @@
 4. finish: drop the duplicated custom fields unless asked to keep them, add the data
    stream, ``event.original`` and, when anything went wrong, the error flags.
 
-Nothing here reads or writes files: :mod:`j1filter.stream` feeds lines in.
+Nothing here reads or writes files: :mod:`j1filter.shell.stream` feeds lines in.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
+from .._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
                     ERROR_TAG, EVENT_MODULE, PRESERVE_DUPLICATES_TAG)
 from .compiler import Coercion, CompiledMappings, EntityKind, Plan, Shape, map_items
-from .errors import TransformError
-from .loader import load_mappings
+from ..errors import TransformError
+from ..language.loader import load_mappings
 from .paths import TooDeepError, delete_path, expand_dots, get_path, snake_clean
-from .spec import MappingSpec, Path
+from ..language.spec import MappingSpec, Path
 
 
 _last_clock: list = [None, ""]  # [epoch ms, its text]: formatting once per millisecond

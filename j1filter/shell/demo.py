@@ -14,7 +14,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-from .collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator
+from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator
 
 
 def demo_main(argv: Sequence[str]) -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .loader import source_text
-from .spec import Condition, MappingSpec, TransformCall
-from .transforms import TRANSFORMS
+from ..language.loader import source_text
+from ..language.spec import Condition, MappingSpec, TransformCall
+from ..convert.transforms import TRANSFORMS
 
 
 def _condition(cond: Condition) -> str:

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Iterator
 
 import orjson
 
-from .mapper import Mapper
+from ..runtime.mapper import Mapper
 
 #: Lines longer than this are not parsed; their first bytes go out in an error document.
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024

@@ -1,7 +1,7 @@
 """Compile mapping specs once: check names, parameters and targets, bind transforms and
 readers, and (through :mod:`codegen`) generate the rule functions.
 
-The result is a :class:`CompiledMappings`; :class:`j1filter.mapper.Mapper` asks it for the
+The result is a :class:`CompiledMappings`; :class:`j1filter.runtime.mapper.Mapper` asks it for the
 :class:`Plan` of each kind of entity (class, type, integration type), so the conditions
 that depend only on those are decided once per kind, not once per entity, and a plan keeps
 a :class:`Shape` per set of keys its entities carry.
@@ -17,11 +17,11 @@ from fnmatch import translate
 from typing import Any, Callable, Iterable
 
 from .codegen import CompiledRule, RulesFn, generate
-from .errors import MappingError, Problem
+from ..errors import MappingError, Problem
 from .paths import get_path
-from .loader import source_text
-from .spec import Condition, Expression, FieldType, MappingSpec, Path, Rule, Source, TransformCall
-from .transforms import TRANSFORMS, Transform
+from ..language.loader import source_text
+from ..language.spec import Condition, Expression, FieldType, MappingSpec, Path, Rule, Source, TransformCall
+from ..convert.transforms import TRANSFORMS, Transform
 
 #: Output fields the engine itself writes; a rule may not target them.
 RESERVED_TARGETS = ("@timestamp", "ecs", "data_stream", "error", "tags", "jupiter_one",

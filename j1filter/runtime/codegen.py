@@ -19,10 +19,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, cast
 
-from .errors import TransformError
+from ..errors import TransformError
 from .paths import get_path
-from .spec import Expression, Path, Rule
-from .transforms import java_string
+from ..language.spec import Expression, Path, Rule
+from ..convert.transforms import java_string
 
 RulesFn = Callable[[dict, dict, list], None]
 _EMPTY: dict = {}

@@ -12,11 +12,11 @@ import os
 import sys
 from typing import Sequence
 
-from ._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
+from .._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
                     __version__)
-from .errors import MappingError
-from .loader import expand_paths, load_mapping, load_mappings, shipped_mapping_paths
-from .mapper import Mapper, Options
+from ..errors import MappingError
+from ..language.loader import expand_paths, load_mapping, load_mappings, shipped_mapping_paths
+from ..runtime.mapper import Mapper, Options
 from .stream import DEFAULT_MAX_LINE_BYTES, run
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -160,10 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "filter"
     rest = argv[1:] if argv and argv[0] == command else argv
     if command == "collect":
-        from .collect.cli import collect_main
+        from ..collect.cli import collect_main
         return collect_main(rest)
     if command == "simulate":
-        from .collect.cli import simulate_main
+        from ..collect.cli import simulate_main
         return simulate_main(rest)
     if command == "demo":
         from .demo import demo_main

@@ -16,9 +16,9 @@ import jmespath
 import yaml
 from jmespath.exceptions import JMESPathError
 
-from ._meta import MAPPING_FORMAT_VERSION
-from .casing import snake_case
-from .errors import MappingError, Problem
+from .._meta import MAPPING_FORMAT_VERSION
+from ..convert.casing import snake_case
+from ..errors import MappingError, Problem
 from .spec import Condition, Expression, FieldType, Location, MappingSpec, Rule, Source, TransformCall
 
 FILE_KEYS = ("version", "name", "description", "order", "when", "fields", "duplicates", "rules")
@@ -402,7 +402,7 @@ def shipped_mapping_paths() -> list[FsPath]:
             return files
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
         pass
-    source_tree = FsPath(__file__).resolve().parent.parent / "mappings"
+    source_tree = FsPath(__file__).resolve().parents[2] / "mappings"
     return sorted(source_tree.glob("*.yml"))
 
 

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from .errors import TransformError
+from ..errors import TransformError
 
 # RFC 3986 reference, as java.net.URI splits it.
 _URI = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.S)

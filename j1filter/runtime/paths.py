@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .casing import _CACHE as _NAMES, snake_case
+from ..convert.casing import _CACHE as _NAMES, snake_case
 
 #: Deepest nesting accepted in an entity. orjson refuses output nested more than 254
 #: levels deep, and nothing in J1's data model comes near this.
