@@ -58,5 +58,17 @@ def field_diff(expected: dict, actual: dict, *, allow_extra: bool) -> str:
     return "\n".join(lines)
 
 
+def field_problems(doc: dict, expected: dict, absent=(), *, errors_allowed: bool = False) -> list[str]:
+    """Each expected field whose value differs, compared as the JSON written (so 7 is not
+    7.0), each field that should be absent, and each error message, one line apiece."""
+    flat = flatten(doc)
+    problems = [f"{k}: expected {json.dumps(v)}, got {json.dumps(flat[k]) if k in flat else '<missing>'}"
+                for k, v in expected.items() if k not in flat or json.dumps(flat[k]) != json.dumps(v)]
+    problems += [f"{k} should be absent, got {flat[k]!r}" for k in absent if k in flat]
+    if not errors_allowed:
+        problems += [f"unexpected error: {m}" for m in flat.get("error.message", [])]
+    return problems
+
+
 def text_diff(expected: str, actual: str) -> str:
     return "\n".join(difflib.unified_diff(expected.splitlines(), actual.splitlines(), "expected", "actual", lineterm=""))
