@@ -48,6 +48,7 @@ FIXTURE_EXPECTATIONS = [
         "related.ip": ["104.131.67.167", "2604:a880:800:10::7a1:f001"],
         "destination.port": 443, "network.transport": "tcp",
         "jupiter_one.asset.properties.scan.started_at": "2021-05-12T21:12:24.210Z",
+        "jupiter_one.asset.properties.first_found": "2021-05-12T22:27:03.798Z",
     }, ["vulnerability.score.base", "network.protocol", "jupiter_one.asset.properties.numeric_severity"]),
     ("crowdstrike_vulnerability", {
         "vulnerability.id": "CVE-2023-4863", "vulnerability.enumeration": "CVE",
@@ -205,6 +206,12 @@ UNKNOWN_SOURCES = [
          "threat.framework": "MITRE ATT&CK"},
         VULNERABILITY_FIELDS,
         id="custom detection (ATT&CK): no vulnerability fields"),
+    pytest.param(
+        entity({"_class": ["Finding"], "_type": "dast_finding", "_integrationType": "custom_dast"},
+               name="3f2b8c1e-9a4d-4e7f-8b21-0c5d6e7f8a90", severity="low", protocol="SSH", port=22),
+        {"vulnerability.severity": "low", "network.protocol": "ssh", "destination.port": 22},
+        ["message", "network.transport"],
+        id="a bare UUID as name is no title"),
 ]
 
 
