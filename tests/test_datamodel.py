@@ -154,7 +154,8 @@ UNKNOWN_SOURCES = [
          "host.ip": ["10.1.2.3"], "related.ip": ["10.1.2.3"], "destination.port": 8443, "network.transport": "tcp",
          "url.domain": "acme.example.com", "event.url": "https://acme.example.com/findings/77",
          "event.provider": "acme_scanner", "event.category": ["vulnerability"],
-         "jupiter_one.asset.properties.impact": 3.6, "jupiter_one.asset.properties.score": 7.5},
+         "jupiter_one.asset.properties.impact": 3.6, "jupiter_one.asset.properties.score": 7.5,
+         "jupiter_one.asset.properties.port": 8443},
         ["network.protocol", "vulnerability.scanner.vendor"],
         id="custom integration"),
     pytest.param(
@@ -170,7 +171,7 @@ UNKNOWN_SOURCES = [
          "related.hosts": ["build-7.corp.example", "build-7"], "destination.port": 443,
          "network.protocol": "https", "event.category": ["vulnerability"],
          "jupiter_one.asset.properties.impact": "Remote code execution",
-         "jupiter_one.asset.properties.cvss_score": 10.0},
+         "jupiter_one.asset.properties.cvss_score": 10.0, "jupiter_one.asset.properties.port": 443},
         ["network.transport", "event.provider", "event.risk_score"],
         id="API upload (no integration)"),
     pytest.param(
@@ -179,7 +180,8 @@ UNKNOWN_SOURCES = [
                severity="medium", numericSeverity="5", impact="Session theft of any visitor",
                targets=["https://portal.example.com/profile", "198.51.100.7", "2001:DB8::7"],
                reporter="carol@example.org", approvers=["dave@example.org"], open="true",
-               reportedOn="2025-10-30T09:00:00+01:00", webLink="https://reports.example.org/PT-2025-014"),
+               reportedOn="2025-10-30T09:00:00+01:00", webLink="https://reports.example.org/PT-2025-014",
+               port="443/tcp"),
         {"message": "Stored XSS (profile)", "vulnerability.description": "Session theft of any visitor",
          "vulnerability.severity": "medium", "event.severity": 6, "event.risk_score": 5.0,
          "host.ip": ["198.51.100.7", "2001:db8::7"], "related.ip": ["198.51.100.7", "2001:db8::7"],
@@ -187,7 +189,8 @@ UNKNOWN_SOURCES = [
          "url.path": "/PT-2025-014", "event.url": "https://reports.example.org/PT-2025-014",
          "jupiter_one.asset.properties.open": True,
          "jupiter_one.asset.properties.reported_on": "2025-10-30T08:00:00.000Z",
-         "jupiter_one.asset.properties.numeric_severity": 5.0},
+         "jupiter_one.asset.properties.numeric_severity": 5.0,
+         "jupiter_one.asset.properties.port": "443/tcp"},  # not a number: kept, no error
         ["vulnerability.id", "vulnerability.enumeration", "vulnerability.score.base", "destination.port"],
         id="pentest report finding"),
     pytest.param(
@@ -212,6 +215,12 @@ UNKNOWN_SOURCES = [
         {"vulnerability.severity": "low", "network.protocol": "ssh", "destination.port": 22},
         ["message", "network.transport"],
         id="a bare UUID as name is no title"),
+    pytest.param(
+        entity({"_class": ["Finding"], "_type": "risk_finding", "_integrationType": "custom_risk"},
+               name="Risky bucket", score=85, numericSeverity=85),
+        {"event.risk_score": 85.0, "jupiter_one.asset.properties.score": 85.0},
+        ["vulnerability.score.base"],
+        id="a score outside CVSS's 0-10 is no CVSS score"),
 ]
 
 

@@ -46,7 +46,7 @@ CASES = [
                webLink="https://qualysguard.example.com/kb?id=38657"),
         {"vulnerability.id": ["CVE-2016-2183"], "vulnerability.enumeration": "CVE",
          "vulnerability.score.base": 7.5, "vulnerability.classification": "CVSS",
-         "vulnerability.severity": "medium", "event.severity": 6, "vulnerability.category": "General remote services",
+         "vulnerability.severity": "medium", "event.severity": 6, "vulnerability.category": ["General remote services"],
          "vulnerability.reference": "https://qualysguard.example.com/kb?id=38657"},
         [],
         id="qualys_vuln with CVEs"),
