@@ -83,12 +83,19 @@ FIXTURE_EXPECTATIONS = [
         "jupiter_one.asset.properties.impact": "Prototype Pollution in minimist",
     }, []),
     ("whitehat_finding", {
-        "message": "testasp.vulnweb.com", "vulnerability.severity": "4", "vulnerability.score.base": 6.1,
+        "message": "Cross Site Scripting", "vulnerability.severity": "4", "vulnerability.score.base": 6.1,
         "event.risk_score": 4.0, "vulnerability.scanner.vendor": "WhiteHat",
+        "url.domain": "testasp.vulnweb.com", "url.scheme": "http",
         "jupiter_one.asset.properties.impact": 7.0,  # "7": a number written as text
+        "jupiter_one.asset.properties.last_retested": "2022-04-29T15:26:13.000Z",
+        "jupiter_one.asset.properties.first_opened": "2022-04-29T15:26:13.000Z",
     }, ["vulnerability.description", "event.severity"]),  # "4" is no label; its scale is WhiteHat's
     ("lacework_alert_finding", {
         "message": "91876", "event.category": ["intrusion_detection"], "event.kind": "alert",
+        "event.action": "NewExternalServerDns", "host.id": "27", "host.name": "ip-10-0-4-17.ec2.internal",
+        "user.name": "www-data", "related.user": ["www-data"], "process.executable": "/usr/bin/xmrig",
+        "process.name": "xmrig", "destination.domain": "pool.minexmr.example",
+        "related.hosts": ["ip-10-0-4-17.ec2.internal", "pool.minexmr.example"],
         "jupiter_one.asset.properties.started_on": "2023-01-09T10:00:00.000Z",
     }, VULNERABILITY_FIELDS),
     ("cve", {
