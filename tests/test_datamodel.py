@@ -106,6 +106,7 @@ FIXTURE_EXPECTATIONS = [
     }, ["vulnerability.severity", "vulnerability.scanner.vendor"]),
     ("log4j_vulnerability", {
         "host.ip": ["10.0.4.17"], "related.ip": ["10.0.4.17"], "host.hostname": "ip-10-0-4-17",
+        "host.name": "ip-10-0-4-17",
         "related.hosts": ["ip-10-0-4-17"], "event.category": ["vulnerability"],
     }, ["message", "vulnerability.id", "vulnerability.scanner.vendor"]),
     ("['snyk_finding']", {
