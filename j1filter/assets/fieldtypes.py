@@ -192,13 +192,12 @@ def field_mapping(properties: JsonObject, name: str) -> JsonObject | None:
     """Look a dotted field up in rendered `properties` (honouring subobjects: false)."""
     node: JsonObject = {"properties": properties}
     parts = name.split(".")
-    i = 0
-    while i < len(parts):
-        children = node.get("properties", {})
+    for i, part in enumerate(parts):
+        children: JsonObject = node.get("properties", {})
         if node.get("subobjects") is False:
-            return children.get(".".join(parts[i:]))
-        if parts[i] not in children:
+            leaf: JsonObject | None = children.get(".".join(parts[i:]))
+            return leaf
+        if part not in children:
             return None
-        node = children[parts[i]]
-        i += 1
+        node = children[part]
     return node if "type" in node and node["type"] != "object" else None

@@ -220,7 +220,7 @@ def _data_view(obj_id: str, title: str, name: str, time_field: str | None) -> Js
     if time_field:
         attributes["timeFieldName"] = time_field
     return {"id": obj_id, "type": "index-pattern", "attributes": attributes, "references": [],
-            "managed": False, "coreMigrationVersion": CORE_MIGRATION_VERSION,
+            "coreMigrationVersion": CORE_MIGRATION_VERSION,
             "typeMigrationVersion": DATA_VIEW_MIGRATION_VERSION}
 
 
@@ -270,7 +270,7 @@ def _dashboard(obj_id: str, title: str, panels: list[Panel], views: dict[str, st
             "kibanaSavedObjectMeta": {"searchSourceJSON": orjson.dumps(
                 {"query": {"query": "", "language": "kuery"}, "filter": []}).decode()},
         },
-        "references": references, "managed": False,
+        "references": references,
         "coreMigrationVersion": CORE_MIGRATION_VERSION, "typeMigrationVersion": DASHBOARD_MIGRATION_VERSION,
     }
 

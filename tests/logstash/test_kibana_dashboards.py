@@ -7,6 +7,7 @@ and present in the documents the real filter produces from the bundled samples.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -162,3 +163,29 @@ def test_fields_missing_from_the_template_are_caught():
 
 def test_rendered_dashboards_equal_the_shipped_ones():
     assert render()["kibana/j1filter-dashboards.ndjson"] == NDJSON.read_bytes()
+
+
+KQL_FIELD = re.compile(r"([A-Za-z_@][\w.@]*)\s*(?::|>=|<=|<|>)")
+
+
+def _queries(panel: dict) -> list[str]:
+    state = panel["embeddableConfig"]["attributes"]["state"]
+    out = [state["query"]["query"]]
+    for layer in state["datasourceStates"]["formBased"]["layers"].values():
+        for col in layer["columns"].values():
+            if "filter" in col:
+                out.append(col["filter"]["query"])
+            out += [f["input"]["query"] for f in col.get("params", {}).get("filters", [])]
+    return out
+
+
+def test_fields_in_panel_queries_are_declared_too(objects):
+    declared = fields_used()
+    seen = set()
+    for o in (o for o in objects if o["type"] == "dashboard"):
+        for p in _panels(o):
+            for query in _queries(p):
+                for name in KQL_FIELD.findall(query):
+                    seen.add(name)
+                    assert name in declared, (p["embeddableConfig"]["attributes"]["title"], name, query)
+    assert {"event.created", "event.severity", "vulnerability.enumeration", DELETED} <= seen
