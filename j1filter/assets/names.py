@@ -89,6 +89,9 @@ class Names:
         check_part("type", self.type)
         check_part("dataset", self.dataset)
         check_part("namespace", self.namespace)
+        if self.full_interval_seconds < 60:
+            # below that the transform's retention (>= 60s in Elasticsearch) and its 120s sync delay make no sense
+            raise AssetNameError(f"--full-interval {self.full_interval} is shorter than 1m")
         if self.full_interval_seconds < self.interval_seconds:
             raise AssetNameError(f"--full-interval {self.full_interval} is shorter than --interval {self.interval}")
 

@@ -79,6 +79,7 @@ def test_cli_renders_the_same_files(tmp_path):
     (["--type", "_logs"], "must not start"),
     (["--interval", "1 hour"], "duration"),
     (["--interval", "2d", "--full-interval", "1d"], "shorter than --interval"),
+    (["--interval", "10s", "--full-interval", "30s"], "shorter than 1m"),
 ])
 def test_cli_refuses_names_elasticsearch_would_refuse(tmp_path, args, why):
     proc = subprocess.run([sys.executable, "-m", "j1filter", "assets", "--out", str(tmp_path), *args],
