@@ -189,3 +189,22 @@ def test_fields_in_panel_queries_are_declared_too(objects):
                     seen.add(name)
                     assert name in declared, (p["embeddableConfig"]["attributes"]["title"], name, query)
     assert {"event.created", "event.severity", "vulnerability.enumeration", DELETED} <= seen
+
+
+def test_visualizations_point_at_columns_of_their_layer(objects):
+    for o in (o for o in objects if o["type"] == "dashboard"):
+        for p in _panels(o):
+            state = p["embeddableConfig"]["attributes"]["state"]
+            layers = _layers(p)
+            vis = state["visualization"]
+            for vis_layer in vis.get("layers", [vis]):
+                columns = layers[vis_layer["layerId"]]["columns"]
+                assert layers[vis_layer["layerId"]]["columnOrder"] == list(columns)
+                refs = [vis_layer.get(k) for k in ("xAccessor", "splitAccessor", "metricAccessor", "metric")]
+                refs += vis_layer.get("accessors", []) + vis_layer.get("primaryGroups", [])
+                refs += [c["columnId"] for c in vis_layer.get("columns", [])]
+                for ref in filter(None, refs):
+                    assert ref in columns, (p["embeddableConfig"]["attributes"]["title"], ref, list(columns))
+                for col in columns.values():
+                    order = col.get("params", {}).get("orderBy", {})
+                    assert order.get("type") != "column" or order["columnId"] in columns
