@@ -20,7 +20,7 @@ from ..runtime.mapper import Mapper, Options
 from .stream import DEFAULT_MAX_LINE_BYTES, run
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("filter", "check", "fields", "collect", "simulate", "demo")
+SUBCOMMANDS = ("filter", "check", "fields", "collect", "simulate", "demo", "assets")
 
 
 def _filter_parser() -> argparse.ArgumentParser:
@@ -168,4 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "demo":
         from .demo import demo_main
         return demo_main(rest)
+    if command == "assets":
+        from ..assets.cli import assets_main
+        return assets_main(rest)
     return {"filter": filter_main, "check": check_main, "fields": fields_main}[command](rest)

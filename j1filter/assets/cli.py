@@ -1,0 +1,55 @@
+"""`j1filter assets --out DIR`: argument parsing only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
+from ..errors import MappingError
+from ..language.loader import load_mappings
+from .bundle import render, write
+from .names import AssetNameError, Names
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="j1filter assets",
+        description="Render the Elasticsearch assets (templates, ILM policy, ingest pipeline, latest "
+                    "transform and index) and the Kibana dashboards into DIR/elasticsearch and DIR/kibana. "
+                    "`--out logstash` re-renders the shipped bundle.")
+    parser.add_argument("--out", required=True, metavar="DIR", type=Path)
+    parser.add_argument("--type", default=DEFAULT_DATA_STREAM_TYPE, help="data_stream.type (default: %(default)s)")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="data_stream.dataset (default: %(default)s)")
+    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="data_stream.namespace (default: %(default)s)")
+    parser.add_argument("--interval", default="1h", help="collection interval of `collect` (default: %(default)s)")
+    parser.add_argument("--full-interval", default="24h",
+                        help="full snapshot interval of `collect` (default: %(default)s); the latest view "
+                             "keeps an entity full-interval + max(2 x interval, full-interval / 4)")
+    parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH",
+                        help="extra mapping file or directory (its field types join the templates)")
+    parser.add_argument("--no-shipped-mappings", action="store_true")
+    return parser
+
+
+def assets_main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        names = Names(args.type, args.dataset, args.namespace, args.interval, args.full_interval)
+        specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
+    except AssetNameError as exc:
+        print(f"j1filter assets: {exc}", file=sys.stderr)
+        return 2
+    except MappingError as exc:
+        print(f"j1filter assets: invalid mapping\n{exc}", file=sys.stderr)
+        return 2
+    files = render(names, specs)
+    try:
+        write(files, args.out)
+    except OSError as exc:
+        print(f"j1filter assets: {exc}", file=sys.stderr)
+        return 1
+    print(f"j1filter assets: wrote {len(files)} files for {names.data_stream} to {args.out}", file=sys.stderr)
+    return 0
