@@ -172,9 +172,11 @@ def canonical_ip(value: Any) -> str:
     try:
         result = _IP_CACHE[value]
     except KeyError:
-        result = _IP_CACHE[value] = _parse_ip(value)
-        if len(_IP_CACHE) > 100_000:
-            _IP_CACHE.clear()
+        result = _parse_ip(value)
+        if len(value) <= 64:  # an IPv6 literal with a zone id fits; longer text is not kept
+            if len(_IP_CACHE) > 100_000:
+                _IP_CACHE.clear()
+            _IP_CACHE[value] = result
     if result is None:
         raise TransformError(f"'{value}' is not an IP string literal.")
     return result
