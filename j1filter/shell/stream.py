@@ -205,7 +205,7 @@ def _entity(mapper: Mapper, value: Any, original: str, tags, where: str) -> Mapp
 
 def _failure(where: str, what: str, exc: BaseException) -> str:
     try:
-        detail = _quote(str(exc))
+        detail = escape_surrogates(_quote(str(exc)))
     except Exception:  # noqa: BLE001 - an exception whose text cannot be rendered
         detail = "(no description)"
     return f"{where}: {what} ({type(exc).__name__}: {detail})"
@@ -279,15 +279,19 @@ def encode_line(mapper: Mapper, line: bytes, where: str) -> list[tuple[bytes, st
 def _encode(mapper: Mapper, result: Mapped, where: str) -> tuple[bytes, str | None]:
     try:
         return orjson.dumps(result.doc), result.error_kind
-    except TypeError:  # orjson.JSONEncodeError
+    except TypeError as exc:  # orjson.JSONEncodeError
+        reason = str(exc)
+    try:
+        doc, count = _escape_all(result.doc)
+        if count:  # unpaired surrogates: UTF-8 cannot carry them, their escapes keep the value
+            doc = _flag(doc, f"{where}: unpaired UTF-16 surrogates in {count} text(s), written as "
+                             "\\uXXXX escapes (UTF-8 cannot carry them)")
+            return orjson.dumps(doc), result.error_kind or "unpaired_surrogate"
+    except (TypeError, RecursionError):  # something else: the original alone goes out
         pass
-    doc, count = _escape_all(result.doc)
-    if count:  # unpaired surrogates: UTF-8 cannot carry them, their escapes keep the value
-        doc = _flag(doc, f"{where}: unpaired UTF-16 surrogates in {count} text(s), written as "
-                         "\\uXXXX escapes (UTF-8 cannot carry them)")
-        return orjson.dumps(doc), result.error_kind or "unpaired_surrogate"
     original = escape_surrogates(str(result.doc["event"]["original"]))
-    doc = mapper.error_document(original, [f"{where}: cannot serialise the document"])
+    doc = mapper.error_document(original, [f"{where}: cannot serialise the mapped document "
+                                           f"({escape_surrogates(reason)}); event.original holds the input"])
     return orjson.dumps(doc), "not_serialisable"
 
 
