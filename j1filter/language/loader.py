@@ -56,7 +56,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:
     merged = len(node.value) - own
     result = MarkedDict()
     result.mark, result.key_marks, result.value_marks = node.start_mark, {}, {}
-    own_keys: set = set()
+    own_keys: set[Any] = set()
     for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float)):  # numbers appear in lookup tables

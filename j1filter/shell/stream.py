@@ -18,7 +18,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Sequence
 
 import orjson
 
@@ -33,6 +33,7 @@ DEFAULT_BATCH_BYTES = 1024 * 1024
 #: Longest exception text or GraphQL error quoted in an error message.
 _MAX_QUOTE = 1000
 _SURROGATE = re.compile("[\ud800-\udfff]")
+Tags = Sequence[str]
 #: Envelope fields Logstash adds when it hands over an entity as the event itself.
 _ENVELOPE_KEYS = ("@timestamp", "@version", "tags")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
@@ -43,7 +44,7 @@ class Stats:
     lines: int = 0
     blank_lines: int = 0
     documents: int = 0
-    errors: Counter = field(default_factory=Counter)  # error kind -> documents
+    errors: Counter[str] = field(default_factory=Counter)  # error kind -> documents
     output_closed: bool = False
 
     def summary(self) -> str:
@@ -61,7 +62,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Mapped:
-    doc: dict
+    doc: dict[str, Any]
     error_kind: str | None  # None for a clean document
 
 
@@ -129,7 +130,7 @@ def json_text(value: Any) -> str:
 
 def _render(value: Any) -> list[str]:
     """JSON text pieces of ``value``, depth-first with an explicit stack (no recursion)."""
-    encode = json.encoder.encode_basestring  # type: ignore[attr-defined]
+    encode = json.encoder.encode_basestring
     parts: list[str] = []
     stack: list[tuple[bool, Any]] = [(False, value)]  # (is literal text, item)
     while stack:
@@ -175,7 +176,7 @@ def map_line(mapper: Mapper, line: bytes, where: str) -> list[Mapped]:
     return _map_value(mapper, value, text, where, tags=())
 
 
-def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags) -> list[Mapped]:
+def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags: Tags) -> list[Mapped]:
     if isinstance(value, dict):
         data = value.get("data")
         if (isinstance(data, dict) and "queryV1" in data) or ("errors" in value and "data" in value):
@@ -191,7 +192,7 @@ def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags) -> list[
     return [_entity(mapper, value, text, tags, where)]
 
 
-def _entity(mapper: Mapper, value: Any, original: str, tags, where: str) -> Mapped:
+def _entity(mapper: Mapper, value: Any, original: str, tags: Tags, where: str) -> Mapped:
     try:
         doc = mapper.map_entity(value, original, tags=tags)
     except Exception as exc:  # noqa: BLE001 - e.g. a user rule failing on this entity: the rest go on
@@ -211,7 +212,7 @@ def _failure(where: str, what: str, exc: BaseException) -> str:
     return f"{where}: {what} ({type(exc).__name__}: {detail})"
 
 
-def _wrapped_original(event: dict) -> str | None:
+def _wrapped_original(event: dict[str, Any]) -> str | None:
     message = event.get("message")
     if isinstance(message, str):
         return message
@@ -228,7 +229,7 @@ def _tag_list(tags: Any) -> list[str]:
     return []
 
 
-def _map_event(mapper: Mapper, event: dict, inner: str, where: str) -> list[Mapped]:
+def _map_event(mapper: Mapper, event: dict[str, Any], inner: str, where: str) -> list[Mapped]:
     """A Logstash/Beats event carrying the raw entity text in ``message``/``event.original``."""
     tags = _tag_list(event.get("tags"))
     try:
@@ -238,7 +239,7 @@ def _map_event(mapper: Mapper, event: dict, inner: str, where: str) -> list[Mapp
     return _map_value(mapper, value, inner, where, tags)
 
 
-def _map_page(mapper: Mapper, page: dict, text: str, where: str, tags) -> list[Mapped]:
+def _map_page(mapper: Mapper, page: dict[str, Any], text: str, where: str, tags: Tags) -> list[Mapped]:
     """A whole ``queryV1`` response: one document per entity, and an error document for
     GraphQL ``errors`` (a page may carry both: the entities are kept)."""
     results = []
@@ -314,7 +315,7 @@ def _escape_all(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
-def _flag(doc: dict, message: str) -> dict:
+def _flag(doc: dict[str, Any], message: str) -> dict[str, Any]:
     """Mark a mapped document as having an error, keeping what was mapped."""
     doc.setdefault("event", {})["kind"] = "pipeline_error"
     error = doc.setdefault("error", {})
