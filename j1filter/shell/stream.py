@@ -344,7 +344,9 @@ def read_lines(source: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, i
                     break
             yield line[:max_line_bytes], size
             continue
-        yield line.rstrip(b"\r\n"), size
+        stripped = line.rstrip(b"\r\n")
+        del line  # not kept alive (a copy of a huge line) while the caller maps the line
+        yield stripped, size
 
 
 def _too_long(mapper: Mapper, line: bytes, size: int, max_line_bytes: int,
