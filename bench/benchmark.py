@@ -11,8 +11,14 @@ the same file and writing to /dev/null:
 and prints documents/s for both, their ratio, and each run's peak memory (max RSS). A
 second j1filter run on a tenth of the corpus shows whether memory grows with input size.
 
+Then peak memory (max RSS of the child process) for input shaped to stress it:
+
+  huge lines      a dozen lines of 12 MB each: one 12 MB text field, or 12 MB of small values
+  many kinds      entities of 8,000 distinct kinds (distinct ``_type``): one plan per kind
+
     ./dev bench                 # 100,000 entities (default)
     ./dev bench --entities 300000 --repeat 3
+    ./dev bench --no-memory     # throughput only
 """
 
 from __future__ import annotations
@@ -79,6 +85,50 @@ def make_corpus(path: Path, count: int, seed: int) -> int:
     return size
 
 
+def make_huge_lines(path: Path, count: int, size: int, small_values: bool) -> None:
+    """``count`` entities of about ``size`` bytes each: one big text field, or a list of
+    many small values (IP addresses in ``targets``, which the mappings convert)."""
+    template = json.loads(SAMPLES.read_text().splitlines()[0])
+    with path.open("w") as out:
+        for n in range(count):
+            entity = json.loads(json.dumps(template))
+            entity["id"] = f"huge-{n}"
+            if small_values:
+                ips = size // 16
+                entity["properties"]["targets"] = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+                                                   for i in range(ips)]
+            else:
+                entity["properties"]["description"] = "x" * size
+            out.write(json.dumps(entity, separators=(",", ":")) + "\n")
+
+
+def make_many_kinds(path: Path, kinds: int, per_kind: int, seed: int) -> int:
+    """Entities of ``kinds`` distinct ``_type`` values, ``per_kind`` of each, interleaved."""
+    rng = random.Random(seed)
+    templates = [json.loads(line) for line in SAMPLES.read_text().splitlines()]
+    with path.open("w") as out:
+        for n in range(kinds * per_kind):
+            entity = vary(rng.choice(templates), rng)
+            entity["entity"]["_type"] = f"bench_kind_{n % kinds}"
+            out.write(json.dumps(entity, separators=(",", ":")) + "\n")
+    return kinds * per_kind
+
+
+def memory_scenarios(python: str, tmp: Path, seed: int) -> None:
+    j1filter = [python, "-m", "j1filter", "-q"]
+    print("peak memory (max RSS of the j1filter process):")
+    for label, small_values in (("12 MB text field", False), ("12 MB of small values", True)):
+        path = tmp / "huge.ndjson"
+        make_huge_lines(path, 12, 12_000_000, small_values)
+        seconds, rss = timed(j1filter, path)
+        print(f"  a dozen 12 MB lines, {label:<22}: {rss / 1024:>5.0f} MiB  ({seconds:.1f} s)")
+    path = tmp / "kinds.ndjson"
+    count = make_many_kinds(path, 8000, 2, seed)
+    seconds, rss = timed(j1filter, path)
+    print(f"  8,000 distinct entity kinds ({count:,} entities)  : {rss / 1024:>5.0f} MiB  "
+          f"({count / seconds:,.0f} docs/s)")
+
+
 def timed(cmd: list[str], stdin_path: Path | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one child process, measured for that child alone."""
     with open(stdin_path or os.devnull, "rb") as stdin, open(os.devnull, "wb") as devnull:
@@ -97,6 +147,7 @@ def main() -> int:
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best is reported")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory scenarios")
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,12 +161,15 @@ def main() -> int:
         runs = [timed([python, "-m", "j1filter", "-q"], corpus) for _ in range(args.repeat)]
         best = min(t for t, _ in runs)
         rss = max(r for _, r in runs)
-    base_rate, rate = args.entities / base, args.entities / best
-    print(f"orjson loads+dumps loop : {base_rate:>10,.0f} docs/s  ({base:.2f} s)")
-    print(f"j1filter end to end     : {rate:>10,.0f} docs/s  ({best:.2f} s)")
-    print(f"ratio j1filter/orjson   : {rate / base_rate:.2f}  (target >= 0.33)")
-    print(f"peak memory (max RSS)   : {rss / 1024:.0f} MiB for {args.entities:,} entities, "
-          f"{small_rss / 1024:.0f} MiB for {max(args.entities // 10, 1):,}")
+        base_rate, rate = args.entities / base, args.entities / best
+        print(f"orjson loads+dumps loop : {base_rate:>10,.0f} docs/s  ({base:.2f} s)")
+        print(f"j1filter end to end     : {rate:>10,.0f} docs/s  ({best:.2f} s)")
+        print(f"ratio j1filter/orjson   : {rate / base_rate:.2f}  (target >= 0.33)")
+        print(f"peak memory (max RSS)   : {rss / 1024:.0f} MiB for {args.entities:,} entities, "
+              f"{small_rss / 1024:.0f} MiB for {max(args.entities // 10, 1):,}", flush=True)
+        if not args.no_memory:
+            corpus.unlink()
+            memory_scenarios(python, Path(tmp), args.seed)
     return 0
 
 

@@ -33,6 +33,9 @@ EXPECTED = {
     "bad_condition.yml": ["6:12: rules[0].when: unknown key 'clas' (did you mean 'class'?)"],
     "bad_expression.yml": ["4:33: rules[0].from: invalid JMESPath expression 'properties.pkg_versions[0'"],
     "duplicate_key.yml": ["3:1: yaml: duplicate key 'name'"],
+    "duplicate_after_merge.yml": ["7:5: yaml: duplicate key 'to'"],
+    "alias_bomb.yml": ["11:10: yaml: aliases expand this value to 2,192,194 nodes and characters "
+                       "(the whole file to 22,196,031); the limit is 1,000,000 (use fewer or less nested aliases)"],
     "not_a_mapping.yml": ["1:1: file: a mapping file must be a YAML mapping"],
     "camel_case_path.yml": [
         "4:35: rules[0].from: 'properties.ec2InstanceArn' can never match: entity keys are snake_cased "
@@ -86,3 +89,33 @@ def test_a_user_file_with_a_shipped_name_replaces_it(tmp_path):
     specs = load_mappings([override])
     replaced = [s for s in specs if s.name == "jupiterone"]
     assert len(replaced) == 1 and replaced[0].file == str(override)
+
+
+def test_yaml_merge_keys_are_standard_yaml(tmp_path):
+    """``<<: *anchor`` merges a mapping; the node's own keys override the merged ones."""
+    path = tmp_path / "merge.yml"
+    path.write_text("version: 1\nname: merge\nrules:\n"
+                    "  - &base {to: labels.x, from: properties.description, mode: default}\n"
+                    "  - <<: *base\n    to: labels.y\n")
+    (first, second) = load_mappings([path], shipped=False)[0].rules
+    assert first.to == ("labels", "x") and second.to == ("labels", "y")
+    assert second.sources == first.sources == (("properties", "description"),)
+    assert second.mode == "default"
+    CompiledMappings(load_mappings([path], shipped=False))
+
+
+def test_alias_bomb_is_refused_quickly_without_expanding_it():
+    import time
+
+    start = time.perf_counter()
+    problems_of(BAD / "alias_bomb.yml")
+    assert time.perf_counter() - start < 2  # measured, never expanded (22 million nodes)
+
+
+def test_aliases_of_reasonable_size_are_accepted(tmp_path):
+    path = tmp_path / "aliases.yml"
+    path.write_text("version: 1\nname: aliases\nrules:\n"
+                    "  - {to: labels.a, value: &v [one, two, three]}\n"
+                    "  - {to: labels.b, value: *v}\n")
+    spec = load_mappings([path], shipped=False)[0]
+    assert spec.rules[1].value == ["one", "two", "three"]

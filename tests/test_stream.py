@@ -191,3 +191,162 @@ def test_page_with_errors_and_partial_data_keeps_the_entities(mapper):
 def test_page_without_a_data_list_is_an_error(mapper):
     _, (doc,), _ = stream(mapper, b'{"data": {"queryV1": {"data": "nope"}}}')
     assert_error_doc(doc, '{"data"', "queryV1 page without a data list")
+
+
+# --- hostile values: each root cause that once stopped the stream -----------------------------
+
+SAMPLE_PAGE_OTHER = dict(GOOD, id="e-2")
+
+
+def _wrapped(entity: dict, how: str) -> bytes:
+    """``entity`` as one input line: raw, in a queryV1 page (with a clean second entity), in a
+    Logstash envelope, or as the text of a ``message``. JSON escapes keep surrogates."""
+    if how == "page":
+        value = {"data": {"queryV1": {"type": "list", "data": [entity, SAMPLE_PAGE_OTHER]}}}
+    elif how == "envelope":
+        value = dict(entity, **{"@timestamp": "2026-01-01T00:00:00Z", "tags": ["t"]})
+    elif how == "message":
+        value = {"message": json.dumps(entity, ensure_ascii=False), "tags": ["t"]}
+    else:
+        value = entity
+    return json.dumps(value).encode()
+
+
+def _with(container: str, key: str, value) -> dict:
+    entity = json.loads(GOOD_LINE)
+    entity[container][key] = value
+    return entity
+
+
+WRAPPINGS = ["raw", "page", "envelope", "message"]
+
+
+def _first_docs(mapper, entity: dict, how: str):
+    stats, docs, _ = stream(mapper, _wrapped(entity, how) + b"\n" + GOOD_LINE + b"\n")
+    expected = 3 if how == "page" else 2
+    assert len(docs) == stats.documents == expected, "one document per entity, and the stream goes on"
+    assert docs[-1]["event"]["id"] == "e-1" and "error" not in docs[-1]
+    if how == "page":
+        assert docs[1]["event"]["id"] == "e-2" and "error" not in docs[1]
+    return docs[0], stats
+
+
+@pytest.mark.parametrize("how", WRAPPINGS)
+def test_unpaired_surrogate_is_escaped_and_said(mapper, how):
+    doc, stats = _first_docs(mapper, _with("properties", "description", "bad \ud800 text"), how)
+    assert doc["message"] == "bad \\ud800 text"  # still mapped, the surrogate as escape text
+    assert any("unpaired UTF-16 surrogates" in m for m in doc["error"]["message"])
+    assert any(m.startswith("line 1: ") for m in doc["error"]["message"])
+    assert json.loads(doc["event"]["original"])["properties"]["description"] == "bad \ud800 text"
+    assert stats.errors == {"unpaired_surrogate": 1}
+
+
+@pytest.mark.parametrize("how", WRAPPINGS)
+@pytest.mark.parametrize("depth", [300, 900])
+def test_deep_nesting_in_every_wrapping(mapper, how, depth):
+    deep = "x"
+    for _ in range(depth):
+        deep = [deep]
+    doc, _ = _first_docs(mapper, _with("properties", "description", deep), how)
+    assert "entity: nesting deeper than 64 levels" in doc["error"]["message"]
+    assert doc["event"]["original"].count("[") >= depth  # nothing lost
+
+
+@pytest.mark.parametrize("how", WRAPPINGS)
+def test_dotted_key_deeper_than_an_entity_may_be(mapper, how):
+    doc, _ = _first_docs(mapper, _with("properties", "a." * 5000 + "b", 1), how)
+    assert any("deeper than 64 levels" in m for m in doc["error"]["message"])
+
+
+@pytest.mark.parametrize("container,key,value,message", [
+    ("entity", "_createdOn", "9" * 5000, "unable to parse date [9999"),
+    ("entity", "_createdOn", "2025-01-01T00:00:00" + "A" * 300, "longer than 100 characters"),
+    ("entity", "_createdOn", "2025-01-01T00:00:00" + "Zz" * 30, "unable to parse date"),
+    ("properties", "numericSeverity", "9" * 5000, "longer than 1,000 characters"),
+    ("properties", "numericSeverity", "\u0661\u0662", "unable to convert [\u0661\u0662] to long"),
+    ("properties", "numericSeverity", "\uff11\uff17", "unable to convert [\uff11\uff17] to long"),
+    ("entity", "_createdOn", "\uff11\uff17", "not ASCII text"),
+    ("properties", "score", "1" * 20_000 + "x", "to double"),
+    ("properties", "score", "\u0661.\u0662", "unable to convert [\u0661.\u0662] to double"),
+])
+def test_hostile_value_is_an_error_entry(mapper, container, key, value, message):
+    import time
+
+    start = time.perf_counter()
+    doc, stats = _first_docs(mapper, _with(container, key, value), "raw")
+    assert time.perf_counter() - start < 1  # the old double pattern took 12 s on 20,000 digits
+    assert any(message in m for m in doc["error"]["message"]), doc["error"]["message"]
+    assert stats.errors == {"field_error": 1}
+
+
+@pytest.mark.parametrize("port", ["9" * 5000, "\u0661\u0662", "\u00b2", "99999999999"])
+def test_url_port_that_is_no_int_gives_no_domain_and_no_port(mapper, port):
+    doc, _ = _first_docs(mapper, _with("properties", "webLink", f"http://example.com:{port}/x"), "raw")
+    assert "port" not in doc["url"] and "domain" not in doc["url"] and "error" not in doc
+    assert doc["url"]["path"] == "/x"
+
+
+def test_a_rule_failing_on_one_entity_costs_that_document_only(tmp_path):
+    from j1filter.runtime.mapper import Mapper
+    from j1filter.language.loader import load_mappings
+
+    rule = tmp_path / "abs.yml"
+    rule.write_text("version: 1\nname: abs\nrules:\n  - {to: event.risk_score, from: abs(properties.description)}\n")
+    mapper = Mapper(load_mappings([rule]))
+    for how in WRAPPINGS:
+        stats, docs, _ = stream(mapper, _wrapped(json.loads(GOOD_LINE), how) + b"\n"
+                                + orjson.dumps(dict(GOOD, properties={"description": -3})) + b"\n")
+        assert len(docs) == (3 if how == "page" else 2)
+        message = docs[0]["error"]["message"][0]
+        assert message.startswith("line 1") and "cannot map this entity (JMESPathTypeError" in message
+        assert json.loads(docs[0]["event"]["original"])["id"] == "e-1"
+        assert docs[-1]["event"]["risk_score"] == 3 and "error" not in docs[-1]
+        assert stats.errors["unexpected_error"] == (2 if how == "page" else 1)
+
+
+def test_any_exception_in_a_line_becomes_an_error_document(mapper, monkeypatch):
+    """The last-resort guard does not depend on knowing what can go wrong."""
+    import j1filter.shell.stream as stream_module
+
+    real = stream_module.parse_json
+
+    def flaky(data):
+        if b"boom" in data:
+            raise RuntimeError("boom \ud800 " + "x" * 5000)
+        return real(data)
+
+    monkeypatch.setattr(stream_module, "parse_json", flaky)
+    stats, docs, _ = stream(mapper, b'{"boom": 1}\n' + GOOD_LINE + b"\n")
+    assert len(docs) == 2 and docs[1]["event"]["id"] == "e-1"
+    assert docs[0]["event"]["original"] == '{"boom": 1}'
+    (message,) = docs[0]["error"]["message"]
+    assert message.startswith("line 1: cannot map this line (RuntimeError: boom \\ud800 xxx")
+    assert len(message) < 1200  # the exception text is cut
+    assert stats.errors == {"unexpected_error": 1}
+
+
+class RecordingSink(io.BytesIO):
+    """A sink that remembers the size of each write."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes: list[int] = []
+
+    def write(self, data) -> int:
+        self.writes.append(len(data))
+        return super().write(data)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+
+def test_output_is_written_once_a_batch_reaches_its_byte_limit(mapper):
+    big = orjson.dumps(dict(GOOD, properties={"description": "y" * 400_000}))
+    data = b"\n".join([big] * 3 + [GOOD_LINE] * 3) + b"\n"
+    out = RecordingSink()
+    stats = run(io.BytesIO(data), out, mapper, batch_bytes=1_000_000)
+    # Each big document is about 1.2 MB (original, message, asset): written as it comes, not
+    # held until 512 documents are pending; the small ones go out together at the end.
+    assert [w > 1_000_000 for w in out.writes] == [True, False, True, False, True, False, False]
+    assert len(out.getvalue().splitlines()) == stats.documents == 6

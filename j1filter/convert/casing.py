@@ -10,6 +10,7 @@ from __future__ import annotations
 
 _CACHE: dict[str, str] = {}
 _CACHE_LIMIT = 200_000  # keys repeat across entities; bound memory on hostile input
+_CACHED_KEY_LENGTH = 256
 
 
 def _lower_one(ch: str) -> str:
@@ -45,7 +46,8 @@ def snake_case(key: str) -> str:
     except KeyError:
         pass
     result = key if key.islower() or not any(c.isupper() for c in key) else _convert(key)
-    if len(_CACHE) >= _CACHE_LIMIT:
-        _CACHE.clear()
-    _CACHE[key] = result
+    if len(key) <= _CACHED_KEY_LENGTH:  # a huge key is not kept alive by the cache
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        _CACHE[key] = result
     return result

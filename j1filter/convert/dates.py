@@ -19,18 +19,22 @@ from dateutil import parser as _du_parser
 from dateutil import tz as _du_tz
 
 from ..errors import TransformError
+from .limits import MAX_DATE_TEXT, preview
 
 _ISO = re.compile(
     r"(?P<y>\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<h>\d{2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
-    r"(?P<z>Z|[+-]\d{2}(?::?\d{2})?|[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)?)?)?)?"
+    r"(?P<z>Z|[+-]\d{2}(?::?\d{2})?|[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)?)?)?)?",
+    re.ASCII,  # only ASCII digits: "٢٠٢٥" is no year
 )
 # The form J1 and this module write: checked cheaply and returned as it is.
-_CANONICAL_TIME = re.compile(r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z")
-_DAY = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
+_CANONICAL_TIME = re.compile(r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z", re.ASCII)
+_DAY = re.compile(r"(\d{4})-(\d\d)-(\d\d)", re.ASCII)
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _VALID_DAYS: dict[str, bool] = {}  # "yyyy-MM-dd" -> is a real calendar day (days repeat a lot)
-_NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?")
+_NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?", re.ASCII)
+#: Longest zone name looked up (the longest IANA name has 32 characters).
+_MAX_ZONE_NAME = 64
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _MAX_OFFSET = timedelta(hours=18)  # as java.time.ZoneOffset
@@ -75,7 +79,12 @@ def _zone(text: str | None):
         if hours > 18 or minutes > 59:
             return None
         return timezone(sign * timedelta(hours=hours, minutes=minutes))
-    return _du_tz.gettz(text)  # region id such as Europe/Paris; None when unknown
+    if len(text) > _MAX_ZONE_NAME:
+        return None
+    try:
+        return _du_tz.gettz(text)  # region id such as Europe/Paris; None when unknown
+    except (OSError, ValueError):  # a name the zone database cannot even look up
+        return None
 
 
 def _utc_iso_text(text: str) -> str | None:
@@ -140,7 +149,7 @@ def _parse_lenient(text: str) -> datetime | None:
     if text[:1].isdigit():
         try:
             parsed = _du_parser.isoparse(text)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, OSError):
             parsed = None
         if parsed is not None:
             if parsed.tzinfo is None:
@@ -168,6 +177,10 @@ def normalize_date(value: object) -> str:
     if not isinstance(value, str):
         raise TransformError(f"unable to parse date [{value!r}]: not a string or number")
     text = value.strip()
+    if len(text) > MAX_DATE_TEXT:
+        raise TransformError(f"unable to parse date [{preview(value)}]: longer than {MAX_DATE_TEXT} characters")
+    if not text.isascii():  # dates are ASCII; other digits (e.g. "١٢") are no numbers
+        raise TransformError(f"unable to parse date [{value}]: not ASCII text")
     quick = _utc_iso_text(text)
     if quick is not None:
         return quick

@@ -20,6 +20,7 @@ from math import isfinite
 from typing import Any, Callable
 
 from . import commandline, dates, urls
+from .limits import MAX_NUMBER_TEXT, bounded
 from ..errors import TransformError
 
 ValueFn = Callable[[Any], Any]
@@ -73,13 +74,14 @@ def _java_double(x: float) -> str:
 # --- type conversions (the field types of Elastic's pipeline) -------------------------------
 
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
-_DEC_INT = re.compile(r"[+-]?\d+")
+# Only ASCII digits are numbers (re.ASCII: "\d" would also match "١" or "１"). Each pattern
+# is unambiguous, so a failed match costs time linear in the text.
+_DEC_INT = re.compile(r"[+-]?\d+", re.ASCII)
 _HEX_INT = re.compile(r"([+-]?)0[xX]([0-9a-fA-F]+)")
-_INTEGRAL_DECIMAL = re.compile(r"[+-]?\d+\.0*")
+_INTEGRAL_DECIMAL = re.compile(r"[+-]?\d+\.0*", re.ASCII)
 _JAVA_DOUBLE = re.compile(
-    r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)[dDfF]?"
+    r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[dDfF]?", re.ASCII
 )
-
 
 @transform("date", per_item=True)
 def date_transform() -> ValueFn:
@@ -102,6 +104,7 @@ def long_transform() -> ValueFn:
             if value == value and value.is_integer():
                 result = int(value)
         elif isinstance(value, str):
+            bounded(value, MAX_NUMBER_TEXT, "long")
             if _DEC_INT.fullmatch(value) or _INTEGRAL_DECIMAL.fullmatch(value):
                 result = int(value.split(".")[0])
             elif m := _HEX_INT.fullmatch(value):
@@ -127,7 +130,7 @@ def double_transform() -> ValueFn:
         elif isinstance(value, (int, float)):
             result = float(value)
         elif isinstance(value, str):
-            text = value.strip()
+            text = bounded(value, MAX_NUMBER_TEXT, "double").strip()
             if _JAVA_DOUBLE.fullmatch(text):
                 result = float(text.rstrip("dDfF"))
         if result is None or not isfinite(result):
@@ -169,9 +172,11 @@ def canonical_ip(value: Any) -> str:
     try:
         result = _IP_CACHE[value]
     except KeyError:
-        result = _IP_CACHE[value] = _parse_ip(value)
-        if len(_IP_CACHE) > 100_000:
-            _IP_CACHE.clear()
+        result = _parse_ip(value)
+        if len(value) <= 64:  # an IPv6 literal with a zone id fits; longer text is not kept
+            if len(_IP_CACHE) > 100_000:
+                _IP_CACHE.clear()
+            _IP_CACHE[value] = result
     if result is None:
         raise TransformError(f"'{value}' is not an IP string literal.")
     return result
@@ -357,7 +362,7 @@ def duration_ns_transform() -> ValueFn:
     return duration
 
 
-_CVSS_PREFIX = re.compile(r"\(?CVSS:(\d+\.\d+)/")
+_CVSS_PREFIX = re.compile(r"\(?CVSS:(\d+\.\d+)/", re.ASCII)
 _CVSS_V2 = re.compile(r"\(?AV:[LAN]/AC:[HML]/Au:[MSN]/C:[NPC]/I:[NPC]/A:[NPC]")
 
 
@@ -385,9 +390,9 @@ def cvss_classification_transform() -> ValueFn:
 
 
 _ID_SCHEMES = (
-    (re.compile(r"CVE-\d{4}-\d{4,}", re.I), "CVE"),
+    (re.compile(r"CVE-\d{4}-\d{4,}", re.I | re.ASCII), "CVE"),
     (re.compile(r"GHSA(-[23456789cfghjmpqrvwx]{4}){3}", re.I), "GHSA"),
-    (re.compile(r"CWE-\d+", re.I), "CWE"),
+    (re.compile(r"CWE-\d+", re.I | re.ASCII), "CWE"),
     (re.compile(r"SNYK-[A-Z0-9-]+", re.I), "SNYK"),
 )
 

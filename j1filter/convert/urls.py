@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..errors import TransformError
+from .limits import MAX_PORT_DIGITS
 
 # RFC 3986 reference, as java.net.URI splits it.
 _URI = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.S)
@@ -20,6 +21,7 @@ _URI = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*):)?(?://([^/?#]*))?([^?#]*)(?:\
 _ILLEGAL = re.compile(r"[\s\"<>\\^`{|}]|%(?![0-9A-Fa-f]{2})")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 _SERVER_HOST = re.compile(rf"(?:{_HOST_LABEL}\.)*{_HOST_LABEL}\.?|\[[0-9A-Fa-f:.]+\]")
+_MAX_PORT = 2**31 - 1  # java.net.URI reads the port as an int
 _URL_FALLBACK_SCHEMES = frozenset({"http", "https", "ftp", "file", "jar"})
 
 
@@ -54,8 +56,9 @@ def _add_authority(parts: dict[str, Any], authority: str, decode) -> None:
     host, port = host_port, ""
     if not host_port.endswith("]") and ":" in host_port:
         host, _, port = host_port.rpartition(":")
-    if port and not port.isdigit():
-        return  # registry-based authority: Java reports no host, no port
+    if port and not (port.isascii() and port.isdigit() and len(port) <= MAX_PORT_DIGITS
+                     and int(port) <= _MAX_PORT):
+        return  # registry-based authority (as Java's URI for a port it cannot read): no host, no port
     if host and _SERVER_HOST.fullmatch(host):
         parts["domain"] = host
         if port:

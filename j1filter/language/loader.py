@@ -51,19 +51,24 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:
-    loader.flatten_mapping(node)
+    own = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
+    loader.flatten_mapping(node)  # merge keys (<<): merged entries first, then the node's own
+    merged = len(node.value) - own
     result = MarkedDict()
     result.mark, result.key_marks, result.value_marks = node.start_mark, {}, {}
-    for key_node, value_node in node.value:
+    own_keys: set[Any] = set()
+    for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float)):  # numbers appear in lookup tables
             raise yaml.MarkedYAMLError(
                 None, None, f"keys must be text or numbers, found {key!r}", key_node.start_mark
             )
-        if key in result:
-            raise yaml.MarkedYAMLError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark
-            )
+        if index >= merged:  # the node's own keys override merged ones, but not each other
+            if key in own_keys:
+                raise yaml.MarkedYAMLError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            own_keys.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_marks[key] = key_node.start_mark
         result.value_marks[key] = value_node.start_mark
@@ -182,17 +187,82 @@ def _source(text: str, check: "_Checker", mark: Any, where: str) -> Source | Non
 # --- the file format -------------------------------------------------------------------------
 
 
+#: Most nodes plus text characters a mapping file may expand to through its aliases (or
+#: twice its own length, if more): 300 times the largest shipped mapping, far less than
+#: an alias bomb.
+MAX_EXPANDED_SIZE = 1_000_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes plus scalar characters of ``node`` with every alias expanded (each node is
+    measured once, so this costs time linear in the file, however large the expansion)."""
+    found = sizes.get(id(node))
+    if found is not None:
+        return found
+    sizes[id(node)] = 0  # a recursive alias: the constructor refuses it
+    if isinstance(node, yaml.ScalarNode):
+        size = 1 + len(node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, sizes) for child in node.value)
+    else:
+        size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = size
+    return size
+
+
+def _alias_bomb(node: yaml.Node, sizes: dict[int, int], limit: int) -> yaml.Node | None:
+    """The innermost node whose expansion is over ``limit``, if any: where aliases blow up."""
+    if sizes[id(node)] <= limit:
+        return None
+    children = (node.value if isinstance(node, yaml.SequenceNode)
+                else [v for pair in node.value for v in pair] if isinstance(node, yaml.MappingNode)
+                else [])
+    for child in children:
+        if sizes[id(child)] > limit:
+            return _alias_bomb(child, sizes, limit)
+    return node
+
+
+class _AliasBomb(yaml.MarkedYAMLError):
+    pass
+
+
+def _load_yaml(text: str) -> Any:
+    """The YAML document, refused (MarkedYAMLError) when its aliases expand it beyond
+    MAX_EXPANDED_SIZE: an alias bomb would otherwise pass and blow up every document."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+        total = _expanded_size(node, sizes)
+        limit = max(MAX_EXPANDED_SIZE, 2 * len(text))
+        bomb = _alias_bomb(node, sizes, limit)
+        if bomb is not None:
+            raise _AliasBomb(
+                None, None, f"aliases expand this value to {sizes[id(bomb)]:,} nodes and characters "
+                f"(the whole file to {total:,}); the limit is {limit:,}", bomb.start_mark)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def parse_mapping(text: str, file: str) -> MappingSpec:
     """Parse and check one mapping file's text; raise MappingError with every problem."""
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        document = _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or exc.context or "invalid YAML"
-        raise MappingError([Problem(file, line, col, "yaml", what, "check indentation and quoting")]) from None
+        hint = ("use fewer or less nested aliases" if isinstance(exc, _AliasBomb)
+                else "check indentation and quoting")
+        raise MappingError([Problem(file, line, col, "yaml", what, hint)]) from None
     except yaml.YAMLError as exc:
         raise MappingError([Problem(file, 1, 1, "yaml", str(exc))]) from None
+    except RecursionError:
+        raise MappingError([Problem(file, 1, 1, "yaml", "nested too deeply")]) from None
     check = _Checker(file)
     if not isinstance(document, MarkedDict):
         check.add(getattr(document, "mark", None), "file", "a mapping file must be a YAML mapping",

@@ -86,6 +86,10 @@ def expand_dots(properties: dict) -> list[str]:
     for key in [k for k in properties if "." in k and k[0] != "."]:
         value = properties.pop(key)
         parts = key.split(".")
+        if len(parts) > MAX_DEPTH:  # nothing may nest deeper than a whole entity may
+            problems.append(f"properties.{key[:100]}...: cannot expand a key of {len(parts)} "
+                            f"segments, deeper than {MAX_DEPTH} levels")
+            continue
         if not all(parts):
             problems.append(f"properties.{key}: cannot expand [{key}], it has an empty path segment")
             continue

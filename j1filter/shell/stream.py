@@ -5,21 +5,35 @@ response page, expanded to one document per entity, or (c) a Logstash/Beats even
 ``message`` (or ``event.original``) holds the raw entity text. A line that cannot be used
 becomes an error document carrying the original text: no line is lost and the stream
 never stops. Blank lines are skipped (and counted).
+
+Robustness is structural: one last-resort guard around each line's whole handling (decode,
+parse, unwrap, map, serialise) turns any exception into an error document for that line,
+and a guard around each entity keeps the other entities of a page. Output is batched by
+count and by bytes, so memory follows the largest document, not the batch.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Sequence
 
 import orjson
 
+from .._meta import ERROR_TAG
 from ..runtime.mapper import Mapper
 
 #: Lines longer than this are not parsed; their first bytes go out in an error document.
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+#: Output is written once this many documents or bytes are pending (whichever comes first).
+DEFAULT_BATCH_SIZE = 512
+DEFAULT_BATCH_BYTES = 1024 * 1024
+#: Longest exception text or GraphQL error quoted in an error message.
+_MAX_QUOTE = 1000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+Tags = Sequence[str]
 #: Envelope fields Logstash adds when it hands over an entity as the event itself.
 _ENVELOPE_KEYS = ("@timestamp", "@version", "tags")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
@@ -30,7 +44,7 @@ class Stats:
     lines: int = 0
     blank_lines: int = 0
     documents: int = 0
-    errors: Counter = field(default_factory=Counter)  # error kind -> documents
+    errors: Counter[str] = field(default_factory=Counter)  # error kind -> documents
     output_closed: bool = False
 
     def summary(self) -> str:
@@ -48,7 +62,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Mapped:
-    doc: dict
+    doc: dict[str, Any]
     error_kind: str | None  # None for a clean document
 
 
@@ -61,7 +75,13 @@ class _BadLine(Exception):
         self.kind = kind
 
 
+#: Digits beyond which an integer cannot even be a double (1.8e308 has 309).
+_MAX_INT_DIGITS = 400
+
+
 def _big_int(text: str) -> int | float:
+    if len(text) > _MAX_INT_DIGITS:
+        raise ValueError(f"integer of {len(text):,} digits")
     value = int(text)
     return value if _LONG_MIN <= value <= _LONG_MAX else float(value)
 
@@ -89,6 +109,58 @@ def _decode(line: bytes) -> str:
         raise _BadLine("invalid_utf8", f"invalid UTF-8 at byte {exc.start}") from None
 
 
+# --- JSON text of parsed values ------------------------------------------------------------------
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each unpaired UTF-16 surrogate (which UTF-8 cannot carry) written as its
+    ``\\uXXXX`` escape: inside JSON text, the same value; elsewhere, visible."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text of a parsed value, for ``event.original``. Never fails on what
+    :func:`parse_json` returns: nesting orjson refuses (over 254 levels) is rendered without
+    recursion, and unpaired surrogates are escaped."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError: too deep, surrogates, an integer beyond 64 bits
+        return escape_surrogates("".join(_render(value)))
+
+
+def _render(value: Any) -> list[str]:
+    """JSON text pieces of ``value``, depth-first with an explicit stack (no recursion)."""
+    encode = json.encoder.encode_basestring
+    parts: list[str] = []
+    stack: list[tuple[bool, Any]] = [(False, value)]  # (is literal text, item)
+    while stack:
+        literal, item = stack.pop()
+        if literal:
+            parts.append(item)
+        elif isinstance(item, dict):
+            todo: list[tuple[bool, Any]] = [(True, "{")]
+            for n, (key, child) in enumerate(item.items()):
+                todo += [(True, ("," if n else "") + encode(str(key)) + ":"), (False, child)]
+            stack.extend(reversed(todo + [(True, "}")]))
+        elif isinstance(item, list):
+            todo = [(True, "[")]
+            for n, child in enumerate(item):
+                todo += [(True, ",")] if n else []
+                todo.append((False, child))
+            stack.extend(reversed(todo + [(True, "]")]))
+        elif isinstance(item, str):
+            parts.append(encode(item))
+        else:
+            parts.append(json.dumps(item))
+    return parts
+
+
+def _quote(value: Any) -> str:
+    """A value quoted in an error message: text as it is, anything else as JSON, cut short."""
+    text = value if isinstance(value, str) else json_text(value)
+    return text if len(text) <= _MAX_QUOTE else text[:_MAX_QUOTE] + f"... ({len(text):,} characters)"
+
+
 # --- one line ----------------------------------------------------------------------------------
 
 
@@ -104,7 +176,7 @@ def map_line(mapper: Mapper, line: bytes, where: str) -> list[Mapped]:
     return _map_value(mapper, value, text, where, tags=())
 
 
-def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags) -> list[Mapped]:
+def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags: Tags) -> list[Mapped]:
     if isinstance(value, dict):
         data = value.get("data")
         if (isinstance(data, dict) and "queryV1" in data) or ("errors" in value and "data" in value):
@@ -116,19 +188,31 @@ def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags) -> list[
         if any(k in value for k in _ENVELOPE_KEYS):
             tags = list(tags) + _tag_list(value.get("tags"))
             value = {k: v for k, v in value.items() if k not in _ENVELOPE_KEYS}
-            text = orjson.dumps(value).decode()
-    return [_entity(mapper, value, text, tags)]
+            text = json_text(value)
+    return [_entity(mapper, value, text, tags, where)]
 
 
-def _entity(mapper: Mapper, value: Any, original: str, tags) -> Mapped:
-    doc = mapper.map_entity(value, original, tags=tags)
+def _entity(mapper: Mapper, value: Any, original: str, tags: Tags, where: str) -> Mapped:
+    try:
+        doc = mapper.map_entity(value, original, tags=tags)
+    except Exception as exc:  # noqa: BLE001 - e.g. a user rule failing on this entity: the rest go on
+        return Mapped(mapper.error_document(original, [_failure(where, "cannot map this entity", exc)],
+                                            tags=tags), "unexpected_error")
     if "error" not in doc:
         return Mapped(doc, None)
     return Mapped(doc, "not_an_entity" if not isinstance(value, dict) or "entity" not in value
                   else "field_error")
 
 
-def _wrapped_original(event: dict) -> str | None:
+def _failure(where: str, what: str, exc: BaseException) -> str:
+    try:
+        detail = escape_surrogates(_quote(str(exc)))
+    except Exception:  # noqa: BLE001 - an exception whose text cannot be rendered
+        detail = "(no description)"
+    return f"{where}: {what} ({type(exc).__name__}: {detail})"
+
+
+def _wrapped_original(event: dict[str, Any]) -> str | None:
     message = event.get("message")
     if isinstance(message, str):
         return message
@@ -145,7 +229,7 @@ def _tag_list(tags: Any) -> list[str]:
     return []
 
 
-def _map_event(mapper: Mapper, event: dict, inner: str, where: str) -> list[Mapped]:
+def _map_event(mapper: Mapper, event: dict[str, Any], inner: str, where: str) -> list[Mapped]:
     """A Logstash/Beats event carrying the raw entity text in ``message``/``event.original``."""
     tags = _tag_list(event.get("tags"))
     try:
@@ -155,13 +239,13 @@ def _map_event(mapper: Mapper, event: dict, inner: str, where: str) -> list[Mapp
     return _map_value(mapper, value, inner, where, tags)
 
 
-def _map_page(mapper: Mapper, page: dict, text: str, where: str, tags) -> list[Mapped]:
+def _map_page(mapper: Mapper, page: dict[str, Any], text: str, where: str, tags: Tags) -> list[Mapped]:
     """A whole ``queryV1`` response: one document per entity, and an error document for
     GraphQL ``errors`` (a page may carry both: the entities are kept)."""
     results = []
     errors = page.get("errors")
     if errors:
-        messages = [e.get("message", str(e)) if isinstance(e, dict) else str(e)
+        messages = [_quote(e.get("message", e) if isinstance(e, dict) else e)
                     for e in (errors if isinstance(errors, list) else [errors])]
         results.append(Mapped(mapper.error_document(
             text, [f"{where}: GraphQL error: {m}" for m in messages], tags=tags), "graphql_error"))
@@ -169,11 +253,76 @@ def _map_page(mapper: Mapper, page: dict, text: str, where: str, tags) -> list[M
     query = data.get("queryV1") if isinstance(data, dict) else None
     entities = query.get("data") if isinstance(query, dict) else None
     if isinstance(entities, list):
-        results.extend(_entity(mapper, entity, orjson.dumps(entity).decode(), tags) for entity in entities)
+        results.extend(_entity(mapper, entity, json_text(entity), tags, f"{where}, entity {n}")
+                       for n, entity in enumerate(entities, 1))
     elif not errors:
         results.append(Mapped(mapper.error_document(
             text, [f"{where}: queryV1 page without a data list"], tags=tags), "not_an_entity"))
     return results
+
+
+# --- serialising -------------------------------------------------------------------------------
+
+
+def encode_line(mapper: Mapper, line: bytes, where: str) -> list[tuple[bytes, str | None]]:
+    """The serialised documents of one input line with their error kinds (``None``: clean).
+
+    The last-resort guard: whatever goes wrong anywhere in the line's handling, the line
+    becomes one error document carrying it, and the stream goes on."""
+    try:
+        return [_encode(mapper, result, where) for result in map_line(mapper, line, where)]
+    except Exception as exc:  # noqa: BLE001 - the stream never stops for data
+        original = line.decode("utf-8", "backslashreplace")  # UTF-8 always: no surrogates
+        doc = mapper.error_document(original, [_failure(where, "cannot map this line", exc)])
+        return [(orjson.dumps(doc), "unexpected_error")]
+
+
+def _encode(mapper: Mapper, result: Mapped, where: str) -> tuple[bytes, str | None]:
+    try:
+        return orjson.dumps(result.doc), result.error_kind
+    except TypeError as exc:  # orjson.JSONEncodeError
+        reason = str(exc)
+    try:
+        doc, count = _escape_all(result.doc)
+        if count:  # unpaired surrogates: UTF-8 cannot carry them, their escapes keep the value
+            doc = _flag(doc, f"{where}: unpaired UTF-16 surrogates in {count} text(s), written as "
+                             "\\uXXXX escapes (UTF-8 cannot carry them)")
+            return orjson.dumps(doc), result.error_kind or "unpaired_surrogate"
+    except (TypeError, RecursionError):  # something else: the original alone goes out
+        pass
+    original = escape_surrogates(str(result.doc["event"]["original"]))
+    doc = mapper.error_document(original, [f"{where}: cannot serialise the mapped document "
+                                           f"({escape_surrogates(reason)}); event.original holds the input"])
+    return orjson.dumps(doc), "not_serialisable"
+
+
+def _escape_all(value: Any) -> tuple[Any, int]:
+    """``value`` with unpaired surrogates escaped in every key and text; and how many texts
+    had some."""
+    if isinstance(value, str):
+        fixed = escape_surrogates(value)
+        return fixed, int(fixed is not value and fixed != value)
+    if isinstance(value, dict):
+        out, total = {}, 0
+        for key, item in value.items():
+            (key, n), (item, m) = _escape_all(key), _escape_all(item)
+            out[key] = item
+            total += n + m
+        return out, total
+    if isinstance(value, list):
+        pairs = [_escape_all(item) for item in value]
+        return [item for item, _ in pairs], sum(n for _, n in pairs)
+    return value, 0
+
+
+def _flag(doc: dict[str, Any], message: str) -> dict[str, Any]:
+    """Mark a mapped document as having an error, keeping what was mapped."""
+    doc.setdefault("event", {})["kind"] = "pipeline_error"
+    error = doc.setdefault("error", {})
+    error["message"] = [*error.get("message", []), message]
+    tags = doc.get("tags") or []
+    doc["tags"] = tags if ERROR_TAG in tags else [*tags, ERROR_TAG]
+    return doc
 
 
 # --- the stream --------------------------------------------------------------------------------
@@ -195,47 +344,54 @@ def read_lines(source: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, i
                     break
             yield line[:max_line_bytes], size
             continue
-        yield line.rstrip(b"\r\n"), size
+        stripped = line.rstrip(b"\r\n")
+        del line  # not kept alive (a copy of a huge line) while the caller maps the line
+        yield stripped, size
+
+
+def _too_long(mapper: Mapper, line: bytes, size: int, max_line_bytes: int,
+              where: str) -> tuple[bytes, str | None]:
+    doc = mapper.error_document(
+        line.decode("utf-8", "backslashreplace"),
+        [f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
+         "event.original holds its first bytes"])
+    return orjson.dumps(doc), "line_too_long"
 
 
 def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool = False,
         errors_sink: BinaryIO | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        batch_size: int = 512, name: str = "line") -> Stats:
+        batch_size: int = DEFAULT_BATCH_SIZE, batch_bytes: int = DEFAULT_BATCH_BYTES,
+        name: str = "line") -> Stats:
     """Map every line of ``source`` to ``sink``; return what happened. Error documents go
-    to ``sink`` too (and, as a copy, to ``errors_sink``)."""
+    to ``sink`` too (and, as a copy, to ``errors_sink``). Output is written once
+    ``batch_size`` documents or ``batch_bytes`` bytes are pending."""
     stats = Stats()
     pending: list[bytes] = []
-    dumps = orjson.dumps
+    pending_bytes = 0
     try:
         for line_no, (line, size) in enumerate(read_lines(source, max_line_bytes), 1):
             stats.lines += 1
             where = f"{name} {line_no}"
             if size > max_line_bytes:
-                results = [Mapped(mapper.error_document(
-                    line.decode("utf-8", "backslashreplace"),
-                    [f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
-                     "event.original holds its first bytes"]), "line_too_long")]
+                encoded = [_too_long(mapper, line, size, max_line_bytes, where)]
             elif not line.strip():
                 stats.blank_lines += 1
                 continue
             else:
-                results = map_line(mapper, line, where)
-            for result in results:
-                try:
-                    encoded = dumps(result.doc)
-                except (TypeError, orjson.JSONEncodeError) as exc:
-                    result = Mapped(mapper.error_document(
-                        result.doc["event"]["original"], [f"{where}: cannot serialise: {exc}"]),
-                        "not_serialisable")
-                    encoded = dumps(result.doc)
-                pending.append(encoded)
+                encoded = encode_line(mapper, line, where)
+            del line  # a huge line's bytes are not needed while its documents are written
+            for doc, error_kind in encoded:
+                pending.append(doc)
+                pending_bytes += len(doc)
                 stats.documents += 1
-                if result.error_kind:
-                    stats.errors[result.error_kind] += 1
+                if error_kind:
+                    stats.errors[error_kind] += 1
                     if errors_sink is not None:
-                        errors_sink.write(encoded + b"\n")
-            if line_buffered or len(pending) >= batch_size:
+                        errors_sink.writelines((doc, b"\n"))
+            del encoded
+            if line_buffered or len(pending) >= batch_size or pending_bytes >= batch_bytes:
                 _flush(sink, pending, line_buffered)
+                pending_bytes = 0
         _flush(sink, pending, True)
     except BrokenPipeError:
         stats.output_closed = True
@@ -243,9 +399,11 @@ def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool
 
 
 def _flush(sink: BinaryIO, pending: list[bytes], flush: bool) -> None:
-    if pending:
+    if len(pending) == 1:  # e.g. one big document: no joined copy of it
+        sink.writelines((pending[0], b"\n"))
+    elif pending:
         pending.append(b"")
         sink.write(b"\n".join(pending))
-        pending.clear()
+    pending.clear()
     if flush:
         sink.flush()
