@@ -10,6 +10,7 @@ never stops. Blank lines are skipped (and counted).
 from __future__ import annotations
 
 import json
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator
@@ -17,6 +18,8 @@ from typing import Any, BinaryIO, Iterator
 import orjson
 
 from ..runtime.mapper import Mapper
+from .output import LineWriter, Progress, plural
+from .stops import GUARD, StopGuard, Stopped
 
 #: Lines longer than this are not parsed; their first bytes go out in an error document.
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -29,21 +32,36 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 class Stats:
     lines: int = 0
     blank_lines: int = 0
-    documents: int = 0
-    errors: Counter = field(default_factory=Counter)  # error kind -> documents
+    documents: int = 0  # written whole to the output, not merely mapped
+    errors: Counter = field(default_factory=Counter)  # error kind -> documents written
     output_closed: bool = False
+    stopped_by: int | None = None  # the stop signal that ended the run early
+    looks_pretty_printed: bool = False  # a line was a lone "{" or "[" (e.g. `jq .` output)
 
     def summary(self) -> str:
-        text = f"j1filter: {self.lines} lines in, {self.documents} documents out"
+        text = (f"j1filter: {plural(self.lines, 'line')} in, "
+                f"{plural(self.documents, 'document')} out")
         if self.blank_lines:
-            text += f", {self.blank_lines} blank lines skipped"
+            text += f", {plural(self.blank_lines, 'blank line')} skipped"
         total = sum(self.errors.values())
         if total:
-            kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.errors.items()))
-            text += f", {total} with errors ({kinds})"
+            kinds = ", ".join(f"{kind}: {n:,}" for kind, n in sorted(self.errors.items()))
+            text += f", {total:,} with errors ({kinds})"
         else:
             text += ", no errors"
-        return text + (", output closed early" if self.output_closed else "")
+        if self.output_closed:
+            text += ", output closed early"
+        if self.stopped_by is not None:
+            text += f", stopped by {signal.Signals(self.stopped_by).name}"
+        if self.looks_pretty_printed:
+            text += "\n" + PRETTY_PRINTED_HINT
+        return text
+
+
+#: Said once in the first error document and in the summary when the input looks like
+#: pretty-printed JSON: every line of it is invalid on its own.
+PRETTY_PRINTED_HINT = ("j1filter: hint: the input looks like pretty-printed JSON; j1filter reads "
+                       "one JSON document per line (compact it with `jq -c .`)")
 
 
 @dataclass(frozen=True)
@@ -117,15 +135,22 @@ def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags) -> list[
             tags = list(tags) + _tag_list(value.get("tags"))
             value = {k: v for k, v in value.items() if k not in _ENVELOPE_KEYS}
             text = orjson.dumps(value).decode()
-    return [_entity(mapper, value, text, tags)]
+    return [_entity(mapper, value, text, tags, where)]
 
 
-def _entity(mapper: Mapper, value: Any, original: str, tags) -> Mapped:
+def _entity(mapper: Mapper, value: Any, original: str, tags, where: str) -> Mapped:
     doc = mapper.map_entity(value, original, tags=tags)
     if "error" not in doc:
         return Mapped(doc, None)
+    _locate(doc, where)
     return Mapped(doc, "not_an_entity" if not isinstance(value, dict) or "entity" not in value
                   else "field_error")
+
+
+def _locate(doc: dict, where: str) -> None:
+    """Every error message starts with where the entity was (``line 12: ...``)."""
+    doc["error"]["message"] = [m if m.startswith(where) else f"{where}: {m}"
+                               for m in doc["error"]["message"]]
 
 
 def _wrapped_original(event: dict) -> str | None:
@@ -169,7 +194,9 @@ def _map_page(mapper: Mapper, page: dict, text: str, where: str, tags) -> list[M
     query = data.get("queryV1") if isinstance(data, dict) else None
     entities = query.get("data") if isinstance(query, dict) else None
     if isinstance(entities, list):
-        results.extend(_entity(mapper, entity, orjson.dumps(entity).decode(), tags) for entity in entities)
+        results.extend(_entity(mapper, entity, orjson.dumps(entity).decode(), tags,
+                               f"{where}, entity {index}")
+                       for index, entity in enumerate(entities, 1))
     elif not errors:
         results.append(Mapped(mapper.error_document(
             text, [f"{where}: queryV1 page without a data list"], tags=tags), "not_an_entity"))
@@ -200,52 +227,79 @@ def read_lines(source: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, i
 
 def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool = False,
         errors_sink: BinaryIO | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        batch_size: int = 512, name: str = "line") -> Stats:
+        batch_size: int = 512, name: str = "line", guard: StopGuard = GUARD,
+        progress: Progress | None = None) -> Stats:
     """Map every line of ``source`` to ``sink``; return what happened. Error documents go
-    to ``sink`` too (and, as a copy, to ``errors_sink``)."""
+    to ``sink`` too (and, as a copy, to ``errors_sink``). A stop signal (see
+    :mod:`.stops`) or a closed ``sink`` ends the run after whole lines only; the stats
+    count the documents that were really written."""
     stats = Stats()
-    pending: list[bytes] = []
+    out = LineWriter(sink, guard)
+    errors_out = LineWriter(errors_sink, guard) if errors_sink is not None else None
+    pending: list[tuple[bytes, str | None]] = []  # encoded document, error kind
     dumps = orjson.dumps
     try:
-        for line_no, (line, size) in enumerate(read_lines(source, max_line_bytes), 1):
-            stats.lines += 1
-            where = f"{name} {line_no}"
-            if size > max_line_bytes:
-                results = [Mapped(mapper.error_document(
-                    line.decode("utf-8", "backslashreplace"),
-                    [f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
-                     "event.original holds its first bytes"]), "line_too_long")]
-            elif not line.strip():
-                stats.blank_lines += 1
-                continue
-            else:
-                results = map_line(mapper, line, where)
-            for result in results:
-                try:
-                    encoded = dumps(result.doc)
-                except (TypeError, orjson.JSONEncodeError) as exc:
-                    result = Mapped(mapper.error_document(
-                        result.doc["event"]["original"], [f"{where}: cannot serialise: {exc}"]),
-                        "not_serialisable")
-                    encoded = dumps(result.doc)
-                pending.append(encoded)
-                stats.documents += 1
-                if result.error_kind:
-                    stats.errors[result.error_kind] += 1
-                    if errors_sink is not None:
-                        errors_sink.write(encoded + b"\n")
-            if line_buffered or len(pending) >= batch_size:
-                _flush(sink, pending, line_buffered)
-        _flush(sink, pending, True)
+        try:
+            for line_no, (line, size) in enumerate(read_lines(source, max_line_bytes), 1):
+                stats.lines += 1
+                where = f"{name} {line_no}"
+                if size > max_line_bytes:
+                    results = [Mapped(mapper.error_document(
+                        line.decode("utf-8", "backslashreplace"),
+                        [f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
+                         "event.original holds its first bytes"]), "line_too_long")]
+                elif not line.strip():
+                    stats.blank_lines += 1
+                    continue
+                else:
+                    results = map_line(mapper, line, where)
+                    if not stats.looks_pretty_printed and _pretty_printed(line, results, where):
+                        stats.looks_pretty_printed = True
+                for result in results:
+                    try:
+                        encoded = dumps(result.doc)
+                    except (TypeError, orjson.JSONEncodeError) as exc:
+                        result = Mapped(mapper.error_document(
+                            result.doc["event"]["original"], [f"{where}: cannot serialise: {exc}"]),
+                            "not_serialisable")
+                        encoded = dumps(result.doc)
+                    pending.append((encoded, result.error_kind))
+                if line_buffered or len(pending) >= batch_size:
+                    _flush(out, errors_out, pending, stats)
+                if progress is not None and progress.due():
+                    progress.show(stats.documents, sum(stats.errors.values()))
+        except Stopped as stop:
+            stats.stopped_by = stop.signum
+        _flush(out, errors_out, pending, stats)  # the whole documents of earlier lines
     except BrokenPipeError:
         stats.output_closed = True
     return stats
 
 
-def _flush(sink: BinaryIO, pending: list[bytes], flush: bool) -> None:
-    if pending:
-        pending.append(b"")
-        sink.write(b"\n".join(pending))
-        pending.clear()
-    if flush:
-        sink.flush()
+def _pretty_printed(line: bytes, results: list[Mapped], where: str) -> bool:
+    """A lone ``{`` or ``[`` that is invalid JSON: say once, in its error document, that
+    the input must be one JSON document per line."""
+    if line.strip() not in (b"{", b"[") or results[0].error_kind != "invalid_json":
+        return False
+    results[0].doc["error"]["message"].append(
+        f"{where}: {PRETTY_PRINTED_HINT.removeprefix('j1filter: hint: ')}")
+    return True
+
+
+def _flush(out: LineWriter, errors_out: LineWriter | None,
+           pending: list[tuple[bytes, str | None]], stats: Stats) -> None:
+    """Write the pending documents; count those written whole, and copy the error
+    documents among them to the errors file."""
+    batch = pending[:]
+    pending.clear()  # before writing: a stop right after the write must not repeat it
+    before = out.lines
+    with out.guard.writing():
+        try:
+            out.write([encoded for encoded, _ in batch])
+        finally:
+            written = batch[:out.lines - before]
+            stats.documents = out.lines
+            failed = [encoded for encoded, kind in written if kind]
+            stats.errors.update(kind for _, kind in written if kind)
+            if errors_out is not None and failed:
+                errors_out.write(failed)
