@@ -150,3 +150,36 @@ def test_the_summary_counts_what_the_reader_took(big_input):
     written = _summary_documents(proc.stderr.decode())
     assert "output closed early" in proc.stderr.decode()
     assert 1 <= written < 512  # what the pipe took before head closed it, not the batch
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+@pytest.mark.parametrize("trial", range(3))
+def test_a_stop_ends_the_demo_cleanly(trial):
+    """SIGTERM at some moment of the demo (starting the simulator, collecting, mapping):
+    exit 143, or 0 if it had finished; whole lines, no traceback, no collector left behind."""
+    proc = subprocess.Popen([sys.executable, "-m", "j1filter", "demo", "--json"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    banner = proc.stderr.readline()  # the simulator is up and the collector started
+    assert b"simulator at" in banner
+    time.sleep(random.Random(trial).uniform(0, 0.4))
+    proc.send_signal(signal.SIGTERM)
+    output, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 143), stderr.decode()
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert output == b"" or output.endswith(b"\n")
+    assert all(json.loads(line)["ecs"] for line in output.splitlines())
+    url = re.search(rb"http://\S+/graphql", banner)[0]
+    assert not _processes_with(url), "the collector outlived the demo"
+
+
+def _processes_with(text: bytes) -> list[str]:
+    """Live processes whose command line contains ``text`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if text in cmdline.read():
+                    found.append(entry)
+        except OSError:  # not a process, or gone meanwhile
+            continue
+    return found

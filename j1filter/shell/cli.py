@@ -239,10 +239,11 @@ def _say(text: str) -> None:
 # --- check and fields -------------------------------------------------------------------------
 
 
-def _stdout_writer():  # type: ignore[no-untyped-def]
+def _print_lines(text: str) -> None:
+    """Text on stdout in whole lines (see :class:`.output.LineWriter`)."""
     from .output import LineWriter
 
-    return LineWriter(sys.stdout.buffer)
+    LineWriter(sys.stdout.buffer).write_text(text)
 
 
 def check_main(argv: Sequence[str]) -> int:
@@ -277,7 +278,7 @@ def check_main(argv: Sequence[str]) -> int:
         return EXIT_USAGE
     if not args.quiet:
         files = "mapping file" if len(paths) == 1 else "mapping files"
-        _stdout_writer().write_text(f"{len(paths)} {files} OK: " + ", ".join(p.name for p in paths))
+        _print_lines(f"{len(paths)} {files} OK: " + ", ".join(p.name for p in paths))
     return EXIT_OK
 
 
@@ -292,7 +293,7 @@ def fields_main(argv: Sequence[str]) -> int:
     parser.add_argument("--transforms", action="store_true", help="list the transforms instead")
     args = parser.parse_args(argv)
     if args.transforms:
-        _stdout_writer().write_text(transform_table())
+        _print_lines(transform_table())
         return EXIT_OK
     try:
         specs = load_mappings(args.mapping)
@@ -300,5 +301,5 @@ def fields_main(argv: Sequence[str]) -> int:
     except MappingError as exc:
         print(f"j1filter: invalid mapping\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    _stdout_writer().write_text(field_table(specs))
+    _print_lines(field_table(specs))
     return EXIT_OK

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO, Sequence, cast
 
 from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator
 from ..runtime.mapper import Mapper
@@ -46,17 +46,17 @@ def demo_main(argv: Sequence[str]) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr but failures")
     args = parser.parse_args(argv)
     mapper = Mapper()
-    with Simulator() as simulator, _collect(simulator.url, quiet=args.quiet) as entities:
+    with Simulator() as simulator, _collector(simulator.url) as collector:
         if not args.quiet:
             print(f"j1filter demo: J1 API simulator at {simulator.url}; running "
                   "`j1filter collect --once | j1filter`", file=sys.stderr)
         mapped = io.BytesIO()
-        stats = run(entities, sys.stdout.buffer if args.json else mapped, mapper)
-        collected = _finish(entities)
-    if stats.stopped_by is not None:
-        return signal_exit_code(stats.stopped_by)
+        stats = run(cast(BinaryIO, collector.stdout), sys.stdout.buffer if args.json else mapped, mapper)
+        collected = collector.wait()
     if not args.quiet:
         print(stats.summary(), file=sys.stderr)
+    if stats.stopped_by is not None:
+        return signal_exit_code(stats.stopped_by)
     if stats.output_closed:  # `j1filter demo --json | head -1`
         silence_stdout()
         return EXIT_OK
@@ -69,27 +69,21 @@ def demo_main(argv: Sequence[str]) -> int:
 
 
 @contextmanager
-def _collect(url: str, *, quiet: bool) -> Iterator[BinaryIO]:
-    """``j1filter collect --once`` against ``url`` as a child process; yields its stdout.
+def _collector(url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``j1filter collect --once`` against ``url`` as a child process reading into a pipe.
     The child is stopped if the demo ends first."""
     env = dict(os.environ, J1_API_TOKEN=DEMO_TOKEN, J1_ACCOUNT_ID=DEMO_ACCOUNT_ID)
     child = subprocess.Popen(
         [sys.executable, "-m", "j1filter", "collect", "--once", "--quiet", "--rate-limit", "0",
          "--endpoint", url], stdout=subprocess.PIPE, env=env)
-    assert child.stdout is not None
-    child.stdout.child = child  # type: ignore[attr-defined]  # for _finish
     try:
-        yield child.stdout
+        yield child
     finally:
+        assert child.stdout is not None
         child.stdout.close()
         if child.poll() is None:
             child.terminate()
         child.wait()
-
-
-def _finish(entities: BinaryIO) -> int:
-    """The collector's exit code, once it has ended."""
-    return int(entities.child.wait())  # type: ignore[attr-defined]
 
 
 def _write_out(path: str, data: bytes) -> None:

@@ -11,7 +11,7 @@ import io
 import os
 import sys
 import time
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Callable, TextIO
 
 from .stops import GUARD, StopGuard
 
@@ -92,7 +92,8 @@ class Progress:
     ``every`` seconds; :meth:`clear` removes it before the summary is printed."""
 
     def __init__(self, stream: TextIO | None = None, *, enabled: bool | None = None,
-                 delay: float = 1.0, every: float = 0.5, clock=time.monotonic):
+                 delay: float = 1.0, every: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic):
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = _is_terminal(self.stream) if enabled is None else enabled
         self.clock = clock

@@ -61,32 +61,35 @@ def transform_table() -> str:
 
 # --- the demo's summary ------------------------------------------------------------------------
 
+Doc = dict[str, Any]  # one ECS document
+
 #: event.severity (j1filter's 0-10 scale) back to the label it came from.
 SEVERITY_LABELS = {10: "critical", 8: "high", 6: "medium", 4: "low", 1: "info", 0: "none"}
 _SEVERITY_COLUMNS = ("critical", "high", "medium", "low", "info", "none", "unset")
 
 
-def _dig(doc: dict, dotted: str) -> Any:
+def _dig(doc: Doc, dotted: str) -> Any:
+    value: Any = doc
     for key in dotted.split("."):
-        doc = doc.get(key) if isinstance(doc, dict) else None
-    return doc
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
-def _classes(doc: dict) -> list[str]:
+def _classes(doc: Doc) -> list[str]:
     classes = _dig(doc, "jupiter_one.asset.entity._class")
     return [classes] if isinstance(classes, str) else list(classes or [])
 
 
-def _severity(doc: dict) -> str:
+def _severity(doc: Doc) -> str:
     return SEVERITY_LABELS.get(_dig(doc, "event.severity"), "unset")
 
 
-def _source(doc: dict) -> str:
+def _source(doc: Doc) -> str:
     vendor = _dig(doc, "vulnerability.scanner.vendor")
     return _dig(doc, "event.provider") or (vendor.lower() if isinstance(vendor, str) else "(unknown)")
 
 
-def source_table(docs: list[dict]) -> str:
+def source_table(docs: list[Doc]) -> str:
     """Documents by source (``event.provider``, else the scanner vendor): how many, their classes, their severities
     and how many carry an error; one row per source and a total."""
     rows: dict[str, dict[str, Any]] = {}
@@ -117,7 +120,7 @@ def _align(rows: list[list[Any]]) -> str:
                      for row in cells)
 
 
-def errors_by_kind(kinds: Counter, docs: list[dict]) -> str:
+def errors_by_kind(kinds: Counter[str], docs: list[Doc]) -> str:
     """``none``, or each kind of error with its count, and the first error message."""
     if not kinds:
         return "none"
@@ -126,9 +129,9 @@ def errors_by_kind(kinds: Counter, docs: list[dict]) -> str:
     return f"{counts}; the first says: {first}" if first else counts
 
 
-def ecs_fields_filled(docs: list[dict], top: int = 8) -> str:
+def ecs_fields_filled(docs: list[Doc], top: int = 8) -> str:
     """How many distinct ECS fields the documents fill, and the most frequent ones."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for doc in docs:
         counts.update(name for name in _leaf_names(doc)
                       if not name.startswith(("jupiter_one.", "event.original", "data_stream.",
@@ -138,7 +141,7 @@ def ecs_fields_filled(docs: list[dict], top: int = 8) -> str:
     return f"{len(counts)} distinct; most often: {common}"
 
 
-def _leaf_names(doc: dict, prefix: str = "") -> Iterator[str]:
+def _leaf_names(doc: Doc, prefix: str = "") -> Iterator[str]:
     for key, value in doc.items():
         if isinstance(value, dict):
             yield from _leaf_names(value, f"{prefix}{key}.")

@@ -33,7 +33,7 @@ class Stats:
     lines: int = 0
     blank_lines: int = 0
     documents: int = 0  # written whole to the output, not merely mapped
-    errors: Counter = field(default_factory=Counter)  # error kind -> documents written
+    errors: Counter[str] = field(default_factory=Counter)  # error kind -> documents written
     output_closed: bool = False
     stopped_by: int | None = None  # the stop signal that ended the run early
     looks_pretty_printed: bool = False  # a line was a lone "{" or "[" (e.g. `jq .` output)
@@ -147,7 +147,7 @@ def _entity(mapper: Mapper, value: Any, original: str, tags, where: str) -> Mapp
                   else "field_error")
 
 
-def _locate(doc: dict, where: str) -> None:
+def _locate(doc: dict[str, Any], where: str) -> None:
     """Every error message starts with where the entity was (``line 12: ...``)."""
     doc["error"]["message"] = [m if m.startswith(where) else f"{where}: {m}"
                                for m in doc["error"]["message"]]
