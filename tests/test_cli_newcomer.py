@@ -31,6 +31,11 @@ def test_a_mistyped_subcommand_is_a_usage_error_with_a_suggestion(typo, meant):
     assert b"No such file" not in proc.stderr and proc.stdout == b""
 
 
+def test_help_as_a_word():
+    assert j1filter("help").stdout.startswith(b"usage: j1filter [-h]")
+    assert j1filter("help", "check").stdout.startswith(b"usage: j1filter check")
+
+
 def test_an_existing_file_named_like_a_typo_is_read(tmp_path):
     (tmp_path / "chek").write_bytes(ENTITY + b"\n")
     proc = subprocess.run([sys.executable, "-m", "j1filter", "chek"], cwd=tmp_path, capture_output=True,

@@ -79,6 +79,9 @@ def _split_command(argv: list[str]) -> tuple[Subcommand, list[str]]:
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]], argv[1:]
     word = argv[0] if argv else ""
+    if word == "help" and not os.path.exists(word):  # `j1filter help [SUBCOMMAND]`
+        named = SUBCOMMANDS.get(argv[1] if len(argv) > 1 else "filter", SUBCOMMANDS["filter"])
+        return named, ["--help"]
     if word and not word.startswith("-") and not os.path.exists(word):
         close = difflib.get_close_matches(word, SUBCOMMANDS, n=1, cutoff=0.6)
         if close:
