@@ -239,38 +239,38 @@ def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool
     pending: list[tuple[bytes, str | None]] = []  # encoded document, error kind
     dumps = orjson.dumps
     try:
-        try:
-            for line_no, (line, size) in enumerate(read_lines(source, max_line_bytes), 1):
-                stats.lines += 1
-                where = f"{name} {line_no}"
-                if size > max_line_bytes:
-                    results = [Mapped(mapper.error_document(
-                        line.decode("utf-8", "backslashreplace"),
-                        [f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
-                         "event.original holds its first bytes"]), "line_too_long")]
-                elif not line.strip():
-                    stats.blank_lines += 1
-                    continue
-                else:
-                    results = map_line(mapper, line, where)
-                    if not stats.looks_pretty_printed and _pretty_printed(line, results, where):
-                        stats.looks_pretty_printed = True
-                for result in results:
-                    try:
-                        encoded = dumps(result.doc)
-                    except (TypeError, orjson.JSONEncodeError) as exc:
-                        result = Mapped(mapper.error_document(
-                            result.doc["event"]["original"], [f"{where}: cannot serialise: {exc}"]),
-                            "not_serialisable")
-                        encoded = dumps(result.doc)
-                    pending.append((encoded, result.error_kind))
-                if line_buffered or len(pending) >= batch_size:
-                    _flush(out, errors_out, pending, stats)
-                if progress is not None and progress.due():
-                    progress.show(stats.documents, sum(stats.errors.values()))
-        except Stopped as stop:
-            stats.stopped_by = stop.signum
-        _flush(out, errors_out, pending, stats)  # the whole documents of earlier lines
+        for line_no, (line, size) in enumerate(read_lines(source, max_line_bytes), 1):
+            stats.lines += 1
+            where = f"{name} {line_no}"
+            if size > max_line_bytes:
+                results = [Mapped(mapper.error_document(
+                    line.decode("utf-8", "backslashreplace"),
+                    [f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
+                     "event.original holds its first bytes"]), "line_too_long")]
+            elif not line.strip():
+                stats.blank_lines += 1
+                continue
+            else:
+                results = map_line(mapper, line, where)
+                if not stats.looks_pretty_printed and _pretty_printed(line, results, where):
+                    stats.looks_pretty_printed = True
+            for result in results:
+                try:
+                    encoded = dumps(result.doc)
+                except (TypeError, orjson.JSONEncodeError) as exc:
+                    result = Mapped(mapper.error_document(
+                        result.doc["event"]["original"], [f"{where}: cannot serialise: {exc}"]),
+                        "not_serialisable")
+                    encoded = dumps(result.doc)
+                pending.append((encoded, result.error_kind))
+            if line_buffered or len(pending) >= batch_size:
+                _flush(out, errors_out, pending, stats)
+            if progress is not None and progress.due():
+                progress.show(stats.documents, sum(stats.errors.values()))
+        _flush(out, errors_out, pending, stats)
+    except Stopped as stop:  # the document being mapped is dropped; the finished ones go out whole
+        stats.stopped_by = stop.signum
+        _flush_quietly(out, errors_out, pending, stats)
     except BrokenPipeError:
         stats.output_closed = True
     return stats
@@ -284,6 +284,14 @@ def _pretty_printed(line: bytes, results: list[Mapped], where: str) -> bool:
     results[0].doc["error"]["message"].append(
         f"{where}: {PRETTY_PRINTED_HINT.removeprefix('j1filter: hint: ')}")
     return True
+
+
+def _flush_quietly(out: LineWriter, errors_out: LineWriter | None,
+                   pending: list[tuple[bytes, str | None]], stats: Stats) -> None:
+    try:
+        _flush(out, errors_out, pending, stats)
+    except BrokenPipeError:
+        stats.output_closed = True
 
 
 def _flush(out: LineWriter, errors_out: LineWriter | None,
