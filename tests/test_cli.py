@@ -89,7 +89,7 @@ def test_invalid_mapping_exits_2_with_location():
 
 def test_check_subcommand():
     proc = j1filter("check")
-    assert "mapping file(s) OK" in proc.stdout.decode()
+    assert proc.stdout.decode().startswith(f"{len(list((REPO / 'mappings').glob('*.yml')))} mapping files OK: ")
     bad = REPO / "tests" / "bad_mappings" / "wrong_version.yml"
     proc = j1filter("check", str(bad), check_rc=2)
     assert f"{bad}:1:10: version: unsupported format version 2" in proc.stderr.decode()
@@ -130,7 +130,7 @@ def test_closed_output_ends_quietly():
     proc = subprocess.run([sys.executable, "-m", "j1filter", "-q"], input=ENTITY * 1 + b"\n",
                           stdout=writer, stderr=subprocess.PIPE, cwd=REPO, timeout=60)
     os.close(writer)
-    assert proc.returncode == 1
+    assert proc.returncode == 0  # like `collect`: a reader that has enough is not a failure
     assert b"Traceback" not in proc.stderr
 
 

@@ -248,7 +248,7 @@ def test_deep_nesting_in_every_wrapping(mapper, how, depth):
     for _ in range(depth):
         deep = [deep]
     doc, _ = _first_docs(mapper, _with("properties", "description", deep), how)
-    assert "entity: nesting deeper than 64 levels" in doc["error"]["message"]
+    assert any(m.endswith(": entity: nesting deeper than 64 levels") for m in doc["error"]["message"])
     assert doc["event"]["original"].count("[") >= depth  # nothing lost
 
 
@@ -346,7 +346,8 @@ def test_output_is_written_once_a_batch_reaches_its_byte_limit(mapper):
     data = b"\n".join([big] * 3 + [GOOD_LINE] * 3) + b"\n"
     out = RecordingSink()
     stats = run(io.BytesIO(data), out, mapper, batch_bytes=1_000_000)
-    # Each big document is about 1.2 MB (original, message, asset): written as it comes, not
-    # held until 512 documents are pending; the small ones go out together at the end.
-    assert [w > 1_000_000 for w in out.writes] == [True, False, True, False, True, False, False]
+    # Each big document is about 1.2 MB (original, message, asset): written as it comes (one
+    # write with its newline), not held until 512 documents are pending; the small ones go
+    # out together at the end.
+    assert [w > 1_000_000 for w in out.writes] == [True, True, True, False]
     assert len(out.getvalue().splitlines()) == stats.documents == 6

@@ -102,7 +102,7 @@ def build_collect_parser() -> argparse.ArgumentParser:
         "Exit codes: 0 ok, 1 API/network failure, 2 usage/configuration error.",
     )
     source = parser.add_argument_group("query and endpoint")
-    source.add_argument("-q", "--query", default=DEFAULT_QUERY, help=f"J1QL to run (default: {DEFAULT_QUERY!r})")
+    source.add_argument("--query", default=DEFAULT_QUERY, help=f"J1QL to run (default: {DEFAULT_QUERY!r})")
     source.add_argument("--endpoint", help="'us', 'eu' or the full GraphQL URL (default: $J1_ENDPOINT, else us)")
     source.add_argument("--token-file", type=Path, help="read the API token from FILE instead of $J1_API_TOKEN")
     source.add_argument(
@@ -164,7 +164,7 @@ def build_collect_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="re-read this much before the high-water mark (default: 15m)",
     )
-    schedule.add_argument("--quiet", action="store_true", help="no progress on stderr, only warnings and errors")
+    schedule.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr, only warnings and errors")
     return parser
 
 

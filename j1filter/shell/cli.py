@@ -1,34 +1,125 @@
 """Command line: argument parsing and exit codes only; the work happens in the core.
 
-Exit codes: 0 done (bad input lines become error documents, they do not fail the run);
-1 runtime failure (unreadable input, unwritable output or errors file, output closed early,
-or any error document with --fail-on-error); 2 usage error or invalid mapping file.
+``j1filter [SUBCOMMAND] ...``: the subcommands are the rows of :data:`SUBCOMMANDS`; without
+one, the filter runs. Each subcommand's module is imported only when it runs, so that the
+stop signals are handled from the first moment (see :mod:`.stops`). Exit codes, the same for
+every subcommand (the table is in :mod:`.stops` and the README): 0 done (also when the
+reader closed our output early), 1 runtime failure, 2 usage error or invalid mapping,
+128 + N stopped by signal N (129 SIGHUP, 130 SIGINT, 143 SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
 import os
 import sys
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from .._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
                     __version__)
-from ..errors import MappingError
-from ..language.loader import expand_paths, load_mapping, load_mappings, shipped_mapping_paths
-from ..runtime.mapper import Mapper, Options
-from .stream import DEFAULT_MAX_LINE_BYTES, run
+from .stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("filter", "check", "fields", "collect", "simulate", "demo", "assets")
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    summary: str
+    target: str  # "module:function" relative to this package, imported when it runs
+    own_signals: bool = False  # it handles stop signals and a closed output itself
+
+    def entry(self) -> Callable[[list[str]], int]:
+        module, function = self.target.split(":")
+        return getattr(importlib.import_module(module, __package__), function)  # type: ignore[no-any-return]
+
+
+#: Every subcommand, in the order `--help` lists them. A new subcommand is one more row.
+SUBCOMMANDS: dict[str, Subcommand] = {command.name: command for command in (
+    Subcommand("filter", "map J1 entities (stdin or FILE) to ECS documents on stdout; the default",
+               ".cli:filter_main"),
+    Subcommand("check", "validate mapping files without reading stdin", ".cli:check_main"),
+    Subcommand("fields", "print the source -> ECS field table (or --transforms)", ".cli:fields_main"),
+    Subcommand("collect", "pull entities from JupiterOne's API, one JSON per line",
+               "..collect.cli:collect_main", own_signals=True),
+    Subcommand("simulate", "serve the local J1 API simulator", "..collect.cli:simulate_main",
+               own_signals=True),
+    Subcommand("demo", "collect from the simulator, map, and show what came out", ".demo:demo_main"),
+    Subcommand("assets", "render the Elasticsearch assets and Kibana dashboards into a folder",
+               "..assets.cli:assets_main"),
+)}
+
+
+class UsageError(Exception):
+    """A command line that cannot be run (exit code 2)."""
+
+
+def new_parser(prog: str, description: str, **kwargs: object) -> argparse.ArgumentParser:
+    """Every parser of the command line: no prefix matching of long options (a typo must
+    not silently pick another option)."""
+    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
+                                   **kwargs)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command, rest = _split_command(args)
+    except UsageError as exc:
+        print(f"j1filter: error: {exc}\nRun `j1filter --help` for the subcommands and options.",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if command.own_signals:
+        return command.entry()(rest)
+    return _run_guarded(command, rest)
+
+
+def _split_command(argv: list[str]) -> tuple[Subcommand, list[str]]:
+    """The subcommand and its arguments. A bare first word that is neither a subcommand nor
+    an existing file, but close to a subcommand's name, is a typo, not an input file."""
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]], argv[1:]
+    word = argv[0] if argv else ""
+    if word == "help" and not os.path.exists(word):  # `j1filter help [SUBCOMMAND]`
+        named = SUBCOMMANDS.get(argv[1] if len(argv) > 1 else "filter", SUBCOMMANDS["filter"])
+        return named, ["--help"]
+    if word and not word.startswith("-") and not os.path.exists(word):
+        close = difflib.get_close_matches(word, SUBCOMMANDS, n=1, cutoff=0.6)
+        if close:
+            raise UsageError(f"{word!r} is not a subcommand (nor a file to read); "
+                             f"did you mean `j1filter {close[0]}`?")
+    return SUBCOMMANDS["filter"], argv
+
+
+def _run_guarded(command: Subcommand, argv: list[str]) -> int:
+    """Run a subcommand with the stop signals handled and a closed output taken as done."""
+    with GUARD.installed():
+        try:
+            return command.entry()(argv)
+        except Stopped as stop:
+            return stop.exit_code
+        except BrokenPipeError:  # the reader has all it wanted (`| head -1`)
+            silence_stdout()
+            return EXIT_OK
+
+
+# --- the filter -----------------------------------------------------------------------------
 
 
 def _filter_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="j1filter",
-        description="Read raw JupiterOne entities (one JSON per line) on stdin and write ECS "
-                    "documents (one JSON per line) on stdout. Subcommands: "
-                    + ", ".join(SUBCOMMANDS) + " (see `j1filter SUBCOMMAND --help`).",
+    from .stream import DEFAULT_MAX_LINE_BYTES
+
+    width = max(len(name) for name in SUBCOMMANDS)
+    parser = new_parser(
+        "j1filter",
+        "Read raw JupiterOne entities (one JSON document per line) on stdin or from FILE and "
+        "write ECS documents (one JSON document per line) on stdout.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="subcommands (`j1filter SUBCOMMAND --help` for each):\n" + "\n".join(
+            f"  {c.name:<{width}}  {c.summary}" for c in SUBCOMMANDS.values())
+        + "\n\nexit codes: 0 done (also when the reader closed the output early), 1 runtime "
+          "failure,\n2 usage error or invalid mapping, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM",
     )
     parser.add_argument("--version", action="version", version=f"j1filter {__version__} (ECS {ECS_VERSION})")
     parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH",
@@ -38,9 +129,16 @@ def _filter_parser() -> argparse.ArgumentParser:
                         help="use only the --mapping files")
     parser.add_argument("--preserve-duplicate-custom-fields", action="store_true",
                         help="keep the raw copies of fields also mapped to ECS (Elastic's option)")
-    parser.add_argument("--type", default=DEFAULT_DATA_STREAM_TYPE, help="data_stream.type (default: %(default)s)")
-    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="data_stream.dataset (default: %(default)s)")
-    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="data_stream.namespace (default: %(default)s)")
+    stream_help = ("; a value other than the default needs the Elasticsearch assets rendered with "
+                   "the same option (`j1filter assets`)")
+    parser.add_argument("--type", default=DEFAULT_DATA_STREAM_TYPE,
+                        help="data_stream.type: logs or metrics (default: %(default)s)" + stream_help)
+    parser.add_argument("--dataset", default=DEFAULT_DATASET,
+                        help="data_stream.dataset and event.dataset: lowercase, no '-' "
+                             "(default: %(default)s)" + stream_help)
+    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE,
+                        help="data_stream.namespace: lowercase, no '-', e.g. prod_eu "
+                             "(default: %(default)s)")
     parser.add_argument("--line-buffered", action="store_true",
                         help="flush after every input line (for Logstash's pipe input, tail -f)")
     parser.add_argument("--errors-file", metavar="PATH",
@@ -49,17 +147,40 @@ def _filter_parser() -> argparse.ArgumentParser:
                         help="longer input lines become error documents (default: %(default)s)")
     parser.add_argument("--fail-on-error", action="store_true",
                         help="exit 1 if any document carries an error")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="nothing on stderr but failures: no summary, no progress, no hints")
     parser.add_argument("input", nargs="?", metavar="FILE",
                         help="read this file instead of stdin")
     return parser
 
 
+def _usage_problems(args: argparse.Namespace) -> list[str]:
+    from ..datastream import data_stream_problems
+
+    problems = data_stream_problems(args.type, args.dataset, args.namespace)
+    if args.max_line_bytes < 1024:
+        problems.append("--max-line-bytes must be at least 1024")
+    return problems
+
+
+TERMINAL_HINT = (
+    "j1filter: reading J1 entities from the terminal, one JSON document per line; "
+    "end with Ctrl-D.\n"
+    "  Map a file: j1filter FILE   collect from J1: j1filter collect | j1filter   "
+    "all options: j1filter --help")
+
 
 def filter_main(argv: Sequence[str]) -> int:
+    from ..errors import MappingError
+    from ..language.loader import load_mappings
+    from ..runtime.mapper import Mapper, Options
+    from .output import Progress
+    from .stream import run
+
     args = _filter_parser().parse_args(argv)
-    if args.max_line_bytes < 1024:
-        print("j1filter: --max-line-bytes must be at least 1024", file=sys.stderr)
+    problems = _usage_problems(args)
+    if problems:
+        print("\n".join(f"j1filter: error: {p}" for p in problems), file=sys.stderr)
         return EXIT_USAGE
     try:
         specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
@@ -76,43 +197,74 @@ def filter_main(argv: Sequence[str]) -> int:
         source = open(args.input, "rb") if args.input else sys.stdin.buffer
         errors_sink = open(args.errors_file, "ab") if args.errors_file else None
     except OSError as exc:
-        print(f"j1filter: {exc}", file=sys.stderr)
+        print(f"j1filter: cannot open {exc.filename!r}: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE
+    interactive = not args.input and _is_terminal(sys.stdin)
+    if interactive and not args.quiet:
+        print(TERMINAL_HINT, file=sys.stderr)
+    progress = Progress(enabled=_is_terminal(sys.stderr) and not interactive and not args.quiet)
     try:
-        stats = run(source, sys.stdout.buffer, mapper, line_buffered=args.line_buffered,
-                    errors_sink=errors_sink, max_line_bytes=args.max_line_bytes)
+        stats = run(source, sys.stdout.buffer, mapper, line_buffered=args.line_buffered or interactive,
+                    errors_sink=errors_sink, max_line_bytes=args.max_line_bytes, progress=progress)
     except OSError as exc:
         print(f"j1filter: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
+        progress.clear()
         if errors_sink is not None:
             errors_sink.close()
         if args.input:
             source.close()
     if stats.output_closed:
-        _quiet_stdout()
+        silence_stdout()
     if not args.quiet:
-        print(stats.summary(), file=sys.stderr)
-    if stats.output_closed or (args.fail_on_error and stats.errors):
+        _say(stats.summary())
+    if stats.stopped_by is not None:
+        return signal_exit_code(stats.stopped_by)
+    if args.fail_on_error and stats.errors:
         return EXIT_FAILURE
     return EXIT_OK
 
 
-def _quiet_stdout() -> None:
-    # The reader went away: point stdout at /dev/null so the interpreter's final flush
-    # does not raise a second BrokenPipeError.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
+
+
+def _say(text: str) -> None:
+    """A line on stderr that must not fail the run (the terminal may be gone: SIGHUP)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+# --- check and fields -------------------------------------------------------------------------
+
+
+def _print_lines(text: str) -> None:
+    """Text on stdout in whole lines (see :class:`.output.LineWriter`)."""
+    from .output import LineWriter
+
+    LineWriter(sys.stdout.buffer).write_text(text)
 
 
 def check_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="j1filter check",
-        description="Validate mapping files without reading stdin: each file alone, then all "
-                    "of them together with the shipped mappings, as the filter would load them.")
+    from ..errors import MappingError
+    from ..language.loader import expand_paths, load_mapping, load_mappings, shipped_mapping_paths
+    from ..runtime.mapper import Mapper
+
+    parser = new_parser(
+        "j1filter check",
+        "Validate mapping files without reading stdin: each file alone, then all "
+        "of them together with the shipped mappings, as the filter would load them.")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="mapping files or directories")
     parser.add_argument("--no-shipped-mappings", action="store_true",
                         help="check the given files without the shipped mappings")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no line when all is well; problems still go to stderr")
     args = parser.parse_args(argv)
     paths = expand_paths(args.paths) if args.paths else shipped_mapping_paths()
     problems = []
@@ -129,21 +281,24 @@ def check_main(argv: Sequence[str]) -> int:
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return EXIT_USAGE
-    print(f"{len(paths)} mapping file(s) OK: " + ", ".join(p.name for p in paths))
+    if not args.quiet:
+        files = "mapping file" if len(paths) == 1 else "mapping files"
+        _print_lines(f"{len(paths)} {files} OK: " + ", ".join(p.name for p in paths))
     return EXIT_OK
 
 
 def fields_main(argv: Sequence[str]) -> int:
+    from ..errors import MappingError
+    from ..language.loader import load_mappings
+    from ..runtime.mapper import Mapper
     from .report import field_table, transform_table
 
-    parser = argparse.ArgumentParser(
-        prog="j1filter fields",
-        description="Print the source -> ECS field table the mappings compile to.")
+    parser = new_parser("j1filter fields", "Print the source -> ECS field table the mappings compile to.")
     parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH")
     parser.add_argument("--transforms", action="store_true", help="list the transforms instead")
     args = parser.parse_args(argv)
     if args.transforms:
-        print(transform_table())
+        _print_lines(transform_table())
         return EXIT_OK
     try:
         specs = load_mappings(args.mapping)
@@ -151,24 +306,5 @@ def fields_main(argv: Sequence[str]) -> int:
     except MappingError as exc:
         print(f"j1filter: invalid mapping\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(field_table(specs))
+    _print_lines(field_table(specs))
     return EXIT_OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "filter"
-    rest = argv[1:] if argv and argv[0] == command else argv
-    if command == "collect":
-        from ..collect.cli import collect_main
-        return collect_main(rest)
-    if command == "simulate":
-        from ..collect.cli import simulate_main
-        return simulate_main(rest)
-    if command == "demo":
-        from .demo import demo_main
-        return demo_main(rest)
-    if command == "assets":
-        from ..assets.cli import assets_main
-        return assets_main(rest)
-    return {"filter": filter_main, "check": check_main, "fields": fields_main}[command](rest)

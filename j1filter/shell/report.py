@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any, Iterator
+
 from ..language.loader import source_text
 from ..language.spec import Condition, MappingSpec, TransformCall
 from ..convert.transforms import TRANSFORMS
@@ -54,3 +57,93 @@ def transform_table() -> str:
         doc = " ".join(entry.doc.split()).replace("``", "`").replace("|", "\\|")
         rows.append(f"| `{name}` | {params} | {each} | {doc} |")
     return "\n".join(rows)
+
+
+# --- the demo's summary ------------------------------------------------------------------------
+
+Doc = dict[str, Any]  # one ECS document
+
+#: event.severity (j1filter's 0-10 scale) back to the label it came from.
+SEVERITY_LABELS = {10: "critical", 8: "high", 6: "medium", 4: "low", 1: "info", 0: "none"}
+_SEVERITY_COLUMNS = ("critical", "high", "medium", "low", "info", "none", "unset")
+
+
+def _dig(doc: Doc, dotted: str) -> Any:
+    value: Any = doc
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _classes(doc: Doc) -> list[str]:
+    classes = _dig(doc, "jupiter_one.asset.entity._class")
+    return [classes] if isinstance(classes, str) else list(classes or [])
+
+
+def _severity(doc: Doc) -> str:
+    return SEVERITY_LABELS.get(_dig(doc, "event.severity"), "unset")
+
+
+def _source(doc: Doc) -> str:
+    vendor = _dig(doc, "vulnerability.scanner.vendor")
+    return _dig(doc, "event.provider") or (vendor.lower() if isinstance(vendor, str) else "(unknown)")
+
+
+def source_table(docs: list[Doc]) -> str:
+    """Documents by source (``event.provider``, else the scanner vendor): how many, their classes, their severities
+    and how many carry an error; one row per source and a total."""
+    rows: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        row = rows.setdefault(_source(doc),
+                              {"docs": 0, "classes": Counter(), "severity": Counter(), "errors": 0})
+        row["docs"] += 1
+        row["classes"].update(_classes(doc))
+        row["severity"][_severity(doc)] += 1
+        row["errors"] += "error" in doc
+    columns = [c for c in _SEVERITY_COLUMNS if any(r["severity"][c] for r in rows.values())]
+    header = ["source", "documents", "classes", *columns, "errors"]
+    body = [[name, row["docs"], ", ".join(sorted(row["classes"])),
+             *(row["severity"][c] for c in columns), row["errors"]]
+            for name, row in sorted(rows.items(), key=lambda item: (-item[1]["docs"], item[0]))]
+    total = ["total", len(docs), "", *(sum(r["severity"][c] for r in rows.values()) for c in columns),
+             sum(r["errors"] for r in rows.values())]
+    return _align([header, *body, total])
+
+
+def _align(rows: list[list[Any]]) -> str:
+    """Text columns: words to the left, numbers to the right."""
+    cells = [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    numeric = [isinstance(v, int) for v in rows[1]] if len(rows) > 1 else [False] * len(widths)
+    return "\n".join("  ".join(cell.rjust(w) if num else cell.ljust(w)
+                               for cell, w, num in zip(row, widths, numeric)).rstrip()
+                     for row in cells)
+
+
+def errors_by_kind(kinds: Counter[str], docs: list[Doc]) -> str:
+    """``none``, or each kind of error with its count, and the first error message."""
+    if not kinds:
+        return "none"
+    first = next((doc["error"]["message"][0] for doc in docs if _dig(doc, "error.message")), "")
+    counts = ", ".join(f"{kind} {n:,}" for kind, n in sorted(kinds.items()))
+    return f"{counts}; the first says: {first}" if first else counts
+
+
+def ecs_fields_filled(docs: list[Doc], top: int = 8) -> str:
+    """How many distinct ECS fields the documents fill, and the most frequent ones."""
+    counts: Counter[str] = Counter()
+    for doc in docs:
+        counts.update(name for name in _leaf_names(doc)
+                      if not name.startswith(("jupiter_one.", "event.original", "data_stream.",
+                                              "ecs.", "@timestamp", "observer.", "event.module",
+                                              "event.dataset")))
+    common = ", ".join(f"{name} ({n})" for name, n in counts.most_common(top))
+    return f"{len(counts)} distinct; most often: {common}"
+
+
+def _leaf_names(doc: Doc, prefix: str = "") -> Iterator[str]:
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            yield from _leaf_names(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator, Sequence
@@ -24,6 +25,8 @@ import orjson
 
 from .._meta import ERROR_TAG
 from ..runtime.mapper import Mapper
+from .output import LineWriter, Progress, plural
+from .stops import GUARD, StopGuard, Stopped
 
 #: Lines longer than this are not parsed; their first bytes go out in an error document.
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -43,21 +46,36 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 class Stats:
     lines: int = 0
     blank_lines: int = 0
-    documents: int = 0
-    errors: Counter[str] = field(default_factory=Counter)  # error kind -> documents
+    documents: int = 0  # written whole to the output, not merely mapped
+    errors: Counter[str] = field(default_factory=Counter)  # error kind -> documents written
     output_closed: bool = False
+    stopped_by: int | None = None  # the stop signal that ended the run early
+    looks_pretty_printed: bool = False  # a line was a lone "{" or "[" (e.g. `jq .` output)
 
     def summary(self) -> str:
-        text = f"j1filter: {self.lines} lines in, {self.documents} documents out"
+        text = (f"j1filter: {plural(self.lines, 'line')} in, "
+                f"{plural(self.documents, 'document')} out")
         if self.blank_lines:
-            text += f", {self.blank_lines} blank lines skipped"
+            text += f", {plural(self.blank_lines, 'blank line')} skipped"
         total = sum(self.errors.values())
         if total:
-            kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.errors.items()))
-            text += f", {total} with errors ({kinds})"
+            kinds = ", ".join(f"{kind}: {n:,}" for kind, n in sorted(self.errors.items()))
+            text += f", {total:,} with errors ({kinds})"
         else:
             text += ", no errors"
-        return text + (", output closed early" if self.output_closed else "")
+        if self.output_closed:
+            text += ", output closed early"
+        if self.stopped_by is not None:
+            text += f", stopped by {signal.Signals(self.stopped_by).name}"
+        if self.looks_pretty_printed:
+            text += "\n" + PRETTY_PRINTED_HINT
+        return text
+
+
+#: Said once in the first error document and in the summary when the input looks like
+#: pretty-printed JSON: every line of it is invalid on its own.
+PRETTY_PRINTED_HINT = ("j1filter: hint: the input looks like pretty-printed JSON; j1filter reads "
+                       "one JSON document per line (compact it with `jq -c .`)")
 
 
 @dataclass(frozen=True)
@@ -172,7 +190,10 @@ def map_line(mapper: Mapper, line: bytes, where: str) -> list[Mapped]:
         value = parse_json(line)
     except _BadLine as exc:
         original = line.decode("utf-8", "backslashreplace")
-        return [Mapped(mapper.error_document(original, [f"{where}: {exc}"]), exc.kind)]
+        messages = [f"{where}: {exc}"]
+        if exc.kind == "invalid_json" and line.strip() in (b"{", b"["):  # e.g. `jq .` output
+            messages.append(f"{where}: {PRETTY_PRINTED_HINT.removeprefix('j1filter: hint: ')}")
+        return [Mapped(mapper.error_document(original, messages), exc.kind)]
     return _map_value(mapper, value, text, where, tags=())
 
 
@@ -200,6 +221,7 @@ def _entity(mapper: Mapper, value: Any, original: str, tags: Tags, where: str) -
                                             tags=tags), "unexpected_error")
     if "error" not in doc:
         return Mapped(doc, None)
+    _locate(doc, where)
     return Mapped(doc, "not_an_entity" if not isinstance(value, dict) or "entity" not in value
                   else "field_error")
 
@@ -210,6 +232,12 @@ def _failure(where: str, what: str, exc: BaseException) -> str:
     except Exception:  # noqa: BLE001 - an exception whose text cannot be rendered
         detail = "(no description)"
     return f"{where}: {what} ({type(exc).__name__}: {detail})"
+
+
+def _locate(doc: dict[str, Any], where: str) -> None:
+    """Every error message starts with where the entity was (``line 12: ...``)."""
+    doc["error"]["message"] = [m if m.startswith(where) else f"{where}: {m}"
+                               for m in doc["error"]["message"]]
 
 
 def _wrapped_original(event: dict[str, Any]) -> str | None:
@@ -361,12 +389,16 @@ def _too_long(mapper: Mapper, line: bytes, size: int, max_line_bytes: int,
 def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool = False,
         errors_sink: BinaryIO | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         batch_size: int = DEFAULT_BATCH_SIZE, batch_bytes: int = DEFAULT_BATCH_BYTES,
-        name: str = "line") -> Stats:
+        name: str = "line", guard: StopGuard = GUARD, progress: Progress | None = None) -> Stats:
     """Map every line of ``source`` to ``sink``; return what happened. Error documents go
     to ``sink`` too (and, as a copy, to ``errors_sink``). Output is written once
-    ``batch_size`` documents or ``batch_bytes`` bytes are pending."""
+    ``batch_size`` documents or ``batch_bytes`` bytes are pending. A stop signal (see
+    :mod:`.stops`) or a closed ``sink`` ends the run after whole lines only; the stats
+    count the documents that were really written."""
     stats = Stats()
-    pending: list[bytes] = []
+    out = LineWriter(sink, guard)
+    errors_out = LineWriter(errors_sink, guard) if errors_sink is not None else None
+    pending: list[tuple[bytes, str | None]] = []  # encoded document, error kind
     pending_bytes = 0
     try:
         for line_no, (line, size) in enumerate(read_lines(source, max_line_bytes), 1):
@@ -379,31 +411,55 @@ def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool
                 continue
             else:
                 encoded = encode_line(mapper, line, where)
+                if not stats.looks_pretty_printed and _pretty_printed(line, encoded):
+                    stats.looks_pretty_printed = True
             del line  # a huge line's bytes are not needed while its documents are written
             for doc, error_kind in encoded:
-                pending.append(doc)
+                pending.append((doc, error_kind))
                 pending_bytes += len(doc)
-                stats.documents += 1
-                if error_kind:
-                    stats.errors[error_kind] += 1
-                    if errors_sink is not None:
-                        errors_sink.writelines((doc, b"\n"))
             del encoded
             if line_buffered or len(pending) >= batch_size or pending_bytes >= batch_bytes:
-                _flush(sink, pending, line_buffered)
+                _flush(out, errors_out, pending, stats)
                 pending_bytes = 0
-        _flush(sink, pending, True)
+            if progress is not None and progress.due():
+                progress.show(stats.documents, sum(stats.errors.values()))
+        _flush(out, errors_out, pending, stats)
+    except Stopped as stop:  # the document being mapped is dropped; the finished ones go out whole
+        stats.stopped_by = stop.signum
+        _flush_quietly(out, errors_out, pending, stats)
     except BrokenPipeError:
         stats.output_closed = True
     return stats
 
 
-def _flush(sink: BinaryIO, pending: list[bytes], flush: bool) -> None:
-    if len(pending) == 1:  # e.g. one big document: no joined copy of it
-        sink.writelines((pending[0], b"\n"))
-    elif pending:
-        pending.append(b"")
-        sink.write(b"\n".join(pending))
-    pending.clear()
-    if flush:
-        sink.flush()
+def _pretty_printed(line: bytes, encoded: list[tuple[bytes, str | None]]) -> bool:
+    """A lone ``{`` or ``[`` that is invalid JSON: the input is pretty-printed (its error
+    document says so, see :func:`map_line`)."""
+    return line.strip() in (b"{", b"[") and encoded[0][1] == "invalid_json"
+
+
+def _flush_quietly(out: LineWriter, errors_out: LineWriter | None,
+                   pending: list[tuple[bytes, str | None]], stats: Stats) -> None:
+    try:
+        _flush(out, errors_out, pending, stats)
+    except BrokenPipeError:
+        stats.output_closed = True
+
+
+def _flush(out: LineWriter, errors_out: LineWriter | None,
+           pending: list[tuple[bytes, str | None]], stats: Stats) -> None:
+    """Write the pending documents; count those written whole, and copy the error
+    documents among them to the errors file."""
+    batch = pending[:]
+    pending.clear()  # before writing: a stop right after the write must not repeat it
+    before = out.lines
+    with out.guard.writing():
+        try:
+            out.write([encoded for encoded, _ in batch])
+        finally:
+            written = batch[:out.lines - before]
+            stats.documents = out.lines
+            failed = [encoded for encoded, kind in written if kind]
+            stats.errors.update(kind for _, kind in written if kind)
+            if errors_out is not None and failed:
+                errors_out.write(failed)

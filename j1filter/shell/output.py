@@ -1,0 +1,135 @@
+"""Writing lines out: whole lines only, counted as they really leave; and a progress line.
+
+:class:`LineWriter` writes a batch of lines straight to the file descriptor, so that it
+knows how many bytes the reader took before it went away, and counts only the lines that
+left complete. A write is never cut by a stop signal (see :mod:`.stops`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from typing import BinaryIO, Callable, TextIO
+
+from .stops import GUARD, StopGuard
+
+
+def _fileno(sink: BinaryIO) -> int | None:
+    try:
+        return sink.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
+class LineWriter:
+    """Writes lines (without their newline) and counts those that were written whole."""
+
+    def __init__(self, sink: BinaryIO, guard: StopGuard = GUARD):
+        self.sink = sink
+        self.guard = guard
+        self.lines = 0
+        self._sent = 0
+        self._fd = _fileno(sink)
+        if self._fd is not None:
+            sink.flush()  # whatever went through the buffered file before us goes first
+
+    def write(self, lines: list[bytes]) -> int:
+        """Write ``lines``, each followed by a newline; return how many left whole. Raises
+        BrokenPipeError (after counting) when the reader has gone."""
+        if not lines:
+            return 0
+        data = b"\n".join([*lines, b""])  # one copy, ending in a newline
+        self._sent = 0
+        with self.guard.writing():
+            try:
+                self._send(data)
+            finally:
+                whole = len(lines) if self._sent == len(data) else _whole_lines(lines, self._sent)
+                self.lines += whole
+        return whole
+
+    def _send(self, data: bytes) -> None:
+        if self._fd is None:
+            self.sink.write(data)
+            self.sink.flush()
+            self._sent = len(data)
+            return
+        view = memoryview(data)
+        while self._sent < len(data):  # a pipe may take part of it: write the rest
+            self._sent += os.write(self._fd, view[self._sent:])
+
+    def write_text(self, text: str) -> int:
+        """Write a text of whole lines (a table, a report); return the lines written."""
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return self.write([line.encode("utf-8") for line in lines])
+
+
+def _whole_lines(lines: list[bytes], sent: int) -> int:
+    """How many of ``lines`` (each with its newline) fit in the first ``sent`` bytes."""
+    end = count = 0
+    for line in lines:
+        end += len(line) + 1
+        if end > sent:
+            break
+        count += 1
+    return count
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 line``, ``2 lines``, ``1,024 documents``."""
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {word}"
+
+
+class Progress:
+    """A progress line on stderr, rewritten in place, only when stderr is a terminal.
+
+    It appears after ``delay`` seconds (short runs stay quiet) and then at most every
+    ``every`` seconds; :meth:`clear` removes it before the summary is printed."""
+
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool | None = None,
+                 delay: float = 1.0, every: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = _is_terminal(self.stream) if enabled is None else enabled
+        self.clock = clock
+        self.started = clock()
+        self.next_at = self.started + delay
+        self.every = every
+        self.shown = False
+
+    def due(self) -> bool:
+        """Time to show the line again (cheap enough to ask for every input line)."""
+        return self.enabled and self.clock() >= self.next_at
+
+    def show(self, documents: int, errors: int) -> None:
+        now = self.clock()
+        self.next_at = now + self.every
+        rate = documents / max(now - self.started, 1e-9)
+        text = (f"j1filter: {plural(documents, 'document')}, {rate:,.0f}/s, "
+                f"{plural(errors, 'error')}")
+        self._show("\r" + text + "\x1b[K")
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self._show("\r\x1b[K")
+            self.shown = False
+
+    def _show(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.enabled = False  # the terminal went away (SIGHUP): stay silent
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return False

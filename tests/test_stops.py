@@ -1,0 +1,185 @@
+"""Stops with real processes: signals and a closed output end every subcommand after whole
+lines only, with the documented exit code, no traceback, and a summary that counts what was
+really written.
+
+Each trial feeds the filter at an uneven pace, reads its output at an uneven pace (so that
+some signals land while it waits for input, some while it maps, some while a write is
+blocked on a full pipe) and stops it at a random moment. J1FILTER_STOP_TRIALS sets the
+trials per signal (default 4; the sweep used while writing this: 40).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from .conftest import REPO, SAMPLES
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+TRIALS = int(os.environ.get("J1FILTER_STOP_TRIALS", "4"))
+SAMPLE_LINES = SAMPLES.read_bytes().splitlines(keepends=True)
+SIGNALS = {"SIGTERM": 143, "SIGINT": 130, "SIGHUP": 129}
+
+
+def _feed(stdin, rng: random.Random, stop: threading.Event) -> None:
+    """Sample entities in bursts with pauses, until the filter goes away."""
+    try:
+        while not stop.is_set():
+            stdin.write(b"".join(rng.choice(SAMPLE_LINES) for _ in range(rng.choice((1, 50, 400)))))
+            stdin.flush()
+            time.sleep(rng.choice((0, 0, 0.002, 0.02)))
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+
+
+def _drain(stdout, rng: random.Random, slow: bool, into: list[bytes]) -> None:
+    while True:
+        chunk = stdout.read1(4096 if slow else 1 << 16)
+        if not chunk:
+            return
+        into.append(chunk)
+        if slow:
+            time.sleep(rng.choice((0, 0.001, 0.005)))
+
+
+def _summary_documents(stderr: str) -> int:
+    match = re.search(r"lines? in, ([\d,]+) documents? out", stderr)
+    assert match, f"no summary in stderr: {stderr!r}"
+    return int(match[1].replace(",", ""))
+
+
+def _stop_trial(signame: str, seed: int, extra: list[str]) -> None:
+    rng = random.Random(seed)
+    proc = subprocess.Popen([sys.executable, "-m", "j1filter", *extra], cwd=REPO, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    received: list[bytes] = []
+    stop_feeding = threading.Event()
+    feeder = threading.Thread(target=_feed, args=(proc.stdin, rng, stop_feeding), daemon=True)
+    reader = threading.Thread(target=_drain, args=(proc.stdout, rng, seed % 2 == 1, received), daemon=True)
+    feeder.start()
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:  # running, handlers installed
+            time.sleep(0.005)
+        assert received, "no output within 30 s"
+        time.sleep(rng.uniform(0, 0.3))
+        proc.send_signal(getattr(signal, signame))
+        reader.join(30)
+        rc = proc.wait(30)
+    finally:
+        stop_feeding.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read().decode()
+    output = b"".join(received)
+    assert rc == SIGNALS[signame], f"exit code {rc}; stderr: {stderr}"
+    assert "Traceback" not in stderr, stderr
+    assert output.endswith(b"\n"), f"partial last line: {output[-200:]!r}"
+    lines = output.splitlines()
+    for number, line in enumerate(lines, 1):
+        assert json.loads(line)["ecs"]["version"] == "9.2.0", f"output line {number} is not a document"
+    assert _summary_documents(stderr) == len(lines), stderr
+    assert f"stopped by {signame}" in stderr
+
+
+@pytest.mark.parametrize("signame", list(SIGNALS))
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_a_stop_signal_ends_the_filter_after_whole_lines(signame, trial):
+    extra = ["--line-buffered"] if trial % 3 == 2 else []
+    _stop_trial(signame, seed=trial * 7919 + sum(map(ord, signame)), extra=extra)
+
+
+def test_errors_file_keeps_whole_lines_on_a_stop(tmp_path):
+    """The copy of the error documents is cut at the same place: whole lines only."""
+    errors = tmp_path / "errors.ndjson"
+    global SAMPLE_LINES
+    saved, SAMPLE_LINES = SAMPLE_LINES, [b"not json\n", *SAMPLE_LINES]
+    try:
+        _stop_trial("SIGTERM", seed=5, extra=["--errors-file", str(errors)])
+    finally:
+        SAMPLE_LINES = saved
+    copied = errors.read_bytes()
+    assert copied and copied.endswith(b"\n")
+    assert all(json.loads(line)["event"]["kind"] == "pipeline_error" for line in copied.splitlines())
+
+
+@pytest.fixture(scope="module")
+def big_input(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stops") / "big.ndjson"
+    path.write_bytes(SAMPLES.read_bytes() * 800)  # 19,200 entities
+    return path
+
+
+def _pipeline(command: str, big_input) -> subprocess.CompletedProcess:
+    """A shell pipeline as a user types it, with pipefail: its exit code is the worst."""
+    return subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=REPO, capture_output=True,
+                          timeout=120, env=dict(os.environ, J1=f"{sys.executable} -m j1filter",
+                                                BIG=str(big_input)))
+
+
+@pytest.mark.parametrize("command", [
+    "$J1 < $BIG | head -1",
+    "$J1 demo --json | head -1",
+    "$J1 demo | head -1",
+    "$J1 fields | head -1",
+    "$J1 fields --transforms | head -1",
+    "$J1 check | head -0",
+])
+def test_a_reader_that_closes_early_is_not_a_failure(command, big_input):
+    proc = _pipeline(command, big_input)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr and b"Error" not in proc.stderr, proc.stderr.decode()
+    assert proc.stdout.count(b"\n") == (0 if "head -0" in command else 1)
+
+
+def test_the_summary_counts_what_the_reader_took(big_input):
+    """`| head -1`: the summary does not claim a whole batch went out."""
+    proc = _pipeline("$J1 < $BIG | head -1", big_input)
+    written = _summary_documents(proc.stderr.decode())
+    assert "output closed early" in proc.stderr.decode()
+    assert 1 <= written < 512  # what the pipe took before head closed it, not the batch
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+@pytest.mark.parametrize("trial", range(3))
+def test_a_stop_ends_the_demo_cleanly(trial):
+    """SIGTERM at some moment of the demo (starting the simulator, collecting, mapping):
+    exit 143, or 0 if it had finished; whole lines, no traceback, no collector left behind."""
+    proc = subprocess.Popen([sys.executable, "-m", "j1filter", "demo", "--json"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    banner = proc.stderr.readline()  # the simulator is up and the collector started
+    assert b"simulator at" in banner
+    time.sleep(random.Random(trial).uniform(0, 0.4))
+    proc.send_signal(signal.SIGTERM)
+    output, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 143), stderr.decode()
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert output == b"" or output.endswith(b"\n")
+    assert all(json.loads(line)["ecs"] for line in output.splitlines())
+    url = re.search(rb"http://\S+/graphql", banner)[0]
+    assert not _processes_with(url), "the collector outlived the demo"
+
+
+def _processes_with(text: bytes) -> list[str]:
+    """Live processes whose command line contains ``text`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if text in cmdline.read():
+                    found.append(entry)
+        except OSError:  # not a process, or gone meanwhile
+            continue
+    return found
