@@ -38,6 +38,36 @@ EXPECTED = {
         "4:35: rules[0].from: 'properties.ec2InstanceArn' can never match: entity keys are snake_cased "
         "first (write 'properties.ec2instance_arn')",
     ],
+    "constant_wrong_type.yml": [
+        "4:5: rule 'value -> event.severity'.value: 'high' cannot go into 'event.severity' (long): "
+        "unable to convert [high] to long (give a whole number, or end the chain with the 'long' transform)",
+    ],
+    "constant_not_an_ip.yml": [
+        "4:5: rule 'value -> host.ip'.value: 'not-an-ip' cannot go into 'host.ip' (ip): "
+        "'not-an-ip' is not an IP string literal.",
+    ],
+    "transform_wrong_type.yml": [
+        "4:61: rule 'properties.level -> event.severity'.transform: transform 'lowercase' returns "
+        "keyword, which cannot go into 'event.severity' (long)",
+    ],
+    "lookup_wrong_type.yml": [
+        "6:16: rule 'properties.level -> event.risk_score'.transform: transform 'lookup' returns "
+        "keyword, which cannot go into 'event.risk_score' (float)",
+    ],
+    "transform_not_a_date.yml": [
+        "4:59: rule 'properties.name -> event.created'.transform: transform 'trim' returns keyword, "
+        "which cannot go into 'event.created' (date) (give a valid date, or end the chain with the 'date' transform)",
+    ],
+    "object_target.yml": [
+        "4:53: rule 'properties.web_link -> url'.transform: transform 'lowercase' returns keyword, "
+        "which cannot go into 'url' (object)",
+    ],
+    "unknown_ecs_field.yml": [
+        "4:5: rule 'properties.score -> vulnerability.scroe.base'.to: 'vulnerability.scroe.base' is not "
+        "an ECS 9.2.0 field (did you mean 'vulnerability.score.base'?)",
+        "5:5: rule 'properties.team -> myorg.team'.to: 'myorg.team' is not an ECS 9.2.0 field "
+        "(use labels.* or declare its namespace in custom_namespaces)",
+    ],
     "bad_field_type.yml": [
         "4:51: fields.properties.score.on_error: unknown on_error 'ignore' (one of: remove, keep)",
         "5:3: fields.properties.*.x: invalid field path 'properties.*.x'",
@@ -86,3 +116,18 @@ def test_a_user_file_with_a_shipped_name_replaces_it(tmp_path):
     specs = load_mappings([override])
     replaced = [s for s in specs if s.name == "jupiterone"]
     assert len(replaced) == 1 and replaced[0].file == str(override)
+
+
+def test_custom_namespaces_and_labels_may_be_written(tmp_path):
+    path = tmp_path / "custom.yml"
+    path.write_text("version: 1\nname: custom\ncustom_namespaces: [myorg]\nrules:\n"
+                    "  - {to: myorg.team, from: properties.team}\n"
+                    "  - {to: labels.owner, from: properties.owner}\n")
+    compiled = CompiledMappings(load_mappings([path], shipped=False))
+    assert [r.target for r in compiled.rules] == ["any", "keyword"]
+
+
+def test_a_long_constant_given_as_text_is_coerced_at_load(tmp_path):
+    path = tmp_path / "severity.yml"
+    path.write_text("version: 1\nname: severity\nrules:\n  - {to: event.severity, value: '7'}\n")
+    assert CompiledMappings(load_mappings([path], shipped=False)).rules[0].value == 7
