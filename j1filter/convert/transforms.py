@@ -36,7 +36,7 @@ class Transform:
 TRANSFORMS: dict[str, Transform] = {}
 
 
-def transform(name: str, *, per_item: bool = False):
+def transform(name: str, *, per_item: bool = False) -> Callable[[Callable[..., ValueFn]], Callable[..., ValueFn]]:
     """Register a transform factory under ``name``; its docstring is the reference text."""
 
     def register(factory: Callable[..., ValueFn]) -> Callable[..., ValueFn]:
@@ -279,12 +279,12 @@ def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
 
 
 @transform("lookup")
-def lookup_transform(*, table: dict, default: Any = None, ignore_case: bool = True) -> ValueFn:
+def lookup_transform(*, table: dict[Any, Any], default: Any = None, ignore_case: bool = True) -> ValueFn:
     """Translate a value through ``table`` (keys compared as text, case-insensitive unless
     ``ignore_case: false``); ``default`` (or nothing) when the value is not in the table."""
     if not isinstance(table, dict) or not table:
         raise ValueError("table must be a non-empty mapping")
-    fold = (lambda s: s.lower()) if ignore_case else (lambda s: s)
+    fold: Callable[[str], str] = str.lower if ignore_case else str
     prepared = {fold(java_string(k)): v for k, v in table.items()}
 
     def lookup(value: Any) -> Any:

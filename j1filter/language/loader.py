@@ -34,17 +34,17 @@ ON_ERROR = ("remove", "keep")
 # --- YAML with positions ---------------------------------------------------------------------
 
 
-class MarkedDict(dict):
+class MarkedDict(dict[Any, Any]):
     """A YAML mapping that remembers where it and each of its keys and values start."""
 
     mark: Any = None
-    key_marks: dict
-    value_marks: dict
+    key_marks: dict[Any, Any]
+    value_marks: dict[Any, Any]
 
 
-class MarkedList(list):
+class MarkedList(list[Any]):
     mark: Any = None
-    item_marks: list
+    item_marks: list[Any]
 
 
 class _Loader(yaml.SafeLoader):

@@ -60,7 +60,7 @@ def get_path(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def delete_path(obj: dict, path: tuple[str, ...]) -> None:
+def delete_path(obj: dict[str, Any], path: tuple[str, ...]) -> None:
     """Remove the value at ``path`` and any parent dict left empty by that."""
     trail = []
     for key in path[:-1]:
@@ -76,7 +76,7 @@ def delete_path(obj: dict, path: tuple[str, ...]) -> None:
         del parent[key]
 
 
-def expand_dots(properties: dict) -> list[str]:
+def expand_dots(properties: dict[str, Any]) -> list[str]:
     """Expand the top-level dotted keys of ``properties`` in place (``tag.jira`` ->
     ``tag: {jira}``), as Elastic's ``dot_expander`` with ``field: '*'``. A value that meets
     an existing value at the same path joins it in a list. Returns one message per key

@@ -87,9 +87,10 @@ def all_args(asset: dict[str, Any], sources: tuple[Source, ...]) -> Any:
 def append_values(parent: dict[str, Any], leaf: str, value: Any) -> None:
     """Add ``value`` (or each of its items) as text to the list at ``parent[leaf]``,
     skipping values already there. Checks every item before changing anything."""
-    items = value if value.__class__ is list else [value]
-    if any(isinstance(item, (dict, list)) for item in items):
-        raise TransformError(f"cannot append an object or nested list to [{leaf}]")
+    items = value if value.__class__ is list else (value,)
+    for item in items:
+        if item.__class__ is not str and isinstance(item, (dict, list)):
+            raise TransformError(f"cannot append an object or nested list to [{leaf}]")
     current = parent.get(leaf)
     if current is None:
         current = parent[leaf] = []
@@ -320,10 +321,6 @@ def json_kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _hashable(value: Any) -> Any:
-    return tuple(value) if value.__class__ is list else value
-
-
 class Runtime:
     """Runs compiled mappings on prepared entities, keeping at most ``cache_size`` programs
     (least recently used first out), keyed by kind and key shape."""
@@ -350,9 +347,12 @@ class Runtime:
         if entity.__class__ is not dict:
             entity = EMPTY
         properties = asset.get("properties")
-        kind = (entity.get("_class"), entity.get("_type"), entity.get("_integration_type"))
+        classes, types, integration = kind = (
+            entity.get("_class"), entity.get("_type"), entity.get("_integration_type"))
         keys = (tuple(asset), tuple(entity), tuple(properties) if properties.__class__ is dict else ())
-        key = (*map(_hashable, kind), *keys)
+        key = (tuple(classes) if classes.__class__ is list else classes,
+               tuple(types) if types.__class__ is list else types,
+               tuple(integration) if integration.__class__ is list else integration, keys)
         try:
             program = self._cache[key]
         except KeyError:

@@ -20,7 +20,7 @@ from ..runtime.mapper import Mapper, Options
 from .stream import DEFAULT_MAX_LINE_BYTES, run
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("filter", "check", "fields", "collect", "simulate", "demo")
+SUBCOMMANDS = ("filter", "check", "fields", "explain", "collect", "simulate", "demo")
 
 
 def _filter_parser() -> argparse.ArgumentParser:
@@ -165,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "simulate":
         from ..collect.cli import simulate_main
         return simulate_main(rest)
+    if command == "explain":
+        from .explain import explain_main
+        return explain_main(rest)
     if command == "demo":
         from .demo import demo_main
         return demo_main(rest)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Sequence
 
 import orjson
 
@@ -30,7 +30,7 @@ class Stats:
     lines: int = 0
     blank_lines: int = 0
     documents: int = 0
-    errors: Counter = field(default_factory=Counter)  # error kind -> documents
+    errors: Counter[str] = field(default_factory=Counter)  # error kind -> documents
     output_closed: bool = False
 
     def summary(self) -> str:
@@ -48,7 +48,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Mapped:
-    doc: dict
+    doc: dict[str, Any]
     error_kind: str | None  # None for a clean document
 
 
@@ -104,7 +104,7 @@ def map_line(mapper: Mapper, line: bytes, where: str) -> list[Mapped]:
     return _map_value(mapper, value, text, where, tags=())
 
 
-def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags) -> list[Mapped]:
+def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags: Sequence[str]) -> list[Mapped]:
     if isinstance(value, dict):
         data = value.get("data")
         if (isinstance(data, dict) and "queryV1" in data) or ("errors" in value and "data" in value):
@@ -120,7 +120,7 @@ def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags) -> list[
     return [_entity(mapper, value, text, tags)]
 
 
-def _entity(mapper: Mapper, value: Any, original: str, tags) -> Mapped:
+def _entity(mapper: Mapper, value: Any, original: str, tags: Sequence[str]) -> Mapped:
     doc = mapper.map_entity(value, original, tags=tags)
     if "error" not in doc:
         return Mapped(doc, None)
@@ -128,7 +128,7 @@ def _entity(mapper: Mapper, value: Any, original: str, tags) -> Mapped:
                   else "field_error")
 
 
-def _wrapped_original(event: dict) -> str | None:
+def _wrapped_original(event: dict[str, Any]) -> str | None:
     message = event.get("message")
     if isinstance(message, str):
         return message
@@ -145,7 +145,7 @@ def _tag_list(tags: Any) -> list[str]:
     return []
 
 
-def _map_event(mapper: Mapper, event: dict, inner: str, where: str) -> list[Mapped]:
+def _map_event(mapper: Mapper, event: dict[str, Any], inner: str, where: str) -> list[Mapped]:
     """A Logstash/Beats event carrying the raw entity text in ``message``/``event.original``."""
     tags = _tag_list(event.get("tags"))
     try:
@@ -155,7 +155,7 @@ def _map_event(mapper: Mapper, event: dict, inner: str, where: str) -> list[Mapp
     return _map_value(mapper, value, inner, where, tags)
 
 
-def _map_page(mapper: Mapper, page: dict, text: str, where: str, tags) -> list[Mapped]:
+def _map_page(mapper: Mapper, page: dict[str, Any], text: str, where: str, tags: Sequence[str]) -> list[Mapped]:
     """A whole ``queryV1`` response: one document per entity, and an error document for
     GraphQL ``errors`` (a page may carry both: the entities are kept)."""
     results = []
