@@ -131,3 +131,18 @@ def test_a_long_constant_given_as_text_is_coerced_at_load(tmp_path):
     path = tmp_path / "severity.yml"
     path.write_text("version: 1\nname: severity\nrules:\n  - {to: event.severity, value: '7'}\n")
     assert CompiledMappings(load_mappings([path], shipped=False)).rules[0].value == 7
+
+
+def test_field_types_of_the_shipped_mappings():
+    from j1filter.runtime.compiler import field_types
+
+    types = field_types(CompiledMappings(load_mappings()))
+    assert types["event.severity"] == "long" and types["host.ip"] == "ip"
+    assert types["vulnerability.score.base"] == "float" and types["event.created"] == "date"
+    assert types["url.domain"] == "keyword" and types["url.port"] == "long"  # url_parts writes an object
+    assert types["jupiter_one.asset.properties.*_on"] == "keyword"  # a pattern; on_error keep: may stay text
+    assert types["jupiter_one.asset.properties.created_on"] == "date"
+    assert types["jupiter_one.asset.properties.numeric_severity"] == "double"  # long here, double there
+    assert types["jupiter_one.asset.entity._deleted"] == "boolean"
+    assert types["@timestamp"] == "date" and types["event.original"] == "keyword"
+    assert all(kind not in ("any", "same", "object") for kind in types.values()), types

@@ -20,7 +20,7 @@ from math import isfinite
 from typing import Any, Callable
 
 from . import commandline, dates, urls
-from ..errors import TransformError
+from ..errors import J1FilterError, TransformError
 
 ValueFn = Callable[[Any], Any]
 
@@ -267,9 +267,9 @@ def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"invalid pattern: {exc}") from None
+        raise J1FilterError(f"invalid pattern: {exc}") from None
     if not 0 <= group <= regex.groups:
-        raise ValueError(f"group {group} does not exist in pattern")
+        raise J1FilterError(f"group {group} does not exist in pattern")
 
     def extract(value: Any) -> Any:
         m = regex.search(java_string(value))
@@ -283,7 +283,7 @@ def lookup_transform(*, table: dict[Any, Any], default: Any = None, ignore_case:
     """Translate a value through ``table`` (keys compared as text, case-insensitive unless
     ``ignore_case: false``); ``default`` (or nothing) when the value is not in the table."""
     if not isinstance(table, dict) or not table:
-        raise ValueError("table must be a non-empty mapping")
+        raise J1FilterError("table must be a non-empty mapping")
     fold: Callable[[str], str] = str.lower if ignore_case else str
     prepared = {fold(java_string(k)): v for k, v in table.items()}
 
@@ -323,7 +323,7 @@ def to_list_transform() -> ValueFn:
 def split_transform(*, separator: str = ",") -> ValueFn:
     """Split text on ``separator`` into a list of trimmed, non-empty parts."""
     if not isinstance(separator, str) or not separator:
-        raise ValueError("separator must be a non-empty string")
+        raise J1FilterError("separator must be a non-empty string")
 
     def split(value: Any) -> Any:
         if isinstance(value, list):

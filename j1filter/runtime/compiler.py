@@ -210,7 +210,8 @@ class CompiledMappings:
         for fields in self.fields:
             for compiled_field in fields:
                 result = compiled_field.result if compiled_field.result not in (ANY, SAME) else "keyword"
-                types[f"jupiter_one.asset.{compiled_field.field.path}"] = "keyword" if result == "object" else result
+                name = f"jupiter_one.asset.{compiled_field.field.path}"
+                types[name] = _wider(types.get(name), "keyword" if result == "object" else result)
         return dict(sorted(types.items()))
 
 
@@ -225,6 +226,13 @@ def field_types(compiled: CompiledMappings) -> dict[str, str]:
 def _ecs_children(prefix: str) -> list[tuple[str, str]]:
     return [(name, str(spec["type"])) for name, spec in ecs_fields().items()
             if name.startswith(prefix + ".") and name.count(".") == prefix.count(".") + 1]
+
+
+def _wider(known: str | None, other: str) -> str:
+    """One type for a field two coercions declare: the same, a number both fit, or text."""
+    if known is None or known == other:
+        return other
+    return "double" if {known, other} == {"long", "double"} else "keyword"
 
 
 def _plain(value: Any) -> Any:

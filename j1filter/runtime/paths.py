@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..convert.casing import _CACHE as _NAMES, snake_case
+from ..errors import J1FilterError
 
 #: Deepest nesting accepted in an entity. orjson refuses output nested more than 254
 #: levels deep, and nothing in J1's data model comes near this.
 MAX_DEPTH = 64
 
-class TooDeepError(ValueError):
+class TooDeepError(J1FilterError):
     pass
 
 

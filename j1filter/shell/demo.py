@@ -8,11 +8,12 @@ would. No J1 account is needed; the demo credentials are public values.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 from typing import Sequence
+
+import orjson
 
 from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator
 
@@ -41,7 +42,7 @@ def demo_main(argv: Sequence[str]) -> int:
             if args.compact:
                 sys.stdout.buffer.write(line)
             else:
-                sys.stdout.write(json.dumps(json.loads(line), indent=2, sort_keys=True) + "\n")
+                sys.stdout.write(orjson.dumps(orjson.loads(line), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
         collected, mapped = collect.wait(), mapper.wait()
     sys.stdout.flush()
     return collected or mapped
