@@ -35,8 +35,10 @@ def _each(fn: Coercer) -> Coercer:
 
 
 def _text(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        raise TransformError("an object cannot go into a text field")
+    """Any scalar, or a list of scalars, as it is (no copy: text is the common case)."""
+    for item in value if value.__class__ is list else (value,):
+        if isinstance(item, (dict, list)):
+            raise TransformError("an object cannot go into a text field")
     return value
 
 
@@ -68,7 +70,7 @@ def _object(value: Any) -> Any:
 def coercer(es_type: str) -> Coercer | None:
     """The coercer for an Elasticsearch field type; None when any JSON value will do."""
     if es_type in TEXT_TYPES:
-        return _each(_text)
+        return _text
     if es_type in INTEGER_RANGES:
         return _each(_integer(es_type))
     if es_type in FLOAT_TYPES:

@@ -20,7 +20,8 @@ import contextlib
 from typing import Any, Iterator, Sequence
 
 from ..language.loader import source_text
-from ..language.spec import Expression, Path
+from ..language.spec import Expression, Path, Source
+from ..convert.coerce import TEXT_TYPES
 from ..language.types import proven
 from .compiler import CompiledRule
 
@@ -85,14 +86,17 @@ class ProgramSource:
         return f"trace({index}, {outcome!r}, {detail!r})" if self.trace else None
 
 
-def _read_expr(path: Path, src: ProgramSource, name: str) -> str:
-    if len(path) == 2 and path[0] == "properties":
-        return f"P.get({path[1]!r})"
-    if len(path) == 2 and path[0] == "entity":
-        return f"E.get({path[1]!r})"
-    if len(path) == 1:
-        return f"A.get({path[0]!r})"
-    return f"get_path(A, {src.const(name, path)})"
+def _read_expr(source: Source, src: ProgramSource, name: str) -> str:
+    """An expression reading one source from the prepared entity ``A``."""
+    if isinstance(source, Expression):
+        return f"{src.const(name, source.compiled)}.search(A)"
+    if len(source) == 2 and source[0] == "properties":
+        return f"P.get({source[1]!r})"
+    if len(source) == 2 and source[0] == "entity":
+        return f"E.get({source[1]!r})"
+    if len(source) == 1:
+        return f"A.get({source[0]!r})"
+    return f"get_path(A, {src.const(name, source)})"
 
 
 def absent(path: Path, present: Present | None) -> bool:
@@ -119,27 +123,26 @@ def skipped(compiled: CompiledRule, present: Present | None) -> bool:
 
 def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | None) -> None:
     rule, i, line = compiled.rule, compiled.index, src.code.line
-    sources = [s for s in rule.sources if isinstance(s, Expression) or not absent(s, present)]
     if rule.source_kind == "value":
         line(f"v = {src.const(f'V{i}', compiled.value)}")
-    elif rule.source_kind == "from" and not any(isinstance(s, Expression) for s in sources):
-        dotted: list[Path] = [s for s in sources if not isinstance(s, Expression)]
-        line(f"v = {_read_expr(dotted[0], src, f'S{i}_0')}")
-        for n, path in enumerate(dotted[1:], 1):
-            line(f"if v is None: v = {_read_expr(path, src, f'S{i}_{n}')}")
-    else:
-        reader = {"from": "first_present", "collect": "collect_all", "args": "all_args"}[rule.source_kind]
-        line(f"v = {reader}(A, {src.const(f'R{i}', rule.sources)})")
+        return
+    if rule.source_kind == "from":  # the first present: absent ones left out
+        sources = [s for s in rule.sources if isinstance(s, Expression) or not absent(s, present)]
+        line(f"v = {_read_expr(sources[0], src, f'S{i}_0')}")
+        for n, source in enumerate(sources[1:], 1):
+            line(f"if v is None: v = {_read_expr(source, src, f'S{i}_{n}')}")
+        return
+    reads = ", ".join(_read_expr(source, src, f"S{i}_{n}") for n, source in enumerate(rule.sources))
+    helper = "collect_values" if rule.source_kind == "collect" else "all_args"
+    line(f"v = {helper}(({reads},))")
 
 
 def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str) -> None:
     rule, i, line = compiled.rule, compiled.index, src.code.line
+    text = compiled.target in TEXT_TYPES
     if compiled.coerce is not None and not proven(result, compiled.target):
         coerce = src.const(f"C{i}", compiled.coerce)
-        if compiled.target in ("keyword", "wildcard", "match_only_text", "text", "constant_keyword"):
-            line(f"if v.__class__ is not str: v = {coerce}(v)")  # text is the common case
-        else:
-            line(f"v = {coerce}(v)")
+        line(f"if v.__class__ is not str: v = {coerce}(v)" if text else f"v = {coerce}(v)")
     # Targets never conflict (checked at compile time), so every parent is a dict, and once
     # found it stays the same dict: keep it in a local for the following rules.
     target = "doc"
@@ -177,8 +180,9 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
             nested.enter_context(code.when(f"{_read_expr(path, src, f'M{i}_{n}')} is None",
                                            src.report(i, CONDITION, f"missing: {'.'.join(path)} is present")))
         _emit_read(src, compiled, present)
-        nested.enter_context(code.when("v is not None", src.report(
-            i, NO_SOURCE, " | ".join(map(source_text, rule.sources)))))
+        if rule.source_kind != "value" or compiled.value is None:  # a constant is there or not
+            nested.enter_context(code.when("v is not None", src.report(
+                i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null")))
         for n, step in enumerate(compiled.steps):
             fn = src.const(f"T{i}_{n}", step.fn)
             call = f"map_items({fn}, v)" if step.per_item else f"{fn}(v)"

@@ -93,7 +93,9 @@ class Mapper:
         doc = self._skeleton(original)
         program: Program
         if trace is None:
-            program = self.runtime.apply(asset, doc, errors)
+            program = self.runtime.program(asset, errors)
+            program.coerce(asset, errors)
+            program.apply_rules(asset, doc, errors)
         else:
             program = self.runtime.explain(asset, doc, errors, trace)
         tag_list = list(tags)

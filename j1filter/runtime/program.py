@@ -1,6 +1,6 @@
 """The per-entity runtime: the compiled program of each kind of entity, and running it.
 
-One document's path: :meth:`Runtime.apply` finds the :class:`Program` for the entity's kind
+One document's path: :meth:`Runtime.program` finds the :class:`Program` for the entity's kind
 (its ``_class``, ``_type``, ``_integration_type``) and key shape in one bounded LRU cache,
 building it on a miss; the program coerces the typed raw fields in place, then its
 generated rules function writes the ECS fields.
@@ -28,7 +28,7 @@ from jmespath.exceptions import JMESPathError
 
 from ..convert.transforms import java_string
 from ..errors import J1FilterError, TransformError
-from ..language.spec import Expression, Path, Source
+from ..language.spec import Expression, Path
 from ..language.types import ANY, SAME
 from .codegen import Present, ProgramSource, render
 from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
@@ -54,33 +54,18 @@ def map_items(fn: Callable[[Any], Any], value: Any) -> Any:
     return fn(value)
 
 
-def read_source(asset: dict[str, Any], source: Source) -> Any:
-    if isinstance(source, Expression):
-        return source.compiled.search(asset)
-    return get_path(asset, source)
-
-
-def first_present(asset: dict[str, Any], sources: tuple[Source, ...]) -> Any:
-    for source in sources:
-        value = read_source(asset, source)
-        if value is not None:
-            return value
-    return None
-
-
-def collect_all(asset: dict[str, Any], sources: tuple[Source, ...]) -> Any:
+def collect_values(values: tuple[Any, ...]) -> Any:
+    """Every value read (lists flattened, duplicates dropped) as one list; nothing if none."""
     found: list[Any] = []
-    for source in sources:
-        value = read_source(asset, source)
+    for value in values:
         for item in value if isinstance(value, list) else (value,):
             if item is not None and item not in found:
                 found.append(item)
     return found or None
 
 
-def all_args(asset: dict[str, Any], sources: tuple[Source, ...]) -> Any:
-    """Every source's value as a tuple; nothing when one is missing."""
-    values = tuple(read_source(asset, source) for source in sources)
+def all_args(values: tuple[Any, ...]) -> Any:
+    """The values read, when every one is present (``args``); nothing otherwise."""
     return None if any(v is None for v in values) else values
 
 
@@ -112,9 +97,8 @@ def failure(label: str, exc: BaseException) -> str:
     return f"{label}: {type(exc).__name__}: {exc}"
 
 
-_NAMESPACE = {"EMPTY": EMPTY, "get_path": get_path, "map_items": map_items, "first_present": first_present,
-              "collect_all": collect_all, "all_args": all_args, "append_values": append_values,
-              "failure": failure}
+_NAMESPACE = {"EMPTY": EMPTY, "get_path": get_path, "map_items": map_items, "collect_values": collect_values,
+              "all_args": all_args, "append_values": append_values, "failure": failure}
 
 
 # --- coercions of the raw entity ------------------------------------------------------------------
@@ -335,14 +319,9 @@ class Runtime:
         self._selections: weakref.WeakValueDictionary[Any, Selection] = weakref.WeakValueDictionary()
         self._programs: weakref.WeakValueDictionary[Any, Program] = weakref.WeakValueDictionary()
 
-    def apply(self, asset: dict[str, Any], doc: dict[str, Any], errors: list[str]) -> Program:
-        """Coerce ``asset`` in place and write the rules' fields into ``doc``."""
-        program = self.program(asset, errors)
-        program.coerce(asset, errors)
-        program.apply_rules(asset, doc, errors)
-        return program
-
     def program(self, asset: dict[str, Any], errors: list[str]) -> Program:
+        """The program for a prepared entity: ``program.coerce(asset, errors)`` converts its
+        typed raw fields in place, then ``program.apply_rules(asset, doc, errors)`` writes."""
         entity = asset.get("entity")
         if entity.__class__ is not dict:
             entity = EMPTY
@@ -392,8 +371,8 @@ class Runtime:
 
     def explain(self, asset: dict[str, Any], doc: dict[str, Any], errors: list[str],
                 trace: Tracer) -> Program:
-        """As :meth:`apply`, with a generic program (every rule of the kind emitted) that
-        reports each rule's outcome to ``trace``. Not cached."""
+        """Coerce and write as the filter does, with a generic program (every rule of the
+        kind emitted) that reports each rule's outcome to ``trace``. Not cached."""
         entity = asset.get("entity")
         if entity.__class__ is not dict:
             entity = EMPTY
