@@ -78,6 +78,10 @@ def test_cli_json_and_code():
     record = json.loads(run_cli("--json", stdin=line + b"\n"))
     by_field = {f["field"]: f for f in record["fields"]}
     assert by_field["vulnerability.scanner.vendor"]["set_by"].startswith("mappings/50-snyk.yml:")
+    (rule,) = by_field["vulnerability.scanner.vendor"]["rules"]
+    assert rule["file"] == "mappings/50-snyk.yml" and isinstance(rule["line"], int)
+    assert by_field["@timestamp"] == {"field": "@timestamp", "value": by_field["@timestamp"]["value"],
+                                      "set_by": "j1filter", "rules": []}
     assert {r["outcome"] for r in record["rules"]} >= {"fired", "condition false"}
     code = run_cli("--code", stdin=line)
     assert code.startswith("# <j1filter program") and "def apply_rules(A, doc, errors):" in code

@@ -17,7 +17,7 @@ detail)`` (what ``j1filter explain --all`` shows).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..language.loader import source_text
 from ..language.spec import Expression, Path, Source
@@ -26,6 +26,8 @@ from ..language.types import proven
 from .compiler import CompiledRule
 
 Present = dict[Path, frozenset[str]]
+#: A raw field coercion to inline: (container, key, function, per item, failure info).
+CoercionSpec = tuple[Path, str, Callable[[Any], Any], bool, Any]
 
 #: Outcomes a traced rule reports.
 FIRED, CONDITION, NO_SOURCE, NOTHING, KEPT, ERROR = (
@@ -185,11 +187,11 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
                 i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null")))
         for n, step in enumerate(compiled.steps):
             fn = src.const(f"T{i}_{n}", step.fn)
-            call = f"map_items({fn}, v)" if step.per_item else f"{fn}(v)"
             if n == 0:
-                code.line(f"v = {call}")
+                code.line(_call(fn, step.per_item))
             else:
-                code.line(f"if v is not None: v = {call}")
+                with code.block("if v is not None:"):
+                    code.line(_call(fn, step.per_item))
         if compiled.steps:
             nested.enter_context(code.when("v is not None and v != '' and v != [] and v != {}",
                                            src.report(i, NOTHING)))
@@ -200,14 +202,47 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
             code.line(f"trace({i}, {ERROR!r}, errors[-1])")
 
 
-def render(rules: Sequence[tuple[CompiledRule, str]], present: Present | None, trace: bool) -> ProgramSource:
-    """The source of ``apply_rules(A, doc, errors)`` for ``rules`` (each with the type its
-    value has before it is written). With ``present`` (the keys of the root, ``entity`` and
-    ``properties`` containers), rules whose sources cannot be there are left out."""
+def _call(fn: str, per_item: bool) -> str:
+    """``v = fn(v)``; a per-item function maps the items of a list (a scalar needs no helper)."""
+    return f"v = map_items({fn}, v) if v.__class__ is list else {fn}(v)" if per_item else f"v = {fn}(v)"
+
+
+#: The local holding each shape container in the generated function.
+_CONTAINER_LOCALS = {(): "A", ("entity",): "E", ("properties",): "P"}
+
+
+def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec) -> None:
+    """Convert one raw field in place; a failure is handed to ``coercion_failed`` (which
+    records it, or keeps the value for ``on_error: keep``); nothing left removes the key."""
+    container, key, fn, per_item, info = coercion
+    local, code = _CONTAINER_LOCALS[container], src.code
+    code.line(f"# coerce {'.'.join((*container, key))!r}")
+    code.line(f"v = {local}.get({key!r})")
+    with code.block("if v is not None:"):
+        with code.block("try:"):
+            name = src.const(f"K{n}", fn)
+            code.line(_call(name, per_item))
+        with code.block("except Exception as exc:"):
+            code.line(f"v = coercion_failed(errors, {src.const(f'KI{n}', info)}, exc, v)")
+        code.line(f"if v is None: delete_path(A, {src.const(f'KP{n}', (*container, key))})")
+        code.line(f"else: {local}[{key!r}] = v")
+
+
+def render(rules: Sequence[tuple[CompiledRule, str]], present: Present | None, trace: bool,
+           coercions: Sequence[CoercionSpec] = (), nested: bool = False) -> ProgramSource:
+    """The source of ``apply_rules(A, doc, errors)``: first the ``coercions`` of the raw
+    fields of the shape containers, then (with ``nested``) ``coerce_nested(A, errors)`` for
+    the others, then ``rules`` (each with the type its value has before it is written). With
+    ``present`` (the keys of the root, ``entity`` and ``properties`` containers), rules whose
+    sources cannot be there are left out."""
     src = ProgramSource(trace)
     body = ProgramSource(trace)
     body.namespace, body.parents = src.namespace, src.parents
     body.code.depth = 1
+    for n, coercion in enumerate(coercions):
+        _emit_coercion(body, n, coercion)
+    if nested:
+        body.code.line("coerce_nested(A, errors)")
     for compiled, result in rules:
         if not skipped(compiled, present):
             _emit_rule(body, compiled, present, result)

@@ -94,7 +94,6 @@ class Mapper:
         program: Program
         if trace is None:
             program = self.runtime.program(asset, errors)
-            program.coerce(asset, errors)
             program.apply_rules(asset, doc, errors)
         else:
             program = self.runtime.explain(asset, doc, errors, trace)

@@ -15,6 +15,7 @@ by every cache entry that needs the same one (weakly: the cache alone keeps them
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import re
@@ -30,7 +31,7 @@ from ..convert.transforms import java_string
 from ..errors import J1FilterError, TransformError
 from ..language.spec import Expression, Path
 from ..language.types import ANY, SAME
-from .codegen import Present, ProgramSource, render
+from .codegen import CoercionSpec, Present, render
 from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
 from .paths import delete_path, get_path
 
@@ -97,8 +98,9 @@ def failure(label: str, exc: BaseException) -> str:
     return f"{label}: {type(exc).__name__}: {exc}"
 
 
-_NAMESPACE = {"EMPTY": EMPTY, "get_path": get_path, "map_items": map_items, "collect_values": collect_values,
-              "all_args": all_args, "append_values": append_values, "failure": failure}
+_NAMESPACE = {"EMPTY": EMPTY, "get_path": get_path, "delete_path": delete_path, "map_items": map_items,
+              "collect_values": collect_values, "all_args": all_args, "append_values": append_values,
+              "failure": failure}
 
 
 # --- coercions of the raw entity ------------------------------------------------------------------
@@ -150,6 +152,19 @@ class FieldTable:
         return found
 
 
+def coercion_failed(errors: list[str], failed: tuple[Coercion, Path], exc: Exception, value: Any) -> Any:
+    """What a coercion that raised leaves: the value as it was (``on_error: keep``), or
+    nothing, with an error entry (``remove``)."""
+    coercion, path = failed
+    if coercion.compiled.field.on_error == "keep":
+        return value
+    where = f"jupiter_one.asset.{'.'.join(path)}"
+    loc = coercion.compiled.field.location
+    errors.append(f"{where}: {exc}" if isinstance(exc, TransformError)
+                  else failure(f"{loc.file}:{loc.line} fields.{'.'.join(path)}", exc))
+    return None
+
+
 def _apply_coercion(asset: dict[str, Any], container: dict[str, Any], container_path: Path, key: str,
                     coercion: Coercion, errors: list[str]) -> None:
     value = container.get(key)
@@ -158,17 +173,24 @@ def _apply_coercion(asset: dict[str, Any], container: dict[str, Any], container_
     try:
         value = map_items(coercion.fn, value) if coercion.per_item else coercion.fn(value)
     except Exception as exc:  # noqa: BLE001 - one guard for every coercion, as for rules
-        if coercion.compiled.field.on_error == "keep":
-            return
-        where = f"jupiter_one.asset.{'.'.join(container_path + (key,))}"
-        errors.append(f"{where}: {exc}" if isinstance(exc, TransformError)
-                      else failure(f"{coercion.compiled.field.location.file}:"
-                                   f"{coercion.compiled.field.location.line} fields.{where[18:]}", exc))
-        value = None
+        value = coercion_failed(errors, (coercion, container_path + (key,)), exc, value)
     if value is None:
         delete_path(asset, container_path + (key,))
     else:
         container[key] = value
+
+
+def coerce_tables(tables: tuple[tuple[Path, FieldTable], ...], asset: dict[str, Any], errors: list[str]) -> None:
+    """Convert every key of the given containers that has a coercion (containers whose keys
+    the program was not specialised for)."""
+    for container_path, table in tables:
+        container = get_path(asset, container_path) if container_path else asset
+        if container.__class__ is not dict:
+            continue
+        for key in list(container):  # a copy: a failed coercion removes its key
+            found = table.lookup(key)
+            if found is not None:
+                _apply_coercion(asset, container, container_path, key, found, errors)
 
 
 # --- selections and programs ------------------------------------------------------------------
@@ -237,48 +259,34 @@ _program_numbers = itertools.count(1)
 
 
 class Program:
-    """The compiled program of one selection and shape: the coercions of the keys present
-    (``None``: look every key up), the tables of deeper containers, and the rules function.
-    Its source is registered with :mod:`linecache` for as long as it lives."""
+    """The compiled program of one selection and shape (``None``: any shape): one generated
+    function converting the raw fields (inline for the keys of the shape, through the tables
+    for deeper containers) and writing the rules' fields. Its source is registered with
+    :mod:`linecache` for as long as the program lives."""
 
     def __init__(self, selection: Selection, shape: tuple[frozenset[str], ...] | None, trace: bool = False):
         self.selection = selection
         present: Present | None = None if shape is None else dict(zip(SHAPE_CONTAINERS, shape))
-        self.coercions: tuple[tuple[Path, str, Coercion], ...] | None = None
-        if present is not None:
-            self.coercions = tuple(
-                (container, name, c) for container in SHAPE_CONTAINERS
-                if (table := selection.tables.get(container)) is not None
-                for name in sorted(present[container]) if (c := table.lookup(name)))
-        self.tables = tuple((path, table) for path, table in selection.tables.items()
-                            if present is None or path not in present)
+        coercions: list[CoercionSpec] = []
+        if present is not None:  # the coercions of the keys present, inline
+            coercions = [(container, name, c.fn, c.per_item, (c, (*container, name)))
+                         for container in SHAPE_CONTAINERS
+                         if (table := selection.tables.get(container)) is not None
+                         for name in sorted(present[container]) if (c := table.lookup(name))]
+        tables = tuple((path, table) for path, table in selection.tables.items()
+                       if present is None or path not in present)
         self.duplicates = selection.duplicates
-        source = render(selection.typed_rules, present, trace)
+        source = render(selection.typed_rules, present, trace, coercions, bool(tables))
+        source.namespace["coerce_nested"] = functools.partial(coerce_tables, tables)
         self.source = source.code.text()
         self.filename = (f"<j1filter program {next(_program_numbers)}: {', '.join(selection.names)}"
                          f"{'' if shape is None else ' (shape-specialised)'}>")
-        namespace = dict(_NAMESPACE, **source.namespace)
+        namespace = dict(_NAMESPACE, coercion_failed=coercion_failed, **source.namespace)
         exec(compile(self.source, self.filename, "exec"), namespace)  # noqa: S102 - validated specs
         self.apply_rules: Callable[..., None] = namespace["apply_rules"]
         lines = self.source.splitlines(keepends=True)
         linecache.cache[self.filename] = (len(self.source), None, lines, self.filename)
         weakref.finalize(self, linecache.cache.pop, self.filename, None)
-
-    def coerce(self, asset: dict[str, Any], errors: list[str]) -> None:
-        """Convert the typed raw fields in place: the listed keys, then deeper containers."""
-        if self.coercions is not None:
-            for container_path, key, coercion in self.coercions:
-                container = asset.get(container_path[0]) if container_path else asset
-                if container.__class__ is dict:  # a failure may have emptied and removed it
-                    _apply_coercion(asset, container, container_path, key, coercion, errors)
-        for container_path, table in self.tables:
-            container = get_path(asset, container_path) if container_path else asset
-            if container.__class__ is not dict:
-                continue
-            for key in list(container):  # a copy: a failed coercion removes its key
-                found = table.lookup(key)
-                if found is not None:
-                    _apply_coercion(asset, container, container_path, key, found, errors)
 
 
 # --- the runtime ---------------------------------------------------------------------------------
@@ -320,8 +328,8 @@ class Runtime:
         self._programs: weakref.WeakValueDictionary[Any, Program] = weakref.WeakValueDictionary()
 
     def program(self, asset: dict[str, Any], errors: list[str]) -> Program:
-        """The program for a prepared entity: ``program.coerce(asset, errors)`` converts its
-        typed raw fields in place, then ``program.apply_rules(asset, doc, errors)`` writes."""
+        """The program for a prepared entity: ``program.apply_rules(asset, doc, errors)``
+        converts its typed raw fields in place, then writes the rules' fields into ``doc``."""
         entity = asset.get("entity")
         if entity.__class__ is not dict:
             entity = EMPTY
@@ -379,7 +387,6 @@ class Runtime:
         selection = self.selection((entity.get("_class"), entity.get("_type"),
                                     entity.get("_integration_type")), errors)
         program = Program(selection, None, trace=True)
-        program.coerce(asset, errors)
         program.apply_rules.__globals__["trace"] = trace
         program.apply_rules(asset, doc, errors)
         return program

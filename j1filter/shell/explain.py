@@ -39,6 +39,7 @@ class Explanation:
     where: str
     doc: dict[str, Any]
     fields: list[tuple[str, Any, str]] = field(default_factory=list)  # (field, value, set by)
+    writers: dict[str, list[CompiledRule]] = field(default_factory=dict)  # field -> the rules that set it
     outcomes: list[tuple[CompiledRule, str, str]] = field(default_factory=list)  # (rule, outcome, detail)
 
 
@@ -103,6 +104,9 @@ def _explain_doc(compiled: CompiledMappings, number: int, where: str, doc: dict[
     explanation.outcomes.sort(key=lambda item: item[0].index)
     for path, value in _leaves(doc):
         explanation.fields.append((path, value, _set_by(compiled, path, writers, doc)))
+        rules = _writers_of(path, writers)
+        if rules:
+            explanation.writers[path] = rules
     return explanation
 
 
@@ -145,11 +149,7 @@ def _set_by(compiled: CompiledMappings, path: str, writers: dict[str, list[Compi
             doc: dict[str, Any]) -> str:
     if path == "event.kind" and "error" in doc:
         return f"{ENGINE} (error flag)"
-    rules = writers.get(path)
-    parent = path
-    while rules is None and "." in parent:  # a field inside an object a rule wrote (url_parts)
-        parent = parent.rsplit(".", 1)[0]
-        rules = writers.get(parent)
+    rules = _writers_of(path, writers)
     if rules:
         return ", ".join(f"{r.rule.location.file}:{r.rule.location.line} {r.rule.id}" for r in rules)
     if path.startswith("jupiter_one.asset."):
@@ -162,6 +162,13 @@ def _set_by(compiled: CompiledMappings, path: str, writers: dict[str, list[Compi
     if path.startswith(ENGINE_FIELDS):
         return ENGINE
     return "?"
+
+
+def _writers_of(path: str, writers: dict[str, list[CompiledRule]]) -> list[CompiledRule]:
+    """The rules that wrote ``path``, or the object holding it (``url`` for ``url.domain``)."""
+    while path not in writers and "." in path:
+        path = path.rsplit(".", 1)[0]
+    return writers.get(path, [])
 
 
 def _value_text(value: Any) -> str:
@@ -190,7 +197,10 @@ def render_json(explanation: Explanation) -> bytes:
     return orjson.dumps({
         "entity": explanation.number,
         "where": explanation.where,
-        "fields": [{"field": path, "value": value, "set_by": by} for path, value, by in explanation.fields],
+        "fields": [{"field": path, "value": value, "set_by": by,
+                    "rules": [{"file": r.rule.location.file, "line": r.rule.location.line, "id": r.rule.id}
+                              for r in explanation.writers.get(path, [])]}
+                   for path, value, by in explanation.fields],
         "rules": [{"file": r.rule.location.file, "line": r.rule.location.line, "id": r.rule.id,
                    "outcome": outcome, "detail": detail} for r, outcome, detail in explanation.outcomes],
     })
