@@ -65,6 +65,16 @@ def test_readme_worked_example_mapping(tmp_path):
     assert "error" not in doc
 
 
+def test_readme_rule_error_example(tmp_path, monkeypatch):
+    (tmp_path / "team.yml").write_text(readme_block("### Worked example", "yaml"))
+    monkeypatch.chdir(tmp_path)
+    mapper = j1filter.Mapper(load_mappings(["team.yml"]), j1filter.Options(clock=lambda: "T"))
+    entity = {"id": "w-2", "entity": {"_class": ["Finding"], "_type": "x"}, "properties": {"slaBreached": "maybe"}}
+    (message,) = mapper.map_entity(entity, "{}")["error"]["message"]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"`{message}`" in readme
+
+
 def test_readme_library_snippet(tmp_path, monkeypatch):
     (tmp_path / "my-mappings").mkdir()
     (tmp_path / "my-mappings" / "mine.yml").write_text(

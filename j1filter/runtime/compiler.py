@@ -17,7 +17,6 @@ from ..convert.registry import RegisteredTransform, TransformRegistry, builtin_t
 from .._meta import ECS_VERSION
 from ..ecs import ecs_fields, field_type
 from ..errors import MappingError, Problem, TransformError
-from ..language.loader import source_text
 from ..language.spec import Condition, FieldType, Location, MappingSpec, Path, Rule, TransformCall
 from ..language.types import ANY, SAME, close_ecs_field, fits, hint_for, target_type
 
@@ -308,4 +307,4 @@ def _file_condition_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
 
 
 __all__ = ["CompiledMappings", "CompiledRule", "CompiledField", "EntityKind", "Step", "field_types",
-           "rule_label", "static_match", "source_text"]
+           "rule_label", "static_match"]
