@@ -187,6 +187,8 @@ def render_text(explanation: Explanation, show_all: bool) -> str:
     lines += [f"{left.ljust(width)}   {by}" for left, by in rows]
     if show_all:
         lines.append("# rules that did not fire")
+        if not explanation.outcomes:
+            lines.append("(none ran: the input is not an entity)")
         for rule, outcome, detail in explanation.outcomes:
             if outcome != FIRED:
                 lines.append(f"{rule.label}: {outcome}" + (f" ({detail})" if detail else ""))
