@@ -1,22 +1,40 @@
 """j1filter: JupiterOne entities -> Elastic Common Schema documents.
 
-    import j1filter
-    mapper = j1filter.Mapper()                   # the shipped mappings
-    doc = mapper.map_entity(entity, original_text)
+The library API, in pipeline order (see README, "As a library")::
 
-The pipeline is load (YAML with positions) -> compile (checked, generated code) -> map.
+    import j1filter
+    specs = j1filter.load_mappings(["my-mappings/"])      # load: shipped files, then yours
+    compiled = j1filter.compile_mappings(specs)           # compile once: MappingError if invalid
+    mapper = j1filter.Mapper(compiled, j1filter.Options(namespace="prod"))
+    doc = mapper.map_entity(entity, original_text)        # map one entity
+    stats = j1filter.run(source, sink, mapper)            # run a stream of lines (binary files)
+
+Custom transforms go into a registry passed to ``compile_mappings``; nothing global changes.
 """
 
+from __future__ import annotations
+
+from typing import Iterable
+
 from ._meta import ECS_VERSION, __version__
-from .runtime.compiler import CompiledMappings
+from .convert.registry import TransformRegistry, builtin_transforms
 from .errors import J1FilterError, MappingError, Problem, TransformError
-from .language.loader import load_mapping, load_mappings, parse_mapping
+from .language.loader import load_mappings
+from .language.spec import MappingSpec
+from .runtime.compiler import CompiledMappings, field_types
 from .runtime.mapper import Mapper, Options
-from .shell.stream import Mapped, Stats, map_line, run
-from .convert.transforms import TRANSFORMS, transform
+from .shell.stream import Stats, run
+
+
+def compile_mappings(specs: Iterable[MappingSpec] | None = None, *,
+                     transforms: TransformRegistry | None = None) -> CompiledMappings:
+    """Check and bind mapping specs (default: the shipped mappings) once, with the built-in
+    transforms or the given registry. Raises MappingError listing every problem."""
+    return CompiledMappings(load_mappings() if specs is None else specs, transforms)
+
 
 __all__ = [
-    "ECS_VERSION", "__version__", "CompiledMappings", "J1FilterError", "MappingError", "Problem",
-    "TransformError", "load_mapping", "load_mappings", "parse_mapping", "Mapper", "Options",
-    "Mapped", "Stats", "map_line", "run", "TRANSFORMS", "transform",
+    "load_mappings", "compile_mappings", "CompiledMappings", "field_types", "Mapper", "Options",
+    "run", "Stats", "TransformRegistry", "builtin_transforms", "J1FilterError", "MappingError",
+    "TransformError", "Problem", "ECS_VERSION", "__version__",
 ]

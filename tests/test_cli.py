@@ -145,7 +145,7 @@ def test_odd_names_in_a_user_mapping_are_data_not_code(tmp_path):
 
 def test_check_validates_a_user_file_together_with_the_shipped_mappings(tmp_path):
     clash = tmp_path / "clash.yml"  # sound alone, but shipped rules write host.ip inside host
-    clash.write_text("version: 1\nname: clash\nrules:\n  - {to: host, value: somewhere}\n")
+    clash.write_text("version: 1\nname: clash\nrules:\n  - {to: host, from: properties.host}\n")
     proc = j1filter("check", str(clash), check_rc=2)
     assert "is inside 'host'" in proc.stderr.decode()
     assert "OK" in j1filter("check", "--no-shipped-mappings", str(clash)).stdout.decode()

@@ -41,6 +41,36 @@ EXPECTED = {
         "4:35: rules[0].from: 'properties.ec2InstanceArn' can never match: entity keys are snake_cased "
         "first (write 'properties.ec2instance_arn')",
     ],
+    "constant_wrong_type.yml": [
+        "4:5: rule 'value -> event.severity'.value: 'high' cannot go into 'event.severity' (long): "
+        "unable to convert [high] to long (give a whole number, or end the chain with the 'long' transform)",
+    ],
+    "constant_not_an_ip.yml": [
+        "4:5: rule 'value -> host.ip'.value: 'not-an-ip' cannot go into 'host.ip' (ip): "
+        "'not-an-ip' is not an IP string literal.",
+    ],
+    "transform_wrong_type.yml": [
+        "4:61: rule 'properties.level -> event.severity'.transform: transform 'lowercase' returns "
+        "keyword, which cannot go into 'event.severity' (long)",
+    ],
+    "lookup_wrong_type.yml": [
+        "6:16: rule 'properties.level -> event.risk_score'.transform: transform 'lookup' returns "
+        "keyword, which cannot go into 'event.risk_score' (float)",
+    ],
+    "transform_not_a_date.yml": [
+        "4:59: rule 'properties.name -> event.created'.transform: transform 'trim' returns keyword, "
+        "which cannot go into 'event.created' (date) (give a valid date, or end the chain with the 'date' transform)",
+    ],
+    "object_target.yml": [
+        "4:53: rule 'properties.web_link -> url'.transform: transform 'lowercase' returns keyword, "
+        "which cannot go into 'url' (object)",
+    ],
+    "unknown_ecs_field.yml": [
+        "4:5: rule 'properties.score -> vulnerability.scroe.base'.to: 'vulnerability.scroe.base' is not "
+        "an ECS 9.2.0 field (did you mean 'vulnerability.score.base'?)",
+        "5:5: rule 'properties.team -> myorg.team'.to: 'myorg.team' is not an ECS 9.2.0 field "
+        "(use labels.* or declare its namespace in custom_namespaces)",
+    ],
     "bad_field_type.yml": [
         "4:51: fields.properties.score.on_error: unknown on_error 'ignore' (one of: remove, keep)",
         "5:3: fields.properties.*.x: invalid field path 'properties.*.x'",
@@ -119,3 +149,33 @@ def test_aliases_of_reasonable_size_are_accepted(tmp_path):
                     "  - {to: labels.b, value: *v}\n")
     spec = load_mappings([path], shipped=False)[0]
     assert spec.rules[1].value == ["one", "two", "three"]
+
+
+def test_custom_namespaces_and_labels_may_be_written(tmp_path):
+    path = tmp_path / "custom.yml"
+    path.write_text("version: 1\nname: custom\ncustom_namespaces: [myorg]\nrules:\n"
+                    "  - {to: myorg.team, from: properties.team}\n"
+                    "  - {to: labels.owner, from: properties.owner}\n")
+    compiled = CompiledMappings(load_mappings([path], shipped=False))
+    assert [r.target for r in compiled.rules] == ["any", "keyword"]
+
+
+def test_a_long_constant_given_as_text_is_coerced_at_load(tmp_path):
+    path = tmp_path / "severity.yml"
+    path.write_text("version: 1\nname: severity\nrules:\n  - {to: event.severity, value: '7'}\n")
+    assert CompiledMappings(load_mappings([path], shipped=False)).rules[0].value == 7
+
+
+def test_field_types_of_the_shipped_mappings():
+    from j1filter.runtime.compiler import field_types
+
+    types = field_types(CompiledMappings(load_mappings()))
+    assert types["event.severity"] == "long" and types["host.ip"] == "ip"
+    assert types["vulnerability.score.base"] == "float" and types["event.created"] == "date"
+    assert types["url.domain"] == "keyword" and types["url.port"] == "long"  # url_parts writes an object
+    assert types["jupiter_one.asset.properties.*_on"] == "keyword"  # a pattern; on_error keep: may stay text
+    assert types["jupiter_one.asset.properties.created_on"] == "date"
+    assert types["jupiter_one.asset.properties.numeric_severity"] == "double"  # long here, double there
+    assert types["jupiter_one.asset.entity._deleted"] == "boolean"
+    assert types["@timestamp"] == "date" and types["event.original"] == "keyword"
+    assert all(kind not in ("any", "same", "object") for kind in types.values()), types

@@ -65,14 +65,41 @@ def test_readme_worked_example_mapping(tmp_path):
     assert "error" not in doc
 
 
-def test_readme_library_snippet():
-    entity = {"id": "l-1", "entity": {"_class": ["Alert"]}, "properties": {"description": "x"}}
-    mapper = j1filter.Mapper()
-    doc = mapper.map_entity(entity, json.dumps(entity))
-    assert doc["message"] == "x" and doc["event"]["kind"] == "alert"
-    custom = j1filter.Mapper(j1filter.load_mappings([]), j1filter.Options(namespace="prod"))
-    (result,) = j1filter.map_line(custom, json.dumps(entity).encode(), "line 1")
-    assert result.doc["data_stream"]["namespace"] == "prod" and result.error_kind is None
+def test_readme_rule_error_example(tmp_path, monkeypatch):
+    (tmp_path / "team.yml").write_text(readme_block("### Worked example", "yaml"))
+    monkeypatch.chdir(tmp_path)
+    mapper = j1filter.Mapper(load_mappings(["team.yml"]), j1filter.Options(clock=lambda: "T"))
+    entity = {"id": "w-2", "entity": {"_class": ["Finding"], "_type": "x"}, "properties": {"slaBreached": "maybe"}}
+    (message,) = mapper.map_entity(entity, "{}")["error"]["message"]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"`{message}`" in readme
+
+
+def test_readme_library_snippet(tmp_path, monkeypatch):
+    (tmp_path / "my-mappings").mkdir()
+    (tmp_path / "my-mappings" / "mine.yml").write_text(
+        "version: 1\nname: mine\nrules:\n  - {to: labels.reversed, from: properties.description, transform: reverse}\n")
+    entity = {"id": "l-1", "entity": {"_class": ["Alert"]}, "properties": {"description": "abc"}}
+    (tmp_path / "entities.ndjson").write_bytes(orjson.dumps(entity) + b"\n")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(readme_block("As a library", "python"), scope)  # noqa: S102 - the README's own example
+    assert scope["doc"]["message"] == "x" and scope["doc"]["event"]["kind"] == "alert"
+    assert scope["stats"].documents == 1
+    (written,) = [json.loads(line) for line in (tmp_path / "ecs.ndjson").read_bytes().splitlines()]
+    assert written["labels"]["reversed"] == "cba" and written["data_stream"]["namespace"] == "prod"
+    assert scope["types"]["event.severity"] == "long" and scope["types"]["labels.reversed"] == "keyword"
+
+
+def test_the_public_api_is_narrow():
+    assert sorted(j1filter.__all__) == sorted([
+        "load_mappings", "compile_mappings", "CompiledMappings", "field_types", "Mapper", "Options",
+        "run", "Stats", "TransformRegistry", "builtin_transforms", "J1FilterError", "MappingError",
+        "TransformError", "Problem", "ECS_VERSION", "__version__"])
+    assert not hasattr(j1filter, "TRANSFORMS") and not hasattr(j1filter, "transform")
+    first, second = j1filter.builtin_transforms(), j1filter.builtin_transforms()
+    first.register("mine", lambda: str, result="keyword")
+    assert first.get("mine") and second.get("mine") is None  # registries are independent
 
 
 def test_demo_runs_the_whole_pipeline():

@@ -1,1 +1,2 @@
-"""Value conversions: the transform registry and the parsers behind it (dates, URLs, names, command lines)."""
+"""Value conversions: the transforms and their registry, the coercion to each field type,
+and the parsers behind them (dates, URLs, names, command lines)."""

@@ -12,7 +12,7 @@ Accepted, in this order:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 
 from dateutil import parser as _du_parser
@@ -69,7 +69,7 @@ def format_utc(dt: datetime) -> str:
     )
 
 
-def _zone(text: str | None):
+def _zone(text: str | None) -> tzinfo | None:
     if text is None or text == "Z":
         return _UTC
     if text[0] in "+-":

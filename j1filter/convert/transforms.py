@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from . import commandline, dates, urls
 from .limits import MAX_NUMBER_TEXT, bounded
-from ..errors import TransformError
+from ..errors import J1FilterError, TransformError
 
 ValueFn = Callable[[Any], Any]
 
@@ -37,7 +37,7 @@ class Transform:
 TRANSFORMS: dict[str, Transform] = {}
 
 
-def transform(name: str, *, per_item: bool = False):
+def transform(name: str, *, per_item: bool = False) -> Callable[[Callable[..., ValueFn]], Callable[..., ValueFn]]:
     """Register a transform factory under ``name``; its docstring is the reference text."""
 
     def register(factory: Callable[..., ValueFn]) -> Callable[..., ValueFn]:
@@ -272,9 +272,9 @@ def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"invalid pattern: {exc}") from None
+        raise J1FilterError(f"invalid pattern: {exc}") from None
     if not 0 <= group <= regex.groups:
-        raise ValueError(f"group {group} does not exist in pattern")
+        raise J1FilterError(f"group {group} does not exist in pattern")
 
     def extract(value: Any) -> Any:
         m = regex.search(java_string(value))
@@ -284,12 +284,12 @@ def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
 
 
 @transform("lookup")
-def lookup_transform(*, table: dict, default: Any = None, ignore_case: bool = True) -> ValueFn:
+def lookup_transform(*, table: dict[Any, Any], default: Any = None, ignore_case: bool = True) -> ValueFn:
     """Translate a value through ``table`` (keys compared as text, case-insensitive unless
     ``ignore_case: false``); ``default`` (or nothing) when the value is not in the table."""
     if not isinstance(table, dict) or not table:
-        raise ValueError("table must be a non-empty mapping")
-    fold = (lambda s: s.lower()) if ignore_case else (lambda s: s)
+        raise J1FilterError("table must be a non-empty mapping")
+    fold: Callable[[str], str] = str.lower if ignore_case else str
     prepared = {fold(java_string(k)): v for k, v in table.items()}
 
     def lookup(value: Any) -> Any:
@@ -328,7 +328,7 @@ def to_list_transform() -> ValueFn:
 def split_transform(*, separator: str = ",") -> ValueFn:
     """Split text on ``separator`` into a list of trimmed, non-empty parts."""
     if not isinstance(separator, str) or not separator:
-        raise ValueError("separator must be a non-empty string")
+        raise J1FilterError("separator must be a non-empty string")
 
     def split(value: Any) -> Any:
         if isinstance(value, list):

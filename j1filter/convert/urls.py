@@ -9,7 +9,7 @@ decoding). A host that is not a valid server name (e.g. one with ``_``) gives no
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import unquote
 
 from ..errors import TransformError
@@ -51,7 +51,7 @@ def url_parts(value: Any) -> dict[str, Any]:
     return parts
 
 
-def _add_authority(parts: dict[str, Any], authority: str, decode) -> None:
+def _add_authority(parts: dict[str, Any], authority: str, decode: Callable[[str], str]) -> None:
     user_info, _, host_port = authority.rpartition("@")
     host, port = host_port, ""
     if not host_port.endswith("]") and ":" in host_port:

@@ -21,7 +21,8 @@ from ..convert.casing import snake_case
 from ..errors import MappingError, Problem
 from .spec import Condition, Expression, FieldType, Location, MappingSpec, Rule, Source, TransformCall
 
-FILE_KEYS = ("version", "name", "description", "order", "when", "fields", "duplicates", "rules")
+FILE_KEYS = ("version", "name", "description", "order", "when", "fields", "duplicates", "rules",
+             "custom_namespaces")
 RULE_KEYS = ("id", "to", "from", "collect", "args", "value", "transform", "mode", "when")
 SOURCE_KEYS = ("from", "collect", "args", "value")
 WHEN_KEYS = ("class", "not_class", "type", "integration_type", "has", "missing")
@@ -33,17 +34,17 @@ ON_ERROR = ("remove", "keep")
 # --- YAML with positions ---------------------------------------------------------------------
 
 
-class MarkedDict(dict):
+class MarkedDict(dict[Any, Any]):
     """A YAML mapping that remembers where it and each of its keys and values start."""
 
     mark: Any = None
-    key_marks: dict
-    value_marks: dict
+    key_marks: dict[Any, Any]
+    value_marks: dict[Any, Any]
 
 
-class MarkedList(list):
+class MarkedList(list[Any]):
     mark: Any = None
-    item_marks: list
+    item_marks: list[Any]
 
 
 class _Loader(yaml.SafeLoader):
@@ -291,9 +292,15 @@ def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec:
     fields = _parse_fields(doc, check)
     duplicates = _parse_paths(doc, "duplicates", check)
     rules = _parse_rules(doc, check)
+    namespaces = check.text_list(doc, "custom_namespaces", "file")
+    for namespace in namespaces:
+        if not namespace.isidentifier() or namespace in ("jupiter_one", "labels"):
+            check.add(doc.value_marks["custom_namespaces"], "custom_namespaces",
+                      f"invalid namespace '{namespace}'", "a single name such as myorg")
     return MappingSpec(
         name=name or "", file=check.file, order=order, description=description, when=when,
-        fields=fields, duplicates=duplicates, rules=rules, location=check.loc(doc.mark),
+        fields=fields, duplicates=duplicates, rules=rules, custom_namespaces=frozenset(namespaces),
+        location=check.loc(doc.mark),
     )
 
 
@@ -450,14 +457,16 @@ def source_text(source: Source) -> str:
 # --- finding files ---------------------------------------------------------------------------
 
 
-def load_mapping(path: str | FsPath) -> MappingSpec:
-    """Load one mapping file; raise MappingError (with file:line:col) if it is invalid."""
+def load_mapping(path: str | FsPath, name: str | None = None) -> MappingSpec:
+    """Load one mapping file; raise MappingError (with file:line:col) if it is invalid.
+    ``name`` is how messages call the file (default: its path)."""
     path = FsPath(path)
+    name = str(path) if name is None else name
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError([Problem(str(path), 1, 1, "file", f"cannot read: {exc}")]) from None
-    return parse_mapping(text, str(path))
+        raise MappingError([Problem(name, 1, 1, "file", f"cannot read: {exc}")]) from None
+    return parse_mapping(text, name)
 
 
 def shipped_mapping_paths() -> list[FsPath]:
@@ -487,12 +496,14 @@ def expand_paths(paths: Iterable[str | FsPath]) -> list[FsPath]:
 def load_mappings(extra: Iterable[str | FsPath] = (), *, shipped: bool = True) -> list[MappingSpec]:
     """Shipped mappings, then ``extra`` files; an extra file with the name of an earlier
     mapping replaces it. Ordered by ``order`` then load order. Reports all invalid files."""
-    paths = (shipped_mapping_paths() if shipped else []) + expand_paths(extra)
+    # Shipped files are named as in the source tree (mappings/NAME.yml) wherever installed.
+    paths = ([(p, f"mappings/{p.name}") for p in shipped_mapping_paths()] if shipped else [])
+    paths += [(p, str(p)) for p in expand_paths(extra)]
     specs: dict[str, MappingSpec] = {}
     problems: list[Problem] = []
-    for path in paths:
+    for path, name in paths:
         try:
-            spec = load_mapping(path)
+            spec = load_mapping(path, name)
         except MappingError as exc:
             problems.extend(exc.problems)
             continue

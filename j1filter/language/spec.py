@@ -91,4 +91,5 @@ class MappingSpec:
     fields: tuple[FieldType, ...]
     duplicates: tuple[Path, ...]
     rules: tuple[Rule, ...]
+    custom_namespaces: frozenset[str] = frozenset()  # top-level names its rules may write besides ECS
     location: Location = field(compare=False, default=Location("<memory>", 1, 1))

@@ -1,1 +1,2 @@
-"""The per-entity runtime: mappings compiled once into programs, then run on every entity."""
+"""The per-entity runtime: mappings checked once (compiler), each kind of entity's program
+generated (codegen) and kept in one bounded cache (program), documents built (mapper)."""

@@ -1,74 +1,107 @@
-"""Generate one straight-line Python function from the rules of a plan.
+"""Write the Python source of one program's rules function; :mod:`.program` compiles it.
 
-The rules of a plan run for every entity of its kind, and most find nothing to copy, so
-their cost is dominated by call overhead. Emitting them as inline code (the approach of
-fastjsonschema) makes a rule that does not apply cost one dict lookup, and given the keys
-an entity has (its shape), rules whose sources are absent are not emitted at all. Dotted
-sources, constants and the three write modes are inlined; other sources (``collect``,
-``args``, JMESPath) and transforms call the closures the compiler built, bound into the
-generated function's namespace. Names and values from mapping files only ever appear in
-the source as ``repr`` literals or namespace constants, never as code.
+The rules of a program run for every entity of its kind, and most find nothing to copy, so
+their cost is dominated by call overhead. Emitting them as inline code makes a rule that
+does not apply cost one dict lookup, and given the keys an entity has (its shape), rules
+whose sources are absent are not emitted at all. Every rule runs inside its own ``try``: any
+exception becomes an error entry ``file:line rule-id: what`` and the next rule runs.
 
-``J1FILTER_SHOW_CODE=1`` prints the generated source to stderr, for debugging.
+Names and values from mapping files only ever appear in the source as ``repr`` literals or
+as constants bound in the function's namespace, never as code. ``j1filter explain --code``
+prints the source; tracebacks show it (it is registered with :mod:`linecache`).
+
+With ``trace``, the same code also reports each rule's outcome to ``trace(index, outcome,
+detail)`` (what ``j1filter explain --all`` shows).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from dataclasses import dataclass
-from typing import Any, Callable, cast
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
 
-from ..errors import TransformError
-from .paths import get_path
-from ..language.spec import Expression, Path, Rule
-from ..convert.transforms import java_string
+from ..language.loader import source_text
+from ..language.spec import Expression, Path, Source
+from ..convert.coerce import TEXT_TYPES
+from ..language.types import proven
+from .compiler import CompiledRule
 
-RulesFn = Callable[[dict, dict, list], None]
-_EMPTY: dict = {}
+Present = dict[Path, frozenset[str]]
+#: A raw field coercion to inline: (container, key, function, per item, failure info).
+CoercionSpec = tuple[Path, str, Callable[[Any], Any], bool, Any]
 
-
-@dataclass(frozen=True)
-class CompiledRule:
-    rule: Rule
-    transform: Callable[[Any], Any] | None  # composed transform chain, or None
-    read: Callable[[dict], Any] | None  # the general reader, for sources not inlined
-    label: str  # "target <- source", the prefix of its error messages
+#: Outcomes a traced rule reports.
+FIRED, CONDITION, NO_SOURCE, NOTHING, KEPT, ERROR = (
+    "fired", "condition false", "source missing", "transform returned nothing",
+    "not written: field already set", "error")
 
 
-class _Emitter:
+class Code:
+    """Python source made of nested blocks: indentation follows the ``with`` nesting."""
+
     def __init__(self) -> None:
-        self.lines = ["def apply_rules(A, doc, errors):",
-                      "    P = A.get('properties')",
-                      "    if P.__class__ is not dict: P = _EMPTY",
-                      "    E = A.get('entity')",
-                      "    if E.__class__ is not dict: E = _EMPTY"]
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    @contextlib.contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        self.line(header)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    @contextlib.contextmanager
+    def when(self, test: str, otherwise: str | None = None) -> Iterator[None]:
+        """``if test:`` around the body; with ``otherwise``, an ``else:`` running that line."""
+        with self.block(f"if {test}:"):
+            yield
+        if otherwise is not None:
+            with self.block("else:"):
+                self.line(otherwise)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+class ProgramSource:
+    """The source of one rules function and the constants it refers to."""
+
+    def __init__(self, trace: bool) -> None:
+        self.trace = trace
+        self.code = Code()
+        self.namespace: dict[str, Any] = {}
         self.parents: dict[Path, str] = {}  # output parent path -> the local holding it
-        self.namespace: dict[str, Any] = {"_EMPTY": _EMPTY, "TransformError": TransformError,
-                                          "get_path": get_path, "append_values": append_values}
 
     def const(self, name: str, value: Any) -> str:
         self.namespace[name] = value
         return name
 
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
     def parent_local(self, path: Path) -> str:
         return self.parents.setdefault(path, f"p{len(self.parents)}")
 
-
-def _read_expr(path: Path, emitter: _Emitter, name: str) -> str:
-    if len(path) == 2 and path[0] == "properties":
-        return f"P.get({path[1]!r})"
-    if len(path) == 2 and path[0] == "entity":
-        return f"E.get({path[1]!r})"
-    if len(path) == 1:
-        return f"A.get({path[0]!r})"
-    return f"get_path(A, {emitter.const(name, path)})"
+    def report(self, index: int, outcome: str, detail: str = "") -> str | None:
+        """The trace call for an outcome, or None when not tracing."""
+        return f"trace({index}, {outcome!r}, {detail!r})" if self.trace else None
 
 
-def _absent(path: Path, present: dict[Path, frozenset] | None) -> bool:
+def _read_expr(source: Source, src: ProgramSource, name: str) -> str:
+    """An expression reading one source from the prepared entity ``A``."""
+    if isinstance(source, Expression):
+        return f"{src.const(name, source.compiled)}.search(A)"
+    if len(source) == 2 and source[0] == "properties":
+        return f"P.get({source[1]!r})"
+    if len(source) == 2 and source[0] == "entity":
+        return f"E.get({source[1]!r})"
+    if len(source) == 1:
+        return f"A.get({source[0]!r})"
+    return f"get_path(A, {src.const(name, source)})"
+
+
+def absent(path: Path, present: Present | None) -> bool:
     """True when the entity's shape says ``path`` cannot hold a value."""
     if present is None:
         return False
@@ -77,106 +110,151 @@ def _absent(path: Path, present: dict[Path, frozenset] | None) -> bool:
     return path[0] not in present[()]
 
 
-def _emit_rule(emitter: _Emitter, index: int, compiled: CompiledRule,
-               present: dict[Path, frozenset] | None) -> None:
+def skipped(compiled: CompiledRule, present: Present | None) -> bool:
+    """True when the shape proves the rule cannot fire, so no code is emitted for it."""
     rule = compiled.rule
-    sources = rule.sources
-    paths = [s for s in sources if not isinstance(s, Expression)]
-    if rule.source_kind == "from":
-        sources = tuple(s for s in sources if isinstance(s, Expression) or not _absent(s, present))
-        if not sources:
-            return
-    elif rule.source_kind == "collect" and paths == list(sources) and all(_absent(s, present) for s in paths):
-        return
-    elif rule.source_kind == "args" and any(_absent(s, present) for s in paths):
-        return
-    if any(_absent(path, present) for path in rule.when.has):
-        return
-    missing = [path for path in rule.when.missing if not _absent(path, present)]
-    emit = emitter.emit
-    emit(1, f"# {str(rule.id)!r} at {str(rule.location)!r}")
-    depth = 1
-    # The entity was cleaned of empty values before the rules run: present means not None.
-    for n, path in enumerate(rule.when.has):
-        emit(depth, f"if {_read_expr(path, emitter, f'H{index}_{n}')} is not None:")
-        depth += 1
-    for n, path in enumerate(missing):
-        emit(depth, f"if {_read_expr(path, emitter, f'M{index}_{n}')} is None:")
-        depth += 1
-    simple_sources = rule.source_kind == "from" and not any(isinstance(s, Expression) for s in sources)
+    paths = [s for s in rule.sources if not isinstance(s, Expression)]
+    if rule.source_kind == "from" and len(paths) == len(rule.sources) and all(absent(s, present) for s in paths):
+        return True
+    if rule.source_kind == "collect" and len(paths) == len(rule.sources) and all(absent(s, present) for s in paths):
+        return True
+    if rule.source_kind == "args" and any(absent(s, present) for s in paths):
+        return True
+    return any(absent(path, present) for path in rule.when.has)
+
+
+def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | None) -> None:
+    rule, i, line = compiled.rule, compiled.index, src.code.line
     if rule.source_kind == "value":
-        emit(depth, f"v = {emitter.const(f'V{index}', rule.value)}")
-    elif simple_sources:
-        dotted = cast("tuple[Path, ...]", sources)  # no Expression among them
-        emit(depth, f"v = {_read_expr(dotted[0], emitter, f'S{index}_0')}")
-        for n, path in enumerate(dotted[1:], 1):
-            emit(depth, f"if v is None: v = {_read_expr(path, emitter, f'S{index}_{n}')}")
-    else:
-        emit(depth, f"v = {emitter.const(f'R{index}', compiled.read)}(A)")
-    emit(depth, "if v is not None:")
-    depth += 1
-    if compiled.transform is not None:
-        label = emitter.const(f"L{index}", compiled.label + ": ")
-        emit(depth, "try:")
-        emit(depth + 1, f"v = {emitter.const(f'T{index}', compiled.transform)}(v)")
-        emit(depth, "except TransformError as exc:")
-        emit(depth + 1, f"errors.append({label} + str(exc))")
-        emit(depth + 1, "v = None")
-        emit(depth, "if v is not None and v != '' and v != [] and v != {}:")
-        depth += 1
+        line(f"v = {src.const(f'V{i}', compiled.value)}")
+        return
+    if rule.source_kind == "from":  # the first present: absent ones left out
+        sources = [s for s in rule.sources if isinstance(s, Expression) or not absent(s, present)]
+        line(f"v = {_read_expr(sources[0], src, f'S{i}_0')}")
+        for n, source in enumerate(sources[1:], 1):
+            line(f"if v is None: v = {_read_expr(source, src, f'S{i}_{n}')}")
+        return
+    reads = ", ".join(_read_expr(source, src, f"S{i}_{n}") for n, source in enumerate(rule.sources))
+    helper = "collect_values" if rule.source_kind == "collect" else "all_args"
+    line(f"v = {helper}(({reads},))")
+
+
+def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str) -> None:
+    rule, i, line = compiled.rule, compiled.index, src.code.line
+    text = compiled.target in TEXT_TYPES
+    if compiled.coerce is not None and not proven(result, compiled.target):
+        coerce = src.const(f"C{i}", compiled.coerce)
+        line(f"if v.__class__ is not str: v = {coerce}(v)" if text else f"v = {coerce}(v)")
     # Targets never conflict (checked at compile time), so every parent is a dict, and once
     # found it stays the same dict: keep it in a local for the following rules.
     target = "doc"
     for n in range(1, len(rule.to)):
-        local = emitter.parent_local(rule.to[:n])
-        emit(depth, f"if {local} is None: {local} = {target}.setdefault({rule.to[n - 1]!r}, {{}})")
+        local = src.parent_local(rule.to[:n])
+        line(f"if {local} is None: {local} = {target}.setdefault({rule.to[n - 1]!r}, {{}})")
         target = local
     leaf = repr(rule.to[-1])
+    fired = src.report(i, FIRED)
     if rule.mode == "set":
-        emit(depth, f"{target}[{leaf}] = v")
+        line(f"{target}[{leaf}] = v")
     elif rule.mode == "default":
-        emit(depth, f"c = {target}.get({leaf})")
-        emit(depth, "if c is None or c == '' or c == [] or c == {}:")
-        emit(depth + 1, f"{target}[{leaf}] = v")
+        line(f"c = {target}.get({leaf})")
+        with src.code.when("c is None or c == '' or c == [] or c == {}", src.report(i, KEPT)):
+            line(f"{target}[{leaf}] = v")
+            if fired:
+                line(fired)
+            fired = None
     else:  # append: as Elastic's append with allow_duplicates false, values as text
-        label = emitter.const(f"L{index}", compiled.label + ": ")
-        emit(depth, "try:")
-        emit(depth + 1, f"append_values({target}, {leaf}, v)")
-        emit(depth, "except ValueError as exc:")
-        emit(depth + 1, f"errors.append({label} + str(exc))")
+        line(f"append_values({target}, {leaf}, v)")
+    if fired:
+        line(fired)
 
 
-def append_values(parent: dict, leaf: str, value: Any) -> None:
-    """Add ``value`` (or each of its items) as text to the list at ``parent[leaf]``,
-    skipping values already there."""
-    current = parent.get(leaf)
-    if current is None:
-        current = parent[leaf] = []
-    elif current.__class__ is not list:
-        current = parent[leaf] = [current]
-    for item in value if value.__class__ is list else (value,):
-        if item.__class__ is not str:
-            if isinstance(item, (dict, list)):
-                raise ValueError(f"cannot append an object or nested list to [{leaf}]")
-            item = java_string(item)
-        if item not in current:
-            current.append(item)
+def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | None, result: str) -> None:
+    rule, i, code = compiled.rule, compiled.index, src.code
+    code.line(f"# {rule.id!r} at {str(rule.location)!r}")
+    with contextlib.ExitStack() as nested:
+        nested.enter_context(code.block("try:"))
+        # The entity was cleaned of empty values before the rules run: present means not None.
+        for n, path in enumerate(rule.when.has):
+            nested.enter_context(code.when(f"{_read_expr(path, src, f'H{i}_{n}')} is not None",
+                                           src.report(i, CONDITION, f"has: {'.'.join(path)} is missing")))
+        for n, path in enumerate(p for p in rule.when.missing if not absent(p, present)):
+            nested.enter_context(code.when(f"{_read_expr(path, src, f'M{i}_{n}')} is None",
+                                           src.report(i, CONDITION, f"missing: {'.'.join(path)} is present")))
+        _emit_read(src, compiled, present)
+        if rule.source_kind != "value" or compiled.value is None:  # a constant is there or not
+            nested.enter_context(code.when("v is not None", src.report(
+                i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null")))
+        for n, step in enumerate(compiled.steps):
+            fn = src.const(f"T{i}_{n}", step.fn)
+            if n == 0:
+                code.line(_call(fn, step.per_item))
+            else:
+                with code.block("if v is not None:"):
+                    code.line(_call(fn, step.per_item))
+        if compiled.steps:
+            nested.enter_context(code.when("v is not None and v != '' and v != [] and v != {}",
+                                           src.report(i, NOTHING)))
+        _emit_write(src, compiled, result)
+    with code.block("except Exception as exc:"):
+        code.line(f"errors.append(failure({src.const(f'L{i}', compiled.label)}, exc))")
+        if src.trace:
+            code.line(f"trace({i}, {ERROR!r}, errors[-1])")
 
 
-def generate(rules: list[CompiledRule], name: str, present: dict[Path, frozenset] | None = None) -> RulesFn:
-    """One function applying ``rules`` in order: ``apply_rules(asset, doc, errors)``.
+def _call(fn: str, per_item: bool) -> str:
+    """``v = fn(v)``; a per-item function maps the items of a list (a scalar needs no helper)."""
+    return f"v = map_items({fn}, v) if v.__class__ is list else {fn}(v)" if per_item else f"v = {fn}(v)"
 
-    With ``present`` (the keys of the root, ``entity`` and ``properties`` containers of the
-    entities it will see), rules whose sources are not among them are left out."""
-    emitter = _Emitter()
-    for index, compiled in enumerate(rules):
-        _emit_rule(emitter, index, compiled, present)
-    emitter.emit(1, "return None")
-    if emitter.parents:
-        emitter.lines.insert(5, "    " + " = ".join(emitter.parents.values()) + " = None")
-    source = "\n".join(emitter.lines) + "\n"
-    if os.environ.get("J1FILTER_SHOW_CODE"):
-        print(f"# --- generated for {name}\n{source}", file=sys.stderr)
-    code = compile(source, f"<j1filter rules: {name}>", "exec")
-    exec(code, emitter.namespace)  # noqa: S102 - our own generated source, from validated specs
-    return emitter.namespace["apply_rules"]
+
+#: The local holding each shape container in the generated function.
+_CONTAINER_LOCALS = {(): "A", ("entity",): "E", ("properties",): "P"}
+
+
+def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec) -> None:
+    """Convert one raw field in place; a failure is handed to ``coercion_failed`` (which
+    records it, or keeps the value for ``on_error: keep``); nothing left removes the key."""
+    container, key, fn, per_item, info = coercion
+    local, code = _CONTAINER_LOCALS[container], src.code
+    code.line(f"# coerce {'.'.join((*container, key))!r}")
+    code.line(f"v = {local}.get({key!r})")
+    with code.block("if v is not None:"):
+        with code.block("try:"):
+            name = src.const(f"K{n}", fn)
+            code.line(_call(name, per_item))
+        with code.block("except Exception as exc:"):
+            code.line(f"v = coercion_failed(errors, {src.const(f'KI{n}', info)}, exc, v)")
+        code.line(f"if v is None: delete_path(A, {src.const(f'KP{n}', (*container, key))})")
+        code.line(f"else: {local}[{key!r}] = v")
+
+
+def render(rules: Sequence[tuple[CompiledRule, str]], present: Present | None, trace: bool,
+           coercions: Sequence[CoercionSpec] = (), nested: bool = False) -> ProgramSource:
+    """The source of ``apply_rules(A, doc, errors)``: first the ``coercions`` of the raw
+    fields of the shape containers, then (with ``nested``) ``coerce_nested(A, errors)`` for
+    the others, then ``rules`` (each with the type its value has before it is written). With
+    ``present`` (the keys of the root, ``entity`` and ``properties`` containers), rules whose
+    sources cannot be there are left out."""
+    src = ProgramSource(trace)
+    body = ProgramSource(trace)
+    body.namespace, body.parents = src.namespace, src.parents
+    body.code.depth = 1
+    for n, coercion in enumerate(coercions):
+        _emit_coercion(body, n, coercion)
+    if nested:
+        body.code.line("coerce_nested(A, errors)")
+    for compiled, result in rules:
+        if not skipped(compiled, present):
+            _emit_rule(body, compiled, present, result)
+        elif trace:
+            body.code.line(f"trace({compiled.index}, {NO_SOURCE!r}, 'not in this entity')")
+    body.code.line("return None")
+    with src.code.block("def apply_rules(A, doc, errors):"):
+        src.code.line("P = A.get('properties')")
+        src.code.line("if P.__class__ is not dict: P = EMPTY")
+        src.code.line("E = A.get('entity')")
+        src.code.line("if E.__class__ is not dict: E = EMPTY")
+        if src.parents:
+            src.code.line(" = ".join(src.parents.values()) + " = None")
+    src.code.lines.extend(body.code.lines)
+    return src

@@ -1,33 +1,44 @@
-"""Compile mapping specs once: check names, parameters and targets, bind transforms and
-readers, and (through :mod:`codegen`) generate the rule functions.
+"""Compile mapping specs once, strictly at load time: check transform names, parameters,
+targets and types; bind transforms; pre-coerce constants. Nothing here runs per entity.
 
-The result is a :class:`CompiledMappings`; :class:`j1filter.runtime.mapper.Mapper` asks it for the
-:class:`Plan` of each kind of entity (class, type, integration type), so the conditions
-that depend only on those are decided once per kind, not once per entity, and a plan keeps
-a :class:`Shape` per set of keys its entities carry.
+The result, :class:`CompiledMappings`, is plain data for :mod:`.program`, which selects the
+rules and fields of each kind of entity and generates the code that runs them.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-import re
-from dataclasses import dataclass, field
-from fnmatch import translate
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from .codegen import CompiledRule, RulesFn, generate
-from ..errors import MappingError, Problem
-from .paths import get_path
-from ..language.loader import source_text
-from ..language.spec import Condition, Expression, FieldType, MappingSpec, Path, Rule, Source, TransformCall
-from ..convert.transforms import TRANSFORMS, Transform
+from ..convert.coerce import Coercer, coercer
+from ..convert.registry import RegisteredTransform, TransformRegistry, builtin_transforms, constant_type
+from .._meta import ECS_VERSION
+from ..ecs import ecs_fields, field_type
+from ..errors import MappingError, Problem, TransformError
+from ..language.spec import Condition, FieldType, Location, MappingSpec, Path, Rule, TransformCall
+from ..language.types import ANY, SAME, close_ecs_field, fits, hint_for, target_type
 
 #: Output fields the engine itself writes; a rule may not target them.
 RESERVED_TARGETS = ("@timestamp", "ecs", "data_stream", "error", "tags", "jupiter_one",
                     "event.original", "event.dataset", "event.module")
 
+#: Fields the engine writes itself, with their types (see :func:`field_types`).
+ENGINE_FIELDS = ("@timestamp", "ecs.version", "data_stream.type", "data_stream.dataset",
+                 "data_stream.namespace", "event.original", "event.dataset", "event.module",
+                 "event.kind", "error.message", "tags")
+
 ValueFn = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One bound transform: its function, applied to each item of a list when ``per_item``."""
+
+    name: str
+    fn: ValueFn
+    per_item: bool
 
 
 @dataclass(frozen=True)
@@ -40,86 +51,30 @@ class EntityKind:
 
 
 @dataclass(frozen=True)
-class Coercion:
-    fn: ValueFn  # applied to the value, or to each item of a list when per_item
-    per_item: bool
-    on_error: str
+class CompiledField:
+    """A ``fields:`` coercion of the raw entity, bound."""
 
-
-@dataclass
-class FieldTable:
-    """The coercions of one container (e.g. ``properties``): exact keys, then patterns."""
-
-    exact: dict[str, Coercion] = field(default_factory=dict)
-    patterns: list[tuple[re.Pattern, Coercion]] = field(default_factory=list)
-    memo: dict[str, Coercion | None] = field(default_factory=dict)
-
-    def lookup(self, key: str) -> Coercion | None:
-        try:
-            return self.memo[key]
-        except KeyError:
-            pass
-        found = self.exact.get(key)
-        if found is None:
-            found = next((c for regex, c in self.patterns if regex.match(key)), None)
-        if len(self.memo) < 50_000:
-            self.memo[key] = found
-        return found
-
-
-#: The containers whose keys make up an entity's shape (root, entity, properties).
-SHAPE_CONTAINERS: tuple[Path, ...] = ((), ("entity",), ("properties",))
+    field: FieldType
+    steps: tuple[Step, ...]
+    result: str  # the declared type of what it leaves in the field
 
 
 @dataclass(frozen=True)
-class Shape:
-    """What a plan does for entities with one set of keys: the coercions of the keys present
-    (``None``: look every key up), the tables of deeper containers, and the rules function
-    generated without the rules whose sources cannot be there."""
+class CompiledRule:
+    """A rule, checked and bound: what :mod:`.program` needs to generate its code."""
 
-    coercions: tuple[tuple[Path, str, Coercion], ...] | None
-    tables: tuple[tuple[Path, FieldTable], ...]
-    apply_rules: RulesFn
+    index: int  # position among all rules, in the order they run
+    rule: Rule
+    label: str  # "file:line rule-id", the prefix of its run-time error messages
+    steps: tuple[Step, ...]
+    value: Any  # the constant, already coerced to the target's type
+    target: str  # the target field's type ("any" for a custom namespace)
+    result: str  # the type of the value before it is written; "same": the source's type
+    coerce: Coercer | None  # the target type's coercer (None: any value will do)
 
 
-class Plan:
-    """Everything the mappings do for one kind of entity (classes, types, integration types).
-
-    Entities of one integration mostly share their keys, so the plan also keeps a
-    :class:`Shape` per key set, up to ``MAX_SHAPES``; past that, the generic shape serves."""
-
-    MAX_SHAPES = 256
-
-    def __init__(self, name: str, tables: dict[Path, FieldTable], rules: list[CompiledRule],
-                 duplicates: tuple[tuple[Path, tuple[str, ...]], ...]):
-        self.name = name
-        self.tables = tables
-        self.rules = rules
-        self.duplicates = duplicates  # (container, keys) removed unless duplicates are preserved
-        self.generic = Shape(None, tuple(tables.items()), generate(rules, name))
-        self._shapes: dict[tuple, Shape] = {}
-
-    def shape(self, asset: dict) -> Shape:
-        entity, properties = asset.get("entity"), asset.get("properties")
-        key = (tuple(asset), tuple(entity) if entity.__class__ is dict else (),
-               tuple(properties) if properties.__class__ is dict else ())
-        found = self._shapes.get(key)
-        if found is None:
-            if len(self._shapes) >= self.MAX_SHAPES:
-                return self.generic
-            found = self._shapes[key] = self._build_shape(key)
-        return found
-
-    def _build_shape(self, key: tuple) -> Shape:
-        present = dict(zip(SHAPE_CONTAINERS, map(frozenset, key)))
-        coercions: list[tuple[Path, str, Coercion]] = []
-        for container, names in zip(SHAPE_CONTAINERS, key):
-            table = self.tables.get(container)
-            if table is not None:
-                coercions.extend((container, name, c) for name in names if (c := table.lookup(name)))
-        nested = tuple((path, table) for path, table in self.tables.items() if path not in present)
-        rules = generate(self.rules, f"{self.name} shape {len(self._shapes) + 1}", present)
-        return Shape(tuple(coercions), nested, rules)
+def rule_label(rule: Rule) -> str:
+    return f"{rule.location.file}:{rule.location.line} {rule.id}"
 
 
 def static_match(cond: Condition, kind: EntityKind) -> bool:
@@ -135,118 +90,180 @@ def static_match(cond: Condition, kind: EntityKind) -> bool:
 
 
 class CompiledMappings:
-    """Mapping specs checked and turned into closures; builds a :class:`Plan` per kind."""
+    """Mapping specs checked and bound. Raises MappingError listing every problem found."""
 
-    def __init__(self, specs: Iterable[MappingSpec], transforms: dict[str, Transform] | None = None):
+    def __init__(self, specs: Iterable[MappingSpec], transforms: TransformRegistry | None = None):
         self.specs = tuple(specs)
-        self._transforms = TRANSFORMS if transforms is None else transforms
+        self.transforms = builtin_transforms() if transforms is None else transforms
         problems: list[Problem] = []
-        self._fields = [
-            [(ft, *self._compose_coercion(ft, problems)) for ft in spec.fields]
-            for spec in self.specs
-        ]
-        self._rules = [[(rule, self._compile_rule(rule, problems)) for rule in spec.rules]
-                       for spec in self.specs]
+        self.fields = tuple(tuple(self._compile_field(ft, problems) for ft in spec.fields)
+                            for spec in self.specs)
+        declared = _declared_types(self.fields)
+        rules: list[CompiledRule] = []
+        self.rules_by_spec: tuple[tuple[CompiledRule, ...], ...] = ()
+        by_spec = []
+        for spec in self.specs:
+            compiled = [self._compile_rule(len(rules) + n, rule, spec, declared, problems)
+                        for n, rule in enumerate(spec.rules)]
+            rules.extend(compiled)
+            by_spec.append(tuple(compiled))
+        self.rules = tuple(rules)
+        self.rules_by_spec = tuple(by_spec)
         problems.extend(_target_problems(self.specs))
         problems.extend(_file_condition_problems(self.specs))
         if problems:
             raise MappingError(problems)
-        self._plans: dict[EntityKind, Plan] = {}
 
-    # -- per kind ---------------------------------------------------------------------------
-
-    def plan(self, kind: EntityKind) -> Plan:
-        found = self._plans.get(kind)
-        if found is None:
-            found = self._plans[kind] = self._build_plan(kind)
-        return found
-
-    def _build_plan(self, kind: EntityKind) -> Plan:
-        tables: dict[Path, FieldTable] = {}
-        rules: list[CompiledRule] = []
-        duplicates: list[Path] = []
-        for spec, fields, compiled_rules in zip(self.specs, self._fields, self._rules):
-            if not static_match(spec.when, kind):
-                continue
-            for ft, fn, per_item in fields:
-                *container, key = ft.path.split(".")
-                table = tables.setdefault(tuple(container), FieldTable())
-                coercion = Coercion(fn, per_item, ft.on_error)
-                if "*" in key or "?" in key:
-                    table.patterns.append((re.compile(translate(key)), coercion))
-                else:
-                    table.exact[key] = coercion
-            rules.extend(c for rule, c in compiled_rules if static_match(rule.when, kind))
-            duplicates.extend(spec.duplicates)
-        name = f"classes={sorted(kind.classes)} types={sorted(kind.types)}"
-        by_container: dict[Path, list[str]] = {}
-        for path in dict.fromkeys(duplicates):
-            by_container.setdefault(path[:-1], []).append(path[-1])
-        grouped = tuple((container, tuple(keys)) for container, keys in by_container.items())
-        return Plan(name, tables, rules, grouped)
+    def select(self, kind: EntityKind) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The mapping files and the rules that apply to ``kind`` (by static conditions)."""
+        spec_ids = tuple(n for n, spec in enumerate(self.specs) if static_match(spec.when, kind))
+        rule_ids = tuple(c.index for n in spec_ids for c in self.rules_by_spec[n]
+                         if static_match(c.rule.when, kind))
+        return spec_ids, rule_ids
 
     # -- compiling ----------------------------------------------------------------------------
 
-    def _compose_coercion(self, field_type: FieldType, problems: list[Problem]) -> tuple[ValueFn, bool]:
-        """A coercion's function; a single per-item transform is applied item by item by the
-        caller (saving a wrapper call per value), a chain handles lists itself."""
-        calls = field_type.transforms
-        entry = self._transforms.get(calls[0].name) if len(calls) == 1 else None
-        fn = self._compose(calls, problems, f"fields.{field_type.path}", wrap_per_item=entry is None)
-        return fn, bool(entry and entry.per_item)
-
-    def _compose(self, calls: tuple[TransformCall, ...], problems: list[Problem], where: str,
-                 wrap_per_item: bool = True) -> ValueFn:
-        steps = []
+    def _steps(self, calls: tuple[TransformCall, ...], problems: list[Problem], where: str,
+               start: str) -> tuple[tuple[Step, ...], str]:
+        """The bound steps of a transform chain and the type of its result."""
+        steps, result = [], start
         for index, call in enumerate(calls):
             spot = f"{where}.transform[{index}]" if len(calls) > 1 else f"{where}.transform"
-            entry = self._transforms.get(call.name)
+            entry = self.transforms.get(call.name)
             if entry is None:
-                close = difflib.get_close_matches(call.name, self._transforms, n=1)
+                close = difflib.get_close_matches(call.name, self.transforms.names(), n=1)
                 hint = f"did you mean '{close[0]}'?" if close else "see `j1filter fields --transforms`"
-                problems.append(_problem(call, spot, f"unknown transform '{call.name}'", hint))
+                problems.append(_problem(call.location, spot, f"unknown transform '{call.name}'", hint))
                 continue
             problem = _parameter_problem(entry, call.params)
             if problem:
                 what, hint = problem
-                problems.append(_problem(call, spot, f"transform '{call.name}': {what}", hint))
+                problems.append(_problem(call.location, spot, f"transform '{call.name}': {what}", hint))
                 continue
             try:
                 fn = entry.factory(**call.params)
             except (TypeError, ValueError) as exc:
-                problems.append(_problem(call, spot, f"transform '{call.name}': {exc}"))
+                problems.append(_problem(call.location, spot, f"transform '{call.name}': {exc}"))
                 continue
-            steps.append(_per_item(fn) if entry.per_item and wrap_per_item else fn)
-        if len(steps) == 1:
-            return steps[0]
+            steps.append(Step(call.name, fn, entry.per_item))
+            declared = entry.result_type(call.params)
+            result = result if declared == SAME else declared
+        return tuple(steps), result
 
-        def chain(value: Any) -> Any:
-            for step in steps:
-                value = step(value)
-                if value is None:
-                    return None
-            return value
+    def _compile_field(self, ft: FieldType, problems: list[Problem]) -> CompiledField:
+        steps, result = self._steps(ft.transforms, problems, f"fields.{ft.path}", ANY)
+        return CompiledField(ft, steps, ANY if ft.on_error == "keep" else result)
 
-        return chain
+    def _compile_rule(self, index: int, rule: Rule, spec: MappingSpec, declared: dict[Path, str],
+                      problems: list[Problem]) -> CompiledRule:
+        where = f"rule '{rule.id}'"
+        start = SAME
+        if rule.source_kind == "value":
+            start = constant_type([rule.value])
+        elif rule.source_kind == "from" and len(rule.sources) == 1 and isinstance(rule.sources[0], tuple):
+            start = declared.get(rule.sources[0], SAME)
+        steps, result = self._steps(rule.transforms, problems, where, SAME)
+        checked = start if result == SAME else result  # the type as far as the files tell
+        dotted = ".".join(rule.to)
+        target = target_type(dotted, spec.custom_namespaces)
+        loc = rule.location
+        value = _plain(rule.value)
+        if target is None and _reserved(dotted):
+            target = ANY  # refused by _target_problems
+        if target is None:
+            close = close_ecs_field(dotted)
+            hint = (f"did you mean '{close}'?" if close else
+                    "use labels.* or declare its namespace in custom_namespaces")
+            problems.append(_problem(loc, f"{where}.to", f"'{dotted}' is not an ECS {ECS_VERSION} field", hint))
+            target = ANY
+        coerce = coercer(target)
+        if rule.source_kind == "value" and not steps:
+            try:
+                value = value if coerce is None else coerce(value)
+                result = target  # written as it is
+            except TransformError as exc:
+                problems.append(_problem(loc, f"{where}.value", f"{value!r} cannot go into "
+                                         f"'{dotted}' ({target}): {exc}", hint_for(target)))
+        elif not fits(checked, target):
+            spot = rule.transforms[-1].location if rule.transforms else loc
+            what = (f"transform '{rule.transforms[-1].name}' returns {checked}" if rule.transforms
+                    else f"source is {checked}")
+            problems.append(_problem(spot, f"{where}.transform" if rule.transforms else where,
+                                     f"{what}, which cannot go into '{dotted}' ({target})",
+                                     hint_for(target)))
+        return CompiledRule(index, rule, rule_label(rule), steps, value, target, result, coerce)
 
-    def _compile_rule(self, rule: Rule, problems: list[Problem]) -> CompiledRule:
-        fn = self._compose(rule.transforms, problems, f"rule '{rule.id}'") if rule.transforms else None
-        label = f"{'.'.join(rule.to)} <- {' | '.join(map(source_text, rule.sources)) or 'value'}"
-        return CompiledRule(rule, fn, _reader(rule), label)
+    # -- facts for other tools ------------------------------------------------------------------
+
+    def field_types(self) -> dict[str, str]:
+        """Every field the mappings (and the engine) write, with its Elasticsearch type."""
+        types: dict[str, str] = {name: field_type(name) or "keyword" for name in ENGINE_FIELDS}
+        for compiled in self.rules:
+            dotted = ".".join(compiled.rule.to)
+            if compiled.target == "object":
+                types.update((name, kind) for name, kind in _ecs_children(dotted))
+            elif compiled.target == ANY:
+                types.setdefault(dotted, compiled.result if compiled.result not in (ANY, SAME) else "keyword")
+            else:
+                types[dotted] = compiled.target
+        for fields in self.fields:
+            for compiled_field in fields:
+                result = compiled_field.result if compiled_field.result not in (ANY, SAME) else "keyword"
+                name = f"jupiter_one.asset.{compiled_field.field.path}"
+                types[name] = _wider(types.get(name), "keyword" if result == "object" else result)
+        return dict(sorted(types.items()))
 
 
-def _problem(call: TransformCall, where: str, what: str, hint: str = "") -> Problem:
-    loc = call.location
+def field_types(compiled: CompiledMappings) -> dict[str, str]:
+    """Every output field the compiled mappings write, with its Elasticsearch type: rule
+    targets (ECS types from the vendored ECS facts; each ECS field of an object target such
+    as ``url``), ``jupiter_one.asset.<path>`` from ``fields:`` coercions (the last segment
+    may hold ``*``), and the fields the engine writes itself."""
+    return compiled.field_types()
+
+
+def _ecs_children(prefix: str) -> list[tuple[str, str]]:
+    return [(name, str(spec["type"])) for name, spec in ecs_fields().items()
+            if name.startswith(prefix + ".") and name.count(".") == prefix.count(".") + 1]
+
+
+def _wider(known: str | None, other: str) -> str:
+    """One type for a field two coercions declare: the same, a number both fit, or text."""
+    if known is None or known == other:
+        return other
+    return "double" if {known, other} == {"long", "double"} else "keyword"
+
+
+def _plain(value: Any) -> Any:
+    """A YAML constant as plain lists and dicts (the loader's carry positions)."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _declared_types(fields: tuple[tuple[CompiledField, ...], ...]) -> dict[Path, str]:
+    """Raw paths every ``fields:`` coercion of which agrees on one type (exact paths only)."""
+    seen: dict[Path, set[str]] = {}
+    for group in fields:
+        for compiled in group:
+            if "*" not in compiled.field.path and "?" not in compiled.field.path:
+                seen.setdefault(tuple(compiled.field.path.split(".")), set()).add(compiled.result)
+    return {path: kinds.pop() for path, kinds in seen.items() if len(kinds) == 1}
+
+
+def _problem(loc: Location, where: str, what: str, hint: str = "") -> Problem:
     return Problem(loc.file, loc.line, loc.column, where, what, hint)
 
 
-def _parameter_problem(entry: Transform, params: dict[str, Any]) -> tuple[str, str] | None:
+def _parameter_problem(entry: RegisteredTransform, params: dict[str, Any]) -> tuple[str, str] | None:
     """Unknown or missing parameters, as (what, hint); None when they fit the factory."""
     accepted = inspect.signature(entry.factory).parameters
     hint = "parameters: " + (", ".join(accepted) if accepted else "none")
     for name in params:
         if name not in accepted:
-            close = difflib.get_close_matches(name, accepted, n=1)
+            close = difflib.get_close_matches(name, list(accepted), n=1)
             return f"unknown parameter '{name}'", (f"did you mean '{close[0]}'?" if close else hint)
     for name, parameter in accepted.items():
         if parameter.default is inspect.Parameter.empty and name not in params:
@@ -254,71 +271,8 @@ def _parameter_problem(entry: Transform, params: dict[str, Any]) -> tuple[str, s
     return None
 
 
-def map_items(fn: ValueFn, value: Any) -> Any:
-    """``fn`` of each item of a list (items it turns into nothing are dropped; an empty
-    result is nothing), or of a single value. One bad item fails the whole value."""
-    if value.__class__ is list:
-        return [item for item in map(fn, value) if item is not None] or None
-    return fn(value)
-
-
-def _per_item(fn: ValueFn) -> ValueFn:
-    return lambda value: map_items(fn, value)
-
-
-def _path_getter(path: Source) -> Callable[[dict], Any]:
-    if isinstance(path, Expression):
-        search = path.compiled.search
-        return lambda asset: search(asset)
-    if len(path) == 1:
-        key = path[0]
-        return lambda asset: asset.get(key)
-    if len(path) == 2:
-        outer, inner = path
-
-        def get2(asset: dict) -> Any:
-            container = asset.get(outer)
-            return container.get(inner) if container.__class__ is dict else None
-
-        return get2
-    return lambda asset: get_path(asset, path)
-
-
-def _reader(rule: Rule) -> Callable[[dict], Any] | None:
-    """The reader of a rule's sources; ``None`` for a constant, which codegen inlines."""
-    if rule.source_kind == "value":
-        return None
-    getters = [_path_getter(p) for p in rule.sources]
-    if rule.source_kind == "from":
-        if len(getters) == 1:
-            return getters[0]
-
-        def first_present(asset: dict) -> Any:
-            for get in getters:
-                value = get(asset)
-                if value is not None:
-                    return value
-            return None
-
-        return first_present
-    if rule.source_kind == "collect":
-
-        def collect(asset: dict) -> Any:
-            found: list = []
-            for get in getters:
-                value = get(asset)
-                for item in value if isinstance(value, list) else (value,):
-                    if item is not None and item not in found:
-                        found.append(item)
-            return found or None
-
-        return collect
-
-    def all_args(asset: dict) -> Any:  # "args": every source is required
-        values = tuple(get(asset) for get in getters)
-        return None if any(v is None for v in values) else values
-
-    return all_args
+def _reserved(dotted: str) -> bool:
+    return any(dotted == r or dotted.startswith(r + ".") for r in RESERVED_TARGETS)
 
 
 def _target_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
@@ -327,20 +281,16 @@ def _target_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
     for spec in specs:
         for rule in spec.rules:
             dotted = ".".join(rule.to)
-            reserved = next((r for r in RESERVED_TARGETS if dotted == r or dotted.startswith(r + ".")), None)
-            if reserved:
-                loc = rule.location
-                problems.append(Problem(loc.file, loc.line, loc.column, f"rule '{rule.id}'.to",
-                                        f"'{dotted}' is written by j1filter itself",
-                                        "choose another target"))
+            if _reserved(dotted):
+                problems.append(_problem(rule.location, f"rule '{rule.id}'.to",
+                                         f"'{dotted}' is written by j1filter itself", "choose another target"))
             targets.setdefault(rule.to, rule)
     for path, rule in targets.items():
         for depth in range(1, len(path)):
             other = targets.get(path[:depth])
             if other is not None:
-                loc = rule.location
-                problems.append(Problem(
-                    loc.file, loc.line, loc.column, f"rule '{rule.id}'.to",
+                problems.append(_problem(
+                    rule.location, f"rule '{rule.id}'.to",
                     f"'{'.'.join(path)}' is inside '{'.'.join(other.to)}', which rule '{other.id}' "
                     f"({other.location}) sets as a whole", "a field is either a value or an object",
                 ))
@@ -349,8 +299,12 @@ def _target_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
 
 def _file_condition_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
     return [
-        Problem(s.location.file, s.location.line, s.location.column, "when",
-                "a file-level condition may only test class, not_class, type and integration_type",
-                "put has/missing on the rules")
+        _problem(s.location, "when",
+                 "a file-level condition may only test class, not_class, type and integration_type",
+                 "put has/missing on the rules")
         for s in specs if not s.when.is_static
     ]
+
+
+__all__ = ["CompiledMappings", "CompiledRule", "CompiledField", "EntityKind", "Step", "field_types",
+           "rule_label", "static_match"]

@@ -1,9 +1,9 @@
-"""The per-entity pipeline: raw J1 entity -> ECS document.
+"""A raw J1 entity in, an ECS document out: the document around what :mod:`.program` writes.
 
 1. prepare: snake_case every key, drop empty values, expand dotted property keys;
-2. coerce: convert the typed fields of the raw entity in place (dates, numbers, IPs, ...);
-3. rules: write the ECS fields, in mapping order;
-4. finish: drop the duplicated custom fields unless asked to keep them, add the data
+2. run the entity's program (:class:`.program.Runtime`): coerce the typed raw fields in
+   place, then write the ECS fields, rule by rule, each under its own guard;
+3. finish: drop the duplicated custom fields unless asked to keep them, add the data
    stream, ``event.original`` and, when anything went wrong, the error flags.
 
 Nothing here reads or writes files: :mod:`j1filter.shell.stream` feeds lines in.
@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
-                    ERROR_TAG, EVENT_MODULE, PRESERVE_DUPLICATES_TAG)
-from .compiler import Coercion, CompiledMappings, EntityKind, Plan, Shape, map_items
-from ..errors import TransformError
+                     ERROR_TAG, EVENT_MODULE, PRESERVE_DUPLICATES_TAG)
 from ..language.loader import load_mappings
-from .paths import TooDeepError, delete_path, expand_dots, get_path, snake_clean
 from ..language.spec import MappingSpec, Path
+from .compiler import CompiledMappings
+from .paths import TooDeepError, delete_path, expand_dots, get_path, snake_clean
+from .program import DEFAULT_CACHE_SIZE, Program, Runtime, Tracer, json_kind
 
-
-_last_clock: list = [None, ""]  # [epoch ms, its text]: formatting once per millisecond
+_last_clock: list[Any] = [None, ""]  # [epoch ms, its text]: formatting once per millisecond
 
 
 def utc_now_ms() -> str:
@@ -33,7 +32,7 @@ def utc_now_ms() -> str:
     if now_ms != _last_clock[0]:
         seconds, millis = divmod(now_ms, 1000)
         _last_clock[:] = now_ms, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-    return _last_clock[1]
+    return str(_last_clock[1])
 
 
 @dataclass(frozen=True)
@@ -44,23 +43,13 @@ class Options:
     namespace: str = DEFAULT_NAMESPACE
     #: Source of ``@timestamp`` (the time j1filter saw the entity, as Elastic's agent does).
     clock: Callable[[], str] = field(default=utc_now_ms, compare=False)
-
-
-def _text_set(value: Any, where: str, errors: list[str]) -> frozenset[str]:
-    """A J1 field that may be a string or a list of strings, as a set."""
-    if value is None:
-        return frozenset()
-    if isinstance(value, str):
-        return frozenset((value,))
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return frozenset(value)
-    errors.append(f"{where}: expected text or a list of text, found {_json_kind(value)}")
-    return frozenset()
+    #: Most compiled programs kept (one per kind of entity and key shape, least recently used out).
+    program_cache_size: int = DEFAULT_CACHE_SIZE
 
 
 class Mapper:
     """Turns raw J1 entities into ECS documents. Its mappings and options are fixed at
-    construction; it only caches plans (per kind of entity) as entities arrive."""
+    construction; it only caches programs (per kind of entity) as entities arrive."""
 
     def __init__(self, mappings: CompiledMappings | Iterable[MappingSpec] | None = None,
                  options: Options = Options()):
@@ -68,13 +57,11 @@ class Mapper:
             mappings = load_mappings()
         self.mappings = mappings if isinstance(mappings, CompiledMappings) else CompiledMappings(mappings)
         self.options = options
+        self.runtime = Runtime(self.mappings, options.program_cache_size)
         self._data_stream = {"type": options.data_stream_type, "dataset": options.dataset,
                              "namespace": options.namespace}
-        self._plans: dict[tuple, Plan] = {}  # raw (_class, _type, _integration_type) -> plan
 
-    # -- documents ------------------------------------------------------------------------------
-
-    def _skeleton(self, original: str) -> dict:
+    def _skeleton(self, original: str) -> dict[str, Any]:
         return {
             "@timestamp": self.options.clock(),
             "ecs": {"version": ECS_VERSION},
@@ -82,7 +69,7 @@ class Mapper:
             "event": {"original": original, "dataset": self.options.dataset, "module": EVENT_MODULE},
         }
 
-    def error_document(self, original: str, messages: list[str], *, tags: Iterable[str] = ()) -> dict:
+    def error_document(self, original: str, messages: list[str], *, tags: Iterable[str] = ()) -> dict[str, Any]:
         """A document for input that could not be mapped at all; keeps the original text."""
         doc = self._skeleton(original)
         doc["event"]["kind"] = "pipeline_error"
@@ -90,108 +77,57 @@ class Mapper:
         doc["tags"] = _merge_tags(tags, [ERROR_TAG])
         return doc
 
-    def map_entity(self, raw: Any, original: str, *, tags: Iterable[str] = ()) -> dict:
-        """Map one raw entity (the ``queryV1`` list item) given with its original JSON text."""
+    def map_entity(self, raw: Any, original: str, *, tags: Iterable[str] = (),
+                   trace: Tracer | None = None) -> dict[str, Any]:
+        """Map one raw entity (the ``queryV1`` list item) given with its original JSON text.
+        With ``trace``, every rule of its kind reports its outcome to it (``j1filter explain``)."""
         if not isinstance(raw, dict):
             return self.error_document(
-                original, [f"expected a JSON object (a J1 entity), found {_json_kind(raw)}"], tags=tags)
+                original, [f"expected a JSON object (a J1 entity), found {json_kind(raw)}"], tags=tags)
         try:
             asset = snake_clean(raw)
         except TooDeepError as exc:
             return self.error_document(original, [f"entity: {exc}"], tags=tags)
         errors: list[str] = []
-        plan = self._prepare(asset, errors)
-        shape = plan.shape(asset)
-        _coerce(asset, shape, errors)
+        _prepare(asset, errors)
         doc = self._skeleton(original)
-        shape.apply_rules(asset, doc, errors)
-        tags = list(tags)
-        preserve = self.options.preserve_duplicate_custom_fields or PRESERVE_DUPLICATES_TAG in tags
-        if preserve:
-            tags = _merge_tags(tags, [PRESERVE_DUPLICATES_TAG])
+        program: Program
+        if trace is None:
+            program = self.runtime.program(asset, errors)
+            program.apply_rules(asset, doc, errors)
         else:
-            _drop_duplicates(asset, plan.duplicates)
+            program = self.runtime.explain(asset, doc, errors, trace)
+        tag_list = list(tags)
+        if self.options.preserve_duplicate_custom_fields or PRESERVE_DUPLICATES_TAG in tag_list:
+            tag_list = _merge_tags(tag_list, [PRESERVE_DUPLICATES_TAG])
+        else:
+            _drop_duplicates(asset, program.duplicates)
         doc["jupiter_one"] = {"asset": asset}
         if errors:
             doc["event"]["kind"] = "pipeline_error"
             doc["error"] = {"message": errors}
-            tags = _merge_tags(tags, [ERROR_TAG])
-        if tags:
-            doc["tags"] = tags
+            tag_list = _merge_tags(tag_list, [ERROR_TAG])
+        if tag_list:
+            doc["tags"] = tag_list
         return doc
 
-    # -- steps ---------------------------------------------------------------------------------
 
-    def _prepare(self, asset: dict, errors: list[str]) -> Plan:
-        """Check the entity's shape, expand dotted property keys; return the plan for its kind."""
-        entity = asset.get("entity")
-        if not isinstance(entity, dict):
-            found = "nothing" if entity is None else _json_kind(entity)
-            errors.append(f'entity: expected the "entity" object of a J1 entity, found {found}')
-            asset.pop("entity", None)
-            entity = {}
-        properties = asset.get("properties")
-        if isinstance(properties, dict):
-            errors.extend(expand_dots(properties))
-        elif properties is not None:
-            errors.append(f"properties: expected an object, found {_json_kind(properties)}")
-            del asset["properties"]
-        classes, types, integration = raw = (
-            entity.get("_class"), entity.get("_type"), entity.get("_integration_type"))
-        key = (tuple(classes) if classes.__class__ is list else classes,
-               tuple(types) if types.__class__ is list else types,
-               tuple(integration) if integration.__class__ is list else integration)
-        try:
-            return self._plans[key]
-        except (KeyError, TypeError):  # TypeError: unhashable, e.g. an object as _class
-            pass
-        problems: list[str] = []
-        kind = EntityKind(*(_text_set(value, f"entity.{name}", problems)
-                            for value, name in zip(raw, ("_class", "_type", "_integration_type"))))
-        plan = self.mappings.plan(kind)
-        if problems:
-            errors.extend(problems)  # not cached: each such entity reports its problem
-        elif len(self._plans) < 10_000:
-            self._plans[key] = plan
-        return plan
+def _prepare(asset: dict[str, Any], errors: list[str]) -> None:
+    """Check the entity's shape and expand dotted property keys."""
+    entity = asset.get("entity")
+    if not isinstance(entity, dict):
+        found = "nothing" if entity is None else json_kind(entity)
+        errors.append(f'entity: expected the "entity" object of a J1 entity, found {found}')
+        asset.pop("entity", None)
+    properties = asset.get("properties")
+    if isinstance(properties, dict):
+        errors.extend(expand_dots(properties))
+    elif properties is not None:
+        errors.append(f"properties: expected an object, found {json_kind(properties)}")
+        del asset["properties"]
 
 
-def _coerce(asset: dict, shape: Shape, errors: list[str]) -> None:
-    """Convert the typed raw fields in place: the shape's listed keys, then deeper containers."""
-    if shape.coercions is not None:
-        for container_path, key, coercion in shape.coercions:
-            container = asset.get(container_path[0]) if container_path else asset
-            if container.__class__ is dict:  # a failure may have emptied and removed it
-                _apply_coercion(asset, container, container_path, key, coercion, errors)
-    for container_path, table in shape.tables:
-        container = get_path(asset, container_path) if container_path else asset
-        if container.__class__ is not dict:
-            continue
-        for key in list(container):  # a copy: a failed coercion removes its key
-            found = table.lookup(key)
-            if found is not None:
-                _apply_coercion(asset, container, container_path, key, found, errors)
-
-
-def _apply_coercion(asset: dict, container: dict, container_path: Path, key: str,
-                    coercion: Coercion, errors: list[str]) -> None:
-    value = container.get(key)
-    if value is None:  # removed meanwhile (e.g. by an earlier failure that emptied its parent)
-        return
-    try:
-        value = map_items(coercion.fn, value) if coercion.per_item else coercion.fn(value)
-    except TransformError as exc:
-        if coercion.on_error == "keep":
-            return
-        errors.append(f"jupiter_one.asset.{'.'.join(container_path + (key,))}: {exc}")
-        value = None
-    if value is None:
-        delete_path(asset, container_path + (key,))
-    else:
-        container[key] = value
-
-
-def _drop_duplicates(asset: dict, duplicates: tuple[tuple[Path, tuple[str, ...]], ...]) -> None:
+def _drop_duplicates(asset: dict[str, Any], duplicates: tuple[tuple[Path, tuple[str, ...]], ...]) -> None:
     for container_path, keys in duplicates:
         container = get_path(asset, container_path) if container_path else asset
         if container.__class__ is dict:
@@ -205,12 +141,3 @@ def _merge_tags(tags: Iterable[str], extra: list[str]) -> list[str]:
     merged = list(tags)
     merged.extend(t for t in extra if t not in merged)
     return merged
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    names = {dict: "an object", list: "an array", str: "a string", type(None): "null"}
-    return names.get(type(value), type(value).__name__)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..convert.casing import _CACHE as _NAMES, snake_case
+from ..errors import J1FilterError
 
 #: Deepest nesting accepted in an entity. orjson refuses output nested more than 254
 #: levels deep, and nothing in J1's data model comes near this.
 MAX_DEPTH = 64
 
-class TooDeepError(ValueError):
+class TooDeepError(J1FilterError):
     pass
 
 
@@ -60,7 +61,7 @@ def get_path(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def delete_path(obj: dict, path: tuple[str, ...]) -> None:
+def delete_path(obj: dict[str, Any], path: tuple[str, ...]) -> None:
     """Remove the value at ``path`` and any parent dict left empty by that."""
     trail = []
     for key in path[:-1]:
@@ -76,7 +77,7 @@ def delete_path(obj: dict, path: tuple[str, ...]) -> None:
         del parent[key]
 
 
-def expand_dots(properties: dict) -> list[str]:
+def expand_dots(properties: dict[str, Any]) -> list[str]:
     """Expand the top-level dotted keys of ``properties`` in place (``tag.jira`` ->
     ``tag: {jira}``), as Elastic's ``dot_expander`` with ``field: '*'``. A value that meets
     an existing value at the same path joins it in a list. Returns one message per key

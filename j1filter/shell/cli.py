@@ -41,6 +41,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {command.name: command for command in (
                ".cli:filter_main"),
     Subcommand("check", "validate mapping files without reading stdin", ".cli:check_main"),
     Subcommand("fields", "print the source -> ECS field table (or --transforms)", ".cli:fields_main"),
+    Subcommand("explain", "show, per entity, every output field and the rule that set it",
+               ".explain:explain_main"),
     Subcommand("collect", "pull entities from JupiterOne's API, one JSON per line",
                "..collect.cli:collect_main", own_signals=True),
     Subcommand("simulate", "serve the local J1 API simulator", "..collect.cli:simulate_main",

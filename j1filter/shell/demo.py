@@ -11,13 +11,14 @@ needed; the demo credentials are public values.
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Sequence, cast
+
+import orjson
 
 from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator
 from ..runtime.mapper import Mapper
@@ -63,7 +64,7 @@ def demo_main(argv: Sequence[str]) -> int:
     if args.out:
         _write_out(args.out, mapped.getvalue())
     if not args.json:
-        docs = [json.loads(line) for line in mapped.getvalue().splitlines()]
+        docs = [orjson.loads(line) for line in mapped.getvalue().splitlines()]
         LineWriter(sys.stdout.buffer).write_text(demo_report(docs, stats, mapper, args.out))
     return EXIT_FAILURE if collected else EXIT_OK
 
@@ -107,7 +108,7 @@ def demo_report(docs: list[dict[str, Any]], stats: Stats, mapper: Mapper, out: s
     ]
     if example is not None:
         lines += ["", f"one document in full ({_describe(example)}):",
-                  json.dumps(example, indent=2, ensure_ascii=False)]
+                  orjson.dumps(example, option=orjson.OPT_INDENT_2).decode()]
     lines += ["", "See every document: `j1filter demo --json` (one per line) or "
                   "`j1filter demo --out FILE`."
                   + (f" All {stats.documents:,} are in {out}." if out else "")]
@@ -118,7 +119,7 @@ def _example(docs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A typical finding to show in full: the shortest clean document with a vulnerability id."""
     candidates = ([d for d in docs if "error" not in d and "id" in d.get("vulnerability", {})]
                   or docs)
-    return min(candidates, key=lambda doc: len(json.dumps(doc)), default=None)
+    return min(candidates, key=lambda doc: len(orjson.dumps(doc)), default=None)
 
 
 def _describe(doc: dict[str, Any]) -> str:
@@ -137,6 +138,6 @@ def _bad_value(mapper: Mapper) -> list[str]:
         'what becomes of a bad value (an invented entity whose deviceLocalIp is "10.0.0.300"):',
         f"  event.kind     {doc['event'].get('kind')}",
         *(f"  error.message  {message}" for message in doc.get("error", {}).get("message", [])),
-        f"  host.ip        {json.dumps(host_ip)} (the bad address is left out of every ECS field"
+        f"  host.ip        {orjson.dumps(host_ip).decode()} (the bad address is left out of every ECS field"
         + (" and kept in event.original)" if kept else ")"),
     ]

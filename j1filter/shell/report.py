@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from ..language.loader import source_text
 from ..language.spec import Condition, MappingSpec, TransformCall
-from ..convert.transforms import TRANSFORMS
+from ..convert.registry import builtin_transforms
 
 
 def _condition(cond: Condition) -> str:
@@ -47,15 +47,16 @@ def field_table(specs: list[MappingSpec]) -> str:
 
 
 def transform_table() -> str:
-    """Markdown: every registered transform with its parameters and reference text."""
+    """Markdown: every built-in transform with its parameters, result type and reference text."""
     import inspect
 
-    rows = ["| transform | parameters | lists | what it does |", "|---|---|---|---|"]
-    for name, entry in sorted(TRANSFORMS.items()):
+    rows = ["| transform | parameters | lists | returns | what it does |", "|---|---|---|---|---|"]
+    for entry in builtin_transforms():
         params = ", ".join(inspect.signature(entry.factory).parameters) or "–"
         each = "each item" if entry.per_item else "whole value"
+        result = entry.result if isinstance(entry.result, str) else "type of its values"
         doc = " ".join(entry.doc.split()).replace("``", "`").replace("|", "\\|")
-        rows.append(f"| `{name}` | {params} | {each} | {doc} |")
+        rows.append(f"| `{entry.name}` | {params} | {each} | {result} | {doc} |")
     return "\n".join(rows)
 
 

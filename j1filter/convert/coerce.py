@@ -1,0 +1,86 @@
+"""Coerce a value to the Elasticsearch type of the field it is written to.
+
+Every rule's value passes through the coercer of its target's type (unless the compiler
+proved it already fits): ``"7"`` into a ``long`` field becomes ``7``, ``"not-an-ip"`` into an
+``ip`` field raises :class:`TransformError` and nothing is written. Lists are coerced item
+by item (any field may hold a list). Text fields take any scalar as it is, as Elasticsearch
+does, but never an object.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import TransformError
+from . import dates
+from .transforms import (boolean_transform, canonical_ip, double_transform, java_string,
+                         long_transform)
+
+Coercer = Callable[[Any], Any]
+
+TEXT_TYPES = frozenset({"keyword", "constant_keyword", "wildcard", "text", "match_only_text"})
+INTEGER_RANGES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1),
+                  "short": (-(2**15), 2**15 - 1), "byte": (-128, 127), "unsigned_long": (0, 2**64 - 1)}
+FLOAT_TYPES = frozenset({"float", "double", "half_float", "scaled_float"})
+OBJECT_TYPES = frozenset({"object", "flattened", "nested"})
+
+
+def _each(fn: Coercer) -> Coercer:
+    def coerce(value: Any) -> Any:
+        if value.__class__ is list:
+            return [fn(item) for item in value]
+        return fn(value)
+
+    return coerce
+
+
+def _text(value: Any) -> Any:
+    """Any scalar, or a list of scalars, as it is (no copy: text is the common case)."""
+    for item in value if value.__class__ is list else (value,):
+        if isinstance(item, (dict, list)):
+            raise TransformError("an object cannot go into a text field")
+    return value
+
+
+def _integer(kind: str) -> Coercer:
+    low, high = INTEGER_RANGES[kind]
+    to_long = long_transform()
+
+    def coerce(value: Any) -> int:
+        result = value if value.__class__ is int else to_long(value)
+        if not low <= result <= high:
+            raise TransformError(f"[{java_string(value)}] is out of range for {kind}")
+        return int(result)
+
+    return coerce
+
+
+def _float() -> Coercer:
+    to_double = double_transform()
+    # Whole numbers stay as they are: Elasticsearch takes them for float fields.
+    return lambda value: value if value.__class__ is int or value.__class__ is float else to_double(value)
+
+
+def _object(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise TransformError(f"[{java_string(value)}] is not an object")
+    return value
+
+
+def coercer(es_type: str) -> Coercer | None:
+    """The coercer for an Elasticsearch field type; None when any JSON value will do."""
+    if es_type in TEXT_TYPES:
+        return _text
+    if es_type in INTEGER_RANGES:
+        return _each(_integer(es_type))
+    if es_type in FLOAT_TYPES:
+        return _each(_float())
+    if es_type in ("date", "date_nanos"):
+        return _each(dates.normalize_date)
+    if es_type == "ip":
+        return _each(canonical_ip)
+    if es_type == "boolean":
+        return _each(boolean_transform())
+    if es_type in OBJECT_TYPES:
+        return _object
+    return None

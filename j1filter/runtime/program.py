@@ -1,0 +1,421 @@
+"""The per-entity runtime: the compiled program of each kind of entity, and running it.
+
+One document's path: :meth:`Runtime.program` finds the :class:`Program` for the entity's kind
+(its ``_class``, ``_type``, ``_integration_type``) and key shape in one bounded LRU cache,
+building it on a miss; the program coerces the typed raw fields in place, then its
+generated rules function writes the ECS fields.
+
+Building a program: :meth:`CompiledMappings.select` picks the files and rules whose static
+conditions hold for the kind (a :class:`Selection`); the shape (the keys of the root,
+``entity`` and ``properties`` containers that any selected rule or coercion reads) lets
+:mod:`.codegen` leave out the rules that cannot fire. Selections and programs are shared
+by every cache entry that needs the same one (weakly: the cache alone keeps them alive), so
+8,000 kinds of one class cost 8,000 small cache keys and one program.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import linecache
+import re
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from fnmatch import translate
+from typing import Any, Callable
+
+from jmespath.exceptions import JMESPathError
+
+from ..convert.transforms import java_string
+from ..errors import J1FilterError, TransformError
+from ..language.spec import Expression, Path
+from ..language.types import ANY, SAME
+from .codegen import CoercionSpec, Present, render
+from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
+from .paths import delete_path, get_path
+
+RulesFn = Callable[[dict[str, Any], dict[str, Any], list[str]], None]
+Tracer = Callable[[int, str, str], None]
+EMPTY: dict[str, Any] = {}
+
+#: The containers whose keys make up an entity's shape (root, entity, properties).
+SHAPE_CONTAINERS: tuple[Path, ...] = ((), ("entity",), ("properties",))
+DEFAULT_CACHE_SIZE = 1024
+
+
+# --- helpers the generated code calls ----------------------------------------------------------
+
+
+def map_items(fn: Callable[[Any], Any], value: Any) -> Any:
+    """``fn`` of each item of a list (items it turns into nothing are dropped; an empty
+    result is nothing), or of a single value. One bad item fails the whole value."""
+    if value.__class__ is list:
+        return [item for item in map(fn, value) if item is not None] or None
+    return fn(value)
+
+
+def collect_values(values: tuple[Any, ...]) -> Any:
+    """Every value read (lists flattened, duplicates dropped) as one list; nothing if none."""
+    found: list[Any] = []
+    seen = _Seen(found)
+    for value in values:
+        for item in value if isinstance(value, list) else (value,):
+            if item is not None and seen.add(item):
+                found.append(item)
+    return found or None
+
+
+class _Seen:
+    """Membership of the items of a growing list in constant time (a set for hashable
+    items), so that deduplicating a list of n items is O(n), not O(n^2)."""
+
+    __slots__ = ("hashable", "items")
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self.hashable: set[Any] = set()
+        for item in items:
+            self.add(item)
+
+    def add(self, item: Any) -> bool:
+        """Record ``item``; False if an equal item was already there."""
+        try:
+            if item in self.hashable:
+                return False
+            self.hashable.add(item)
+            return True
+        except TypeError:  # unhashable (a dict or a list): compared one by one
+            return item not in self.items
+
+
+def all_args(values: tuple[Any, ...]) -> Any:
+    """The values read, when every one is present (``args``); nothing otherwise."""
+    return None if any(v is None for v in values) else values
+
+
+def append_values(parent: dict[str, Any], leaf: str, value: Any) -> None:
+    """Add ``value`` (or each of its items) as text to the list at ``parent[leaf]``,
+    skipping values already there. Checks every item before changing anything."""
+    items = value if value.__class__ is list else (value,)
+    for item in items:
+        if item.__class__ is not str and isinstance(item, (dict, list)):
+            raise TransformError(f"cannot append an object or nested list to [{leaf}]")
+    current = parent.get(leaf)
+    if current is None:
+        current = parent[leaf] = []
+    elif current.__class__ is not list:
+        current = parent[leaf] = [current]
+    seen = _Seen(current)
+    for item in items:
+        if item.__class__ is not str:
+            item = java_string(item)
+        if seen.add(item):
+            current.append(item)
+
+
+def failure(label: str, exc: BaseException) -> str:
+    """The error entry for a rule that raised: ``file:line rule-id: what``."""
+    if isinstance(exc, J1FilterError):
+        return f"{label}: {exc}"
+    if isinstance(exc, JMESPathError):
+        return f"{label}: expression failed: {exc}"
+    return f"{label}: {type(exc).__name__}: {exc}"
+
+
+_NAMESPACE = {"EMPTY": EMPTY, "get_path": get_path, "delete_path": delete_path, "map_items": map_items,
+              "collect_values": collect_values, "all_args": all_args, "append_values": append_values,
+              "failure": failure}
+
+
+# --- coercions of the raw entity ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coercion:
+    fn: Callable[[Any], Any]  # applied to the value, or to each item of a list when per_item
+    per_item: bool
+    compiled: CompiledField
+
+
+def _coercion(compiled: CompiledField) -> Coercion:
+    steps = compiled.steps
+    if len(steps) == 1:
+        return Coercion(steps[0].fn, steps[0].per_item, compiled)
+    return Coercion(_chain(steps), False, compiled)
+
+
+def _chain(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
+    def chain(value: Any) -> Any:
+        for step in steps:
+            value = map_items(step.fn, value) if step.per_item else step.fn(value)
+            if value is None:
+                return None
+        return value
+
+    return chain
+
+
+@dataclass
+class FieldTable:
+    """The coercions of one container (e.g. ``properties``): exact keys, then patterns."""
+
+    exact: dict[str, Coercion] = field(default_factory=dict)
+    patterns: list[tuple[re.Pattern[str], Coercion]] = field(default_factory=list)
+    memo: dict[str, Coercion | None] = field(default_factory=dict)
+
+    def lookup(self, key: str) -> Coercion | None:
+        try:
+            return self.memo[key]
+        except KeyError:
+            pass
+        found = self.exact.get(key)
+        if found is None:
+            found = next((c for regex, c in self.patterns if regex.match(key)), None)
+        if len(self.memo) < 50_000:
+            self.memo[key] = found
+        return found
+
+
+def coercion_failed(errors: list[str], failed: tuple[Coercion, Path], exc: Exception, value: Any) -> Any:
+    """What a coercion that raised leaves: the value as it was (``on_error: keep``), or
+    nothing, with an error entry (``remove``)."""
+    coercion, path = failed
+    if coercion.compiled.field.on_error == "keep":
+        return value
+    where = f"jupiter_one.asset.{'.'.join(path)}"
+    loc = coercion.compiled.field.location
+    errors.append(f"{where}: {exc}" if isinstance(exc, TransformError)
+                  else failure(f"{loc.file}:{loc.line} fields.{'.'.join(path)}", exc))
+    return None
+
+
+def _apply_coercion(asset: dict[str, Any], container: dict[str, Any], container_path: Path, key: str,
+                    coercion: Coercion, errors: list[str]) -> None:
+    value = container.get(key)
+    if value is None:  # removed meanwhile (e.g. by an earlier failure that emptied its parent)
+        return
+    try:
+        value = map_items(coercion.fn, value) if coercion.per_item else coercion.fn(value)
+    except Exception as exc:  # noqa: BLE001 - one guard for every coercion, as for rules
+        value = coercion_failed(errors, (coercion, container_path + (key,)), exc, value)
+    if value is None:
+        delete_path(asset, container_path + (key,))
+    else:
+        container[key] = value
+
+
+def coerce_tables(tables: tuple[tuple[Path, FieldTable], ...], asset: dict[str, Any], errors: list[str]) -> None:
+    """Convert every key of the given containers that has a coercion (containers whose keys
+    the program was not specialised for)."""
+    for container_path, table in tables:
+        container = get_path(asset, container_path) if container_path else asset
+        if container.__class__ is not dict:
+            continue
+        for key in list(container):  # a copy: a failed coercion removes its key
+            found = table.lookup(key)
+            if found is not None:
+                _apply_coercion(asset, container, container_path, key, found, errors)
+
+
+# --- selections and programs ------------------------------------------------------------------
+
+
+class Selection:
+    """What the mappings do for the kinds whose static conditions select the same files and
+    rules: coercion tables, rules (each with the type its value has before it is written),
+    the raw paths dropped as duplicates, and the keys any of them reads."""
+
+    def __init__(self, compiled: CompiledMappings, key: tuple[tuple[int, ...], tuple[int, ...]]):
+        spec_ids, rule_ids = key
+        self.key = key
+        self.tables: dict[Path, FieldTable] = {}
+        declared: dict[Path, set[str]] = {}
+        for n in spec_ids:
+            for compiled_field in compiled.fields[n]:
+                *container, name = compiled_field.field.path.split(".")
+                table = self.tables.setdefault(tuple(container), FieldTable())
+                coercion = _coercion(compiled_field)
+                if "*" in name or "?" in name:
+                    table.patterns.append((re.compile(translate(name)), coercion))
+                else:
+                    table.exact[name] = coercion
+                    declared.setdefault((*container, name), set()).add(compiled_field.result)
+        self.rules = [compiled.rules[i] for i in rule_ids]
+        types = {path: kinds.pop() for path, kinds in declared.items() if len(kinds) == 1}
+        self.typed_rules = [(rule, _result_type(rule, types)) for rule in self.rules]
+        self.names = [compiled.specs[n].name for n in spec_ids]
+        self.duplicates = _group(p for n in spec_ids for p in compiled.specs[n].duplicates)
+        self.reads: dict[Path, set[str]] = {c: set() for c in SHAPE_CONTAINERS}
+        for rule in self.rules:
+            for path in (*rule.rule.sources, *rule.rule.when.has, *rule.rule.when.missing):
+                if not isinstance(path, Expression):
+                    self.reads[()].add(path[0])
+                    if len(path) >= 2 and (path[0],) in self.reads:
+                        self.reads[(path[0],)].add(path[1])
+
+    def shape(self, keys: tuple[tuple[str, ...], ...]) -> tuple[frozenset[str], ...]:
+        """The keys of each shape container that a rule or a coercion looks at."""
+        shape = []
+        for container, names in zip(SHAPE_CONTAINERS, keys):
+            reads, table = self.reads[container], self.tables.get(container)
+            shape.append(frozenset(k for k in names if k in reads or (table is not None and table.lookup(k))))
+        return tuple(shape)
+
+
+def _result_type(compiled: CompiledRule, declared: dict[Path, str]) -> str:
+    """The type of a rule's value before it is written, as far as this selection knows."""
+    if compiled.result != SAME:
+        return compiled.result
+    rule = compiled.rule
+    if rule.source_kind == "from" and len(rule.sources) == 1 and not isinstance(rule.sources[0], Expression):
+        return declared.get(rule.sources[0], ANY)
+    return ANY
+
+
+def _group(paths: Any) -> tuple[tuple[Path, tuple[str, ...]], ...]:
+    by_container: dict[Path, list[str]] = {}
+    for path in dict.fromkeys(paths):
+        by_container.setdefault(path[:-1], []).append(path[-1])
+    return tuple((container, tuple(keys)) for container, keys in by_container.items())
+
+
+_program_numbers = itertools.count(1)
+
+
+class Program:
+    """The compiled program of one selection and shape (``None``: any shape): one generated
+    function converting the raw fields (inline for the keys of the shape, through the tables
+    for deeper containers) and writing the rules' fields. Its source is registered with
+    :mod:`linecache` for as long as the program lives."""
+
+    def __init__(self, selection: Selection, shape: tuple[frozenset[str], ...] | None, trace: bool = False):
+        self.selection = selection
+        present: Present | None = None if shape is None else dict(zip(SHAPE_CONTAINERS, shape))
+        coercions: list[CoercionSpec] = []
+        if present is not None:  # the coercions of the keys present, inline
+            coercions = [(container, name, c.fn, c.per_item, (c, (*container, name)))
+                         for container in SHAPE_CONTAINERS
+                         if (table := selection.tables.get(container)) is not None
+                         for name in sorted(present[container]) if (c := table.lookup(name))]
+        tables = tuple((path, table) for path, table in selection.tables.items()
+                       if present is None or path not in present)
+        self.duplicates = selection.duplicates
+        source = render(selection.typed_rules, present, trace, coercions, bool(tables))
+        source.namespace["coerce_nested"] = functools.partial(coerce_tables, tables)
+        self.source = source.code.text()
+        self.filename = (f"<j1filter program {next(_program_numbers)}: {', '.join(selection.names)}"
+                         f"{'' if shape is None else ' (shape-specialised)'}>")
+        namespace = dict(_NAMESPACE, coercion_failed=coercion_failed, **source.namespace)
+        exec(compile(self.source, self.filename, "exec"), namespace)  # noqa: S102 - validated specs
+        self.apply_rules: Callable[..., None] = namespace["apply_rules"]
+        lines = self.source.splitlines(keepends=True)
+        linecache.cache[self.filename] = (len(self.source), None, lines, self.filename)
+        weakref.finalize(self, linecache.cache.pop, self.filename, None)
+
+
+# --- the runtime ---------------------------------------------------------------------------------
+
+
+def _text_set(value: Any, where: str, errors: list[str]) -> frozenset[str]:
+    """A J1 field that may be a string or a list of strings, as a set."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset((value,))
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return frozenset(value)
+    errors.append(f"{where}: expected text or a list of text, found {json_kind(value)}")
+    return frozenset()
+
+
+def json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    names = {dict: "an object", list: "an array", str: "a string", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+class Runtime:
+    """Runs compiled mappings on prepared entities, keeping at most ``cache_size`` programs
+    (least recently used first out), keyed by kind and key shape."""
+
+    def __init__(self, compiled: CompiledMappings, cache_size: int = DEFAULT_CACHE_SIZE):
+        if cache_size < 1:
+            raise J1FilterError("the program cache needs room for at least one program")
+        self.compiled = compiled
+        self.cache_size = cache_size
+        self._cache: OrderedDict[Any, Program] = OrderedDict()
+        # Sharing, not caching: these hold only what cache entries keep alive.
+        self._selections: weakref.WeakValueDictionary[Any, Selection] = weakref.WeakValueDictionary()
+        self._programs: weakref.WeakValueDictionary[Any, Program] = weakref.WeakValueDictionary()
+
+    def program(self, asset: dict[str, Any], errors: list[str]) -> Program:
+        """The program for a prepared entity: ``program.apply_rules(asset, doc, errors)``
+        converts its typed raw fields in place, then writes the rules' fields into ``doc``."""
+        entity = asset.get("entity")
+        if entity.__class__ is not dict:
+            entity = EMPTY
+        properties = asset.get("properties")
+        classes, types, integration = kind = (
+            entity.get("_class"), entity.get("_type"), entity.get("_integration_type"))
+        keys = (tuple(asset), tuple(entity), tuple(properties) if properties.__class__ is dict else ())
+        key = (tuple(classes) if classes.__class__ is list else classes,
+               tuple(types) if types.__class__ is list else types,
+               tuple(integration) if integration.__class__ is list else integration, keys)
+        try:
+            program = self._cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable, e.g. an object as _class: reported below, not cached
+            return self._build(kind, keys, errors)
+        else:
+            self._cache.move_to_end(key)
+            return program
+        problems: list[str] = []
+        program = self._build(kind, keys, problems)
+        if problems:
+            errors.extend(problems)  # not cached: each such entity reports its problem
+            return program
+        self._cache[key] = program
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return program
+
+    def selection(self, raw_kind: tuple[Any, Any, Any], errors: list[str]) -> Selection:
+        kind = EntityKind(*(_text_set(value, f"entity.{name}", errors)
+                            for value, name in zip(raw_kind, ("_class", "_type", "_integration_type"))))
+        key = self.compiled.select(kind)
+        selection = self._selections.get(key)
+        if selection is None:
+            selection = self._selections[key] = Selection(self.compiled, key)
+        return selection
+
+    def _build(self, raw_kind: tuple[Any, Any, Any], keys: tuple[tuple[str, ...], ...],
+               errors: list[str]) -> Program:
+        selection = self.selection(raw_kind, errors)
+        shape = selection.shape(keys)
+        program = self._programs.get((selection.key, shape))
+        if program is None:
+            program = self._programs[(selection.key, shape)] = Program(selection, shape)
+        return program
+
+    def explain(self, asset: dict[str, Any], doc: dict[str, Any], errors: list[str],
+                trace: Tracer) -> Program:
+        """Coerce and write as the filter does, with a generic program (every rule of the
+        kind emitted) that reports each rule's outcome to ``trace``. Not cached."""
+        entity = asset.get("entity")
+        if entity.__class__ is not dict:
+            entity = EMPTY
+        selection = self.selection((entity.get("_class"), entity.get("_type"),
+                                    entity.get("_integration_type")), errors)
+        program = Program(selection, None, trace=True)
+        program.apply_rules.__globals__["trace"] = trace
+        program.apply_rules(asset, doc, errors)
+        return program
+
+    def cached_programs(self) -> list[Program]:
+        """The distinct programs in the cache, most recently used last."""
+        return list({id(p): p for p in self._cache.values()}.values())

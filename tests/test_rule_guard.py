@@ -1,0 +1,87 @@
+"""Every rule runs under one guard: whatever fails becomes a located error entry on that
+document (``file:line rule-id: what``), and the other rules still run."""
+
+from __future__ import annotations
+
+import linecache
+import traceback
+
+import orjson
+
+from j1filter.language.loader import load_mappings
+from j1filter.runtime.mapper import Mapper, Options
+
+MAPPING = """\
+version: 1
+name: guarded
+rules:
+  - {to: event.risk_score, from: 'abs(properties.description)', id: abs-of-text}
+  - {to: event.duration, from: properties.spent, transform: long, id: spent}
+  - {to: event.severity, from: properties.level, id: level}
+  - {to: host.ip, from: properties.address}
+  - {to: related.hosts, from: properties.nested, mode: append, id: hosts}
+  - {to: message, from: properties.description, id: still-runs}
+"""
+
+
+def mapper(tmp_path, text=MAPPING) -> Mapper:
+    path = tmp_path / "guarded.yml"
+    path.write_text(text)
+    return Mapper(load_mappings([path], shipped=False), Options(clock=lambda: "T"))
+
+
+def entity(**properties):
+    return {"id": "1", "entity": {"_class": "Finding", "_type": "t"}, "properties": properties}
+
+
+def test_a_failing_expression_a_transform_and_writes_are_located(tmp_path):
+    m = mapper(tmp_path)
+    where = f"{tmp_path / 'guarded.yml'}"
+    doc = m.map_entity(entity(description="text", spent="soon", level="7x", address="not-an-ip",
+                              nested=[{"a": 1}]), "{}")
+    messages = doc["error"]["message"]
+    assert messages[0].startswith(f"{where}:4 abs-of-text: expression failed: In function abs()"), messages
+    assert messages[1] == f"{where}:5 spent: unable to convert [soon] to long"
+    assert messages[2] == f"{where}:6 level: unable to convert [7x] to long"
+    assert messages[3] == f"{where}:7 properties.address -> host.ip: 'not-an-ip' is not an IP string literal."
+    assert messages[4] == f"{where}:8 hosts: an object cannot go into a text field"
+    assert len(messages) == 5
+    assert doc["message"] == "text"  # the last rule still ran
+    for field in ("risk_score", "duration", "severity"):
+        assert field not in doc["event"]
+    assert "host" not in doc and "related" not in doc  # nothing half-written
+    assert doc["event"]["kind"] == "pipeline_error"
+
+
+def test_values_are_coerced_to_the_target_type(tmp_path):
+    doc = mapper(tmp_path).map_entity(entity(level="7", address="2001:DB8::1", spent=3.0, description=-2.5), "{}")
+    assert doc["event"]["severity"] == 7
+    assert doc["event"]["duration"] == 3
+    assert doc["host"]["ip"] == "2001:db8::1"
+    assert doc["event"]["risk_score"] == 2.5
+    assert "error" not in doc
+
+
+def test_generated_code_shows_in_tracebacks(tmp_path):
+    m = mapper(tmp_path)
+    m.map_entity(entity(level="1"), "{}")
+    program = m.runtime.cached_programs()[0]
+    assert linecache.getline(program.filename, 1).startswith("def apply_rules(A, doc, errors):")
+    try:
+        program.apply_rules(None, {}, [])
+    except AttributeError as exc:
+        text = "".join(traceback.format_exception(exc))
+    assert "P = A.get('properties')" in text  # the line itself, not only its number
+
+
+def test_the_program_cache_is_bounded(tmp_path):
+    path = tmp_path / "guarded.yml"
+    path.write_text(MAPPING)
+    m = Mapper(load_mappings([path], shipped=False), Options(program_cache_size=8))
+    for n in range(50):
+        doc = m.map_entity({"entity": {"_class": "Finding", "_type": f"type{n}"},
+                            "properties": {"level": n, f"key{n}": 1}}, "{}")
+        assert doc["event"]["severity"] == n
+    assert len(m.runtime._cache) == 8
+    assert len(m.runtime.cached_programs()) == 1  # one selection and one relevant shape: shared
+    assert orjson.dumps(doc)
