@@ -11,6 +11,7 @@ Nothing here reads or writes files: :mod:`j1filter.shell.stream` feeds lines in.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -95,6 +96,9 @@ class Mapper:
         if not isinstance(raw, dict):
             return self.error_document(
                 original, [f"expected a JSON object (a J1 entity), found {_json_kind(raw)}"], tags=tags)
+        collection = raw.get("_collection")
+        if collection is not None:  # written by `collect`: about the collection, not the entity
+            raw = {key: value for key, value in raw.items() if key != "_collection"}
         try:
             asset = snake_clean(raw)
         except TooDeepError as exc:
@@ -112,6 +116,8 @@ class Mapper:
         else:
             _drop_duplicates(asset, plan.duplicates)
         doc["jupiter_one"] = {"asset": asset}
+        if collection is not None:
+            _apply_collection(doc, collection, errors)
         if errors:
             doc["event"]["kind"] = "pipeline_error"
             doc["error"] = {"message": errors}
@@ -154,6 +160,25 @@ class Mapper:
         elif len(self._plans) < 10_000:
             self._plans[key] = plan
         return plan
+
+
+_COLLECTION_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def _apply_collection(doc: dict, collection: Any, errors: list[str]) -> None:
+    """`_collection` (see j1filter.collect): @timestamp is when the collection started, and
+    jupiter_one.collection.{kind,snapshot} say which collection and snapshot cycle it was."""
+    started = collection.get("started") if isinstance(collection, dict) else None
+    kind = collection.get("kind") if isinstance(collection, dict) else None
+    snapshot = collection.get("snapshot") if isinstance(collection, dict) else None
+    if not (isinstance(started, str) and _COLLECTION_TIME.fullmatch(started)
+            and kind in ("full", "incremental")
+            and isinstance(snapshot, str) and _COLLECTION_TIME.fullmatch(snapshot)):
+        errors.append("_collection: expected {started, kind: full|incremental, snapshot} with "
+                      "times like 2026-01-01T00:00:00.000Z; @timestamp is the time j1filter saw the entity")
+        return
+    doc["@timestamp"] = started
+    doc["jupiter_one"]["collection"] = {"kind": kind, "snapshot": snapshot}
 
 
 def _coerce(asset: dict, shape: Shape, errors: list[str]) -> None:
