@@ -461,7 +461,10 @@ class J1Client:
         with _Deadline(timeout) as deadline:
             try:
                 with opener.open(request, timeout=timeout) as response:
-                    return response.status, response.headers, self._read_body(response)
+                    body = self._read_body(response)
+                if deadline.expired:  # the watchdog shut the socket: the body may look complete
+                    raise _Retryable(f"no complete answer within --timeout {timeout:g} s")
+                return response.status, response.headers, body
             except urllib.error.HTTPError as error:
                 with error:
                     return error.code, error.headers, _read_quietly(error, self._limits.max_response_bytes)
@@ -488,6 +491,8 @@ class J1Client:
             if size > cap:
                 raise ResponseTooLargeError(self._too_large(size, at_least=True))
             chunks.append(chunk)
+        if declared and declared.isdigit() and size < int(declared):
+            raise http.client.IncompleteRead(b"", int(declared) - size)
         return b"".join(chunks)
 
     def _too_large(self, size: int, *, at_least: bool = False) -> str:
