@@ -326,6 +326,8 @@ def _configure(args: argparse.Namespace, environ: Mapping[str, str], token: Secr
     if args.spool:
         if not args.spool.is_dir():
             raise ConfigError(f"--spool {args.spool} is not a directory")
+        if not args.map:
+            log.warning("--spool without --map writes raw entities; the shipped spool readers expect ECS documents")
         stale = remove_stale_parts(args.spool)
         if stale:
             log.info("removed %s of collections that did not finish", plural(stale, "partial file"))

@@ -130,7 +130,7 @@ class Collector:
     def _run(self, plan: CollectionPlan, output: _Output, summary: CollectionSummary) -> None:
         render = _Renderer(plan, self._options.mapper)
         recent = _RecentIds(self._options.dedupe_window)
-        audit = _TimeAudit(plan.started_ms + CLOCK_SKEW_MS)
+        audit = _TimeAudit(self._options.clock_ms)
         progress = Progress(self._client.stats)
         # Full collections ask for deleted entities too: that is how a tombstone reaches the
         # latest view even when J1 did not give the deletion a new `_beginOn`.
@@ -311,14 +311,17 @@ class _RecentIds:
 class _TimeAudit:
     """Counts entities whose `_beginOn` is in the future or unreadable; one stderr line per collection."""
 
-    def __init__(self, latest_ms: int) -> None:
-        self._latest_ms = latest_ms
+    def __init__(self, clock_ms: Callable[[], int]) -> None:
+        self._clock_ms = clock_ms
+        self._latest_ms = clock_ms() + CLOCK_SKEW_MS
         self.future = self.unreadable = 0
         self._example = ""
 
     def check(self, entity: dict[str, Any]) -> None:
         value = entity.get("_beginOn")
         moment = timestamp_ms(value)
+        if moment is not None and moment > self._latest_ms:  # a long collection: look at the clock again
+            self._latest_ms = self._clock_ms() + CLOCK_SKEW_MS
         if moment is not None and moment <= self._latest_ms:
             return
         if moment is None:

@@ -101,7 +101,9 @@ def test_a_corrupt_checkpoint_is_a_usage_error(collect: Collect, simulator: Simu
     checkpoint = tmp_path / "state.json"
     checkpoint.write_text("not json")
     result = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint))
-    assert result.code == 2 and "delete it to start over" in result.stderr
+    assert result.code == 2 and "delete it to start over with a full collection" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert simulator.requests == []
 
 
 def test_the_endpoint_can_come_from_the_environment(
