@@ -41,6 +41,7 @@ def test_collection_time_and_cycle_are_taken_and_the_entity_is_left_alone() -> N
         "yesterday",
         {**COLLECTION, "kind": "partial"},
         {**COLLECTION, "started": "2026-12-01"},
+        {**COLLECTION, "started": "2026-13-01T09:00:00.000Z"},
         {**COLLECTION, "snapshot": 1764547200000},
         {"started": COLLECTION["started"]},
     ],
