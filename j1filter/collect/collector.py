@@ -259,14 +259,16 @@ class _Renderer:
             "snapshot": iso_from_ms(plan.snapshot_ms),
         }
         self._mapper = mapper
+        from ..shell.stream import map_line  # the filter's own line handling, guard included
+
+        self._map_line = map_line
 
     def line(self, item: dict[str, Any], where: str) -> bytes:
         raw = _ndjson(dict(item, _collection=self._meta))
         if self._mapper is None:
             return raw + b"\n"
-        from ..shell.stream import map_line
-
-        return b"".join(_document_line(self._mapper, mapped.doc, where) for mapped in map_line(self._mapper, raw, where))
+        mapped = self._map_line(self._mapper, raw, where)
+        return b"".join(_document_line(self._mapper, result.doc, where) for result in mapped)
 
 
 def _ndjson(value: object) -> bytes:
