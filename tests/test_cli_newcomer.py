@@ -245,13 +245,13 @@ def test_demo_is_a_readable_summary(tmp_path):
     assert len(text.splitlines()) < 150
     assert re.search(r"^source +documents +classes +critical +high .* errors$", text, re.M)
     assert re.search(r"^qualys +7 +Finding, Vulnerability ", text, re.M)
-    assert re.search(r"^total +23 ", text, re.M)
+    assert re.search(r"^total +24 ", text, re.M)
     assert "errors by kind: none" in text
     assert "line 1: jupiter_one.asset.properties.device_local_ip: '10.0.0.300' is not an IP" in text
     example = json.loads(text.split("one document in full", 1)[1].split(":\n", 1)[1].split("\n\n", 1)[0])
     assert example["ecs"]["version"] == "9.2.0" and "id" in example["vulnerability"]
-    assert "`j1filter demo --json`" in text and f"All 23 are in {out}." in text
-    assert len(out.read_text().splitlines()) == 23
+    assert "`j1filter demo --json`" in text and f"All 24 are in {out}." in text
+    assert len(out.read_text().splitlines()) == 24
 
 
 def _fake_venv(tmp_path):

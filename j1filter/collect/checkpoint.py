@@ -1,77 +1,85 @@
-"""Incremental collection state for `j1filter collect --checkpoint FILE`.
+"""Collection state for `j1filter collect --checkpoint FILE`, and the schedule it drives.
 
-A checkpoint remembers, for one J1QL query:
+The state is OUR clock, never entity data. A checkpoint records, for one J1QL query:
 
-- ``watermark_ms``: the highest ``_beginOn`` (J1's "this version was written" time) seen by
-  the last collection that ran to the end;
-- ``recent``: ``_id -> [_version, _deleted, _beginOn ms]`` for the entities inside the
-  overlap window, because the next run asks for that window again and must not write them
-  twice.
+- ``full_started_ms``: when the last *completed* full snapshot started;
+- ``last_started_ms`` / ``last_kind``: the last completed collection of either kind.
 
-The next run asks for ``_beginOn > watermark - overlap`` with ``includeDeleted``, and
-`DeliveryTracker` drops any entity whose ``(_version, _deleted)`` was already written. A
-tombstone that keeps its version still counts as new, so deletions are never swallowed.
+A collection is **full** (everything, deleted entities included) when there is no such
+snapshot, when the snapshot is `full_interval` old, or when asked; otherwise it is
+**incremental** and asks for ``_beginOn > (full_started - overlap)``: every incremental
+re-reads everything changed since the last full snapshot ("differential"). So an output lost
+after a collection ended (consumer killed, process killed after the collector exited) is
+delivered again by the next incremental, and a lost full snapshot by the next full one;
+an entity's `_beginOn`, however wrong, can never move any watermark.
 
-The file is JSON, replaced atomically (temp file, fsync, rename) and only after a whole
-collection has been written and flushed: a crash leaves the old checkpoint, so the next
-run repeats work but loses nothing.
+The file is JSON, replaced atomically (temp file, fsync, rename, fsync dir) and only after a
+whole collection's output was written and flushed (or, with a spool, fsync'd and renamed).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from j1filter.collect._timestamps import iso_from_ms, timestamp_ms
+import orjson
+
+from ..errors import J1FilterError
+from ._timestamps import MAX_RENDERABLE_MS, MIN_RENDERABLE_MS, iso_from_ms
 
 log = logging.getLogger("j1filter.collect")
 
-FORMAT_VERSION = 1
-DAY_MS = 86_400_000
-# J1 keeps soft-deleted entities 7 days; a longer gap between runs can miss deletions.
-DELETED_RETENTION_WARNING_MS = 6 * DAY_MS
+FORMAT_VERSION = 2
+Kind = Literal["full", "incremental"]
 
 _SIMPLE_FIND = re.compile(r"^\s*(FIND\s+.+?)(?:\s+WITH\s+(.+?))?\s*$", re.IGNORECASE | re.DOTALL)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _UNSUPPORTED_WORDS = re.compile(r"\b(THAT|RETURN|LIMIT|SKIP|ORDER|AS)\b", re.IGNORECASE)
 
 
-class CheckpointError(Exception):
-    """The checkpoint file cannot be read or written."""
+class CheckpointError(J1FilterError):
+    """The checkpoint file cannot be read or written (exit code 2)."""
 
 
 @dataclass(frozen=True)
-class SeenVersion:
-    version: int
-    deleted: bool
-    begin_ms: int | None
-
-
-@dataclass
 class Checkpoint:
     query: str
-    watermark_ms: int | None = None
-    recent: dict[str, SeenVersion] = field(default_factory=dict)
-    saved_at_ms: int | None = None
+    full_started_ms: int | None = None
+    last_started_ms: int | None = None
+    last_kind: Kind | None = None
+
+
+@dataclass(frozen=True)
+class CollectionPlan:
+    """What one collection asks J1 for, and the metadata its lines carry."""
+
+    kind: Kind
+    started_ms: int
+    snapshot_ms: int  # start of the full snapshot that opened this cycle
+    j1ql: str
+    reason: str
+
+    def after(self, checkpoint: Checkpoint) -> Checkpoint:
+        """The checkpoint to save once this collection's output is safely handed over."""
+        full_started = self.started_ms if self.kind == "full" else checkpoint.full_started_ms
+        return Checkpoint(checkpoint.query, full_started, self.started_ms, self.kind)
 
 
 def incremental_query(query: str, since_ms: int) -> str:
     """`query` narrowed to entities written after `since_ms`.
 
     Only ``FIND <classes> [WITH <conditions>]`` can be narrowed safely; the user's own
-    conditions are kept, parenthesised, after the time filter.
+    conditions are kept, parenthesised, after the time filter. Raises ValueError otherwise.
     """
     match = _SIMPLE_FIND.match(query)
     if not match or _UNSUPPORTED_WORDS.search(_QUOTED.sub("''", query)):
         raise ValueError(
-            "--checkpoint needs a query of the form 'FIND <classes> [WITH <conditions>]'"
+            "incremental collections need a query of the form 'FIND <classes> [WITH <conditions>]'"
             " (no THAT, RETURN, AS, ORDER, LIMIT or SKIP)"
         )
     find, conditions = match.groups()
@@ -79,35 +87,77 @@ def incremental_query(query: str, since_ms: int) -> str:
     return f"{find} WITH {time_filter}" + (f" AND ({conditions})" if conditions else "")
 
 
-def load_checkpoint(path: Path, query: str) -> Checkpoint:
-    """The checkpoint for `query`; an empty one when the file is missing or was made for another query."""
+def can_narrow(query: str) -> bool:
     try:
-        raw = path.read_text(encoding="utf-8")
+        incremental_query(query, 0)
+    except ValueError:
+        return False
+    return True
+
+
+def plan_collection(
+    checkpoint: Checkpoint,
+    now_ms: int,
+    *,
+    full_interval_ms: int,
+    overlap_ms: int,
+    force_full: bool = False,
+) -> CollectionPlan:
+    """Full or incremental, per the schedule in the module docstring."""
+    query, full_started = checkpoint.query, checkpoint.full_started_ms
+    reason = ""
+    if force_full:
+        reason = "--full"
+    elif full_started is None:
+        reason = "no completed full snapshot yet"
+    elif full_started > now_ms:
+        reason = "the checkpoint's full snapshot lies in the future (clock changed?)"
+    elif now_ms - full_started >= full_interval_ms:
+        reason = "the last full snapshot is --full-interval old"
+    elif not can_narrow(query):
+        reason = "the query cannot be narrowed to recent changes"
+    if reason or full_started is None:
+        return CollectionPlan("full", now_ms, now_ms, query, reason)
+    since = full_started - overlap_ms
+    return CollectionPlan("incremental", now_ms, full_started, incremental_query(query, since), "")
+
+
+def load_checkpoint(path: Path, query: str) -> Checkpoint:
+    """The checkpoint for `query`; an empty one when the file is missing, made for another
+    query, or written by j1filter's first format (which recorded entity times, not ours)."""
+    try:
+        raw = path.read_bytes()
     except FileNotFoundError:
         return Checkpoint(query)
     except OSError as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror}") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {error.strerror}; fix its permissions or pass another --checkpoint"
+        ) from None
     try:
-        checkpoint = _from_json(json.loads(raw))
+        document = orjson.loads(raw)
+        if isinstance(document, dict) and document.get("format") == 1:
+            log.info("checkpoint %s has the old format: starting with a full collection", path)
+            return Checkpoint(query)
+        checkpoint = _from_json(document)
     except (ValueError, TypeError, KeyError) as error:
         raise CheckpointError(
-            f"checkpoint {path} is not a valid j1filter checkpoint ({error}); delete it to start over"
+            f"checkpoint {path} is not a valid j1filter checkpoint ({_short(error)});"
+            " delete it to start over with a full collection"
         ) from None
     if checkpoint.query != query:
-        log.warning("checkpoint %s belongs to another query; starting a full collection", path)
+        log.warning("checkpoint %s belongs to another query; starting with a full collection", path)
         return Checkpoint(query)
-    _warn_if_stale(checkpoint, path)
     return checkpoint
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Replace `path` atomically: readers see the old or the new checkpoint, never half of one."""
-    text = json.dumps(_to_json(checkpoint), indent=1, sort_keys=True)
+    text = orjson.dumps(_to_json(checkpoint), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     directory = path.parent if str(path.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            with os.fdopen(handle, "wb") as stream:
                 stream.write(text)
                 stream.flush()
                 os.fsync(stream.fileno())
@@ -115,100 +165,13 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        _fsync_directory(directory)
+        fsync_directory(directory)
     except OSError as error:
         raise CheckpointError(f"cannot write checkpoint {path}: {error.strerror}") from None
 
 
-class DeliveryTracker:
-    """Decides which entities to write and computes the checkpoint to save afterwards."""
-
-    def __init__(self, checkpoint: Checkpoint, overlap_ms: int) -> None:
-        self._previous = checkpoint
-        self._overlap_ms = overlap_ms
-        self._written: dict[str, SeenVersion] = dict(checkpoint.recent)
-        self._max_begin_ms = checkpoint.watermark_ms
-
-    def since_ms(self) -> int | None:
-        """Lower bound for this run's `_beginOn` filter, or None for a full collection."""
-        if self._previous.watermark_ms is None:
-            return None
-        return self._previous.watermark_ms - self._overlap_ms
-
-    def should_write(self, item: dict[str, Any]) -> bool:
-        """True unless this `_id` was already written at this `_version` (and deletion state) or later.
-
-        Entities without a usable `_id`/`_version` are always written: twice beats never.
-        """
-        entity = item["entity"]
-        begin_ms = timestamp_ms(entity.get("_beginOn"))
-        if begin_ms is not None and (self._max_begin_ms is None or begin_ms > self._max_begin_ms):
-            self._max_begin_ms = begin_ms
-        entity_id, version = entity.get("_id"), entity.get("_version")
-        if not isinstance(entity_id, str) or not isinstance(version, int) or isinstance(version, bool):
-            return True
-        current = SeenVersion(version, entity.get("_deleted") is True, begin_ms)
-        previous = self._written.get(entity_id)
-        if previous is not None and (current.version, current.deleted) <= (previous.version, previous.deleted):
-            return False
-        self._written[entity_id] = current
-        return True
-
-    def next_checkpoint(self, now_ms: int) -> Checkpoint:
-        """The checkpoint after this run, keeping only entities the next run may see again."""
-        watermark = self._max_begin_ms
-        recent: dict[str, SeenVersion] = {}
-        if watermark is not None:
-            floor = watermark - self._overlap_ms
-            recent = {
-                key: seen for key, seen in self._written.items() if seen.begin_ms is not None and seen.begin_ms >= floor
-            }
-        return Checkpoint(self._previous.query, watermark, recent, now_ms)
-
-
-def _to_json(checkpoint: Checkpoint) -> dict[str, Any]:
-    watermark = checkpoint.watermark_ms
-    return {
-        "format": FORMAT_VERSION,
-        "query": checkpoint.query,
-        "watermark_ms": watermark,
-        "watermark": iso_from_ms(watermark) if watermark is not None else None,  # for humans
-        "saved_at_ms": checkpoint.saved_at_ms,
-        "recent": {key: [seen.version, seen.deleted, seen.begin_ms] for key, seen in checkpoint.recent.items()},
-    }
-
-
-def _from_json(document: dict[str, Any]) -> Checkpoint:
-    if document.get("format") != FORMAT_VERSION:
-        raise ValueError(f"unknown format {document.get('format')!r}")
-    recent = {
-        key: SeenVersion(int(version), bool(deleted), begin)
-        for key, (version, deleted, begin) in document["recent"].items()
-    }
-    watermark = document["watermark_ms"]
-    return Checkpoint(
-        query=str(document["query"]),
-        watermark_ms=int(watermark) if watermark is not None else None,
-        recent=recent,
-        saved_at_ms=document.get("saved_at_ms"),
-    )
-
-
-def _warn_if_stale(checkpoint: Checkpoint, path: Path) -> None:
-    if checkpoint.saved_at_ms is None:
-        return
-    age_ms = time.time() * 1000 - checkpoint.saved_at_ms
-    if age_ms > DELETED_RETENTION_WARNING_MS:
-        log.warning(
-            "checkpoint %s is %.1f days old and J1 keeps deleted entities only 7 days: some deletions"
-            " may have been missed; delete the checkpoint to run a full collection",
-            path,
-            age_ms / DAY_MS,
-        )
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable where the platform allows it."""
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable where the platform allows it."""
     try:
         descriptor = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -219,3 +182,45 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def _to_json(checkpoint: Checkpoint) -> dict[str, Any]:
+    full, last = checkpoint.full_started_ms, checkpoint.last_started_ms
+    return {
+        "format": FORMAT_VERSION,
+        "query": checkpoint.query,
+        "full_started_ms": full,
+        "last_started_ms": last,
+        "last_kind": checkpoint.last_kind,
+        # for humans only
+        "full_started": iso_from_ms(full) if full is not None else None,
+        "last_started": iso_from_ms(last) if last is not None else None,
+    }
+
+
+def _from_json(document: object) -> Checkpoint:
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    if document.get("format") != FORMAT_VERSION:
+        raise ValueError(f"unknown format {str(document.get('format'))[:20]!r}")
+    query = document["query"]
+    if not isinstance(query, str):
+        raise ValueError("query is not a string")
+    kind = document.get("last_kind")
+    if kind not in (None, "full", "incremental"):
+        raise ValueError("last_kind is not 'full' or 'incremental'")
+    return Checkpoint(query, _time(document, "full_started_ms"), _time(document, "last_started_ms"), kind)
+
+
+def _time(document: dict[str, Any], key: str) -> int | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not MIN_RENDERABLE_MS <= value <= MAX_RENDERABLE_MS:
+        raise ValueError(f"{key} is not a time in epoch milliseconds")
+    return value
+
+
+def _short(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 80 else text[:77] + "..."

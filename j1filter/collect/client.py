@@ -18,12 +18,18 @@ it, so no exception or log line of this module can carry it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import http.client
 import ipaddress
 import json
 import logging
 import random
+import re
+import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,9 +38,12 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
-from j1filter._meta import __version__
+import orjson
+
+from .._meta import __version__
+from ..errors import J1FilterError
 
 log = logging.getLogger("j1filter.collect")
 
@@ -59,7 +68,11 @@ DEFERRED_STATUSES = ("IN_PROGRESS", "COMPLETED", "FAILED")
 T = TypeVar("T")
 
 
-class CollectError(Exception):
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+_READ_CHUNK = 1 << 16
+
+
+class CollectError(J1FilterError):
     """A collection failed; `str()` is one line, safe to show (no token)."""
 
 
@@ -75,6 +88,14 @@ class MalformedResponseError(CollectError):
     """An answer that is not the queryV1 shape this client expects."""
 
 
+class RunawayPagingError(CollectError):
+    """The cursor cycles, or paging goes on past the configured caps."""
+
+
+class ResponseTooLargeError(CollectError):
+    """One answer is larger than --max-response-bytes."""
+
+
 class _Retryable(Exception):
     """One attempt failed in a way that may pass; `wait_hint` is the server's ask in seconds."""
 
@@ -87,16 +108,19 @@ class _Retryable(Exception):
 class Secret:
     """A string that never shows itself in repr(), str() or tracebacks."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "_pattern")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        self._pattern = _echo_pattern(value) if value else None
 
     def reveal(self) -> str:
         return self._value
 
     def redact(self, text: str) -> str:
-        return text.replace(self._value, "***") if self._value else text
+        """`text` without the token in any form a server may echo it: as is, JSON-escaped,
+        HTML-escaped, URL-encoded (any hex case) or inside base64."""
+        return self._pattern.sub("***", text) if self._pattern else text
 
     def __repr__(self) -> str:
         return "Secret('***')"
@@ -153,6 +177,47 @@ class RateLimiter:
         self._next_slot = now + self._spacing
 
 
+def _echo_pattern(token: str) -> re.Pattern[str]:
+    forms = {
+        token,
+        json.dumps(token)[1:-1],
+        json.dumps(token, ensure_ascii=False)[1:-1],
+        html.escape(token, quote=True),
+        html.escape(token, quote=False),
+        html.escape(token).replace("&#x27;", "&#39;"),
+        quote_plus(token, safe=""),
+    }
+    forms.update(_base64_cores(token.encode("utf-8", "surrogatepass")))
+    alternatives = [re.escape(form) for form in sorted(forms, key=len, reverse=True) if len(form) >= 4]
+    # %-encoding: any hex case, any mix of encoded and plain characters is rare; cover both cases
+    alternatives.append("(?i:" + re.escape(quote(token, safe="")) + ")")
+    return re.compile("|".join(alternatives))
+
+
+def _base64_cores(raw: bytes) -> set[str]:
+    """The base64 text the token produces wherever it sits in a larger encoded string: for each
+    of the three byte alignments, the characters that depend on the token alone."""
+    cores = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        start = -(-shift * 4 // 3)  # characters touched by the padding bytes in front
+        end = len(encoded) - (4 if (shift + len(raw)) % 3 else 0)  # the last, partial group
+        core = encoded[start:end]
+        if len(core) >= 8:
+            cores.add(core)
+            cores.add(core.replace("+", "-").replace("/", "_"))  # URL-safe alphabet
+    return cores
+
+
+@dataclass(frozen=True)
+class PagingLimits:
+    """Caps that make every collection end, whatever the server answers."""
+
+    max_pages: int = 100_000
+    max_empty_pages: int = 50
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+
 @dataclass(frozen=True)
 class Page:
     number: int
@@ -179,7 +244,7 @@ def resolve_endpoint(value: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -201,6 +266,7 @@ class J1Client:
         deferred: bool = False,
         poll_interval: float = 1.0,
         deferred_timeout: float = 600.0,
+        limits: PagingLimits = PagingLimits(),
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -212,28 +278,47 @@ class J1Client:
         self._deferred = deferred
         self._poll_interval = poll_interval
         self._deferred_timeout = deferred_timeout
+        self._limits = limits
         self._sleep = sleep
         self._clock = clock
         # The token goes only to the endpoint, and never follows a redirect elsewhere.
-        self._api_opener = _build_opener(settings, follow_redirects=False)
-        self._download_opener = _build_opener(settings, follow_redirects=True)
+        self._api_opener = _build_opener(settings, settings.endpoint, follow_redirects=False)
+        self._download_openers: dict[bool, urllib.request.OpenerDirector] = {}
         self.stats = ClientStats()
 
     def __repr__(self) -> str:
         return f"J1Client(endpoint={self._settings.endpoint!r}, account_id={self._account_id!r}, token={self._token!r})"
 
     def pages(self, j1ql: str, *, include_deleted: bool = False) -> Iterator[Page]:
-        """Yield every page of `j1ql`, following the cursor until it is null or missing."""
+        """Yield every page of `j1ql`, following the cursor until it is null or missing.
+
+        Always ends: a cursor seen before (a cycle of any length), more than `max_pages`
+        pages or more than `max_empty_pages` empty pages in a row raise RunawayPagingError.
+        """
+        limits = self._limits
         cursor: str | None = None
-        number = 0
+        seen_cursors: set[bytes] = set()  # digests: bounded by max_pages, whatever the cursor size
+        number = empty_in_a_row = 0
         while True:
             number += 1
+            if number > limits.max_pages:
+                raise RunawayPagingError(
+                    f"stopped after {_plural(limits.max_pages, 'page')} (--max-pages): the results do not end"
+                )
             page = self._fetch_page(number, j1ql, cursor, include_deleted)
             yield page
             if not page.cursor:
                 return
-            if page.cursor == cursor:
-                raise MalformedResponseError(f"page {number}: the cursor did not advance")
+            empty_in_a_row = 0 if page.items else empty_in_a_row + 1
+            if empty_in_a_row >= limits.max_empty_pages:
+                raise RunawayPagingError(
+                    f"page {number}: {_plural(empty_in_a_row, 'empty page')} in a row, each with a new cursor"
+                    " (--max-empty-pages); stopping"
+                )
+            digest = hashlib.blake2b(page.cursor.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            if digest in seen_cursors or page.cursor == cursor:
+                raise RunawayPagingError(f"page {number}: the cursor repeats an earlier one (a cursor cycle); stopping")
+            seen_cursors.add(digest)
             cursor = page.cursor
 
     # -- one page -------------------------------------------------------------------
@@ -246,7 +331,7 @@ class J1Client:
             "flags": {"variableResultSize": True},
             "deferredResponse": "FORCE" if self._deferred else "DISABLED",
         }
-        body = json.dumps({"query": QUERY_V1, "variables": variables}).encode()
+        body = orjson.dumps({"query": QUERY_V1, "variables": variables})
         try:
             document = self._with_retries(f"page {number}", lambda: self._post_once(body))
             result = _query_v1_result(document)
@@ -328,7 +413,7 @@ class J1Client:
             request = urllib.request.Request(
                 url, headers={"Accept": "application/json", "User-Agent": f"j1filter/{__version__}"}
             )
-            status, headers, payload = self._send(self._download_opener, request)
+            status, headers, payload = self._send(self._download_opener(url), request)
             if status in RETRYABLE_STATUSES or status >= 500:
                 raise _Retryable(f"HTTP {status}", _server_wait_hint(headers))
             if status != 200:
@@ -350,7 +435,7 @@ class J1Client:
             except _Retryable as failure:
                 if attempt == attempts:
                     raise CollectError(
-                        f"{what}: gave up after {attempts} attempts; last error: {failure.reason}"
+                        f"{what}: gave up after {_plural(attempts, 'attempt')}; last error: {failure.reason}"
                     ) from None
                 delay = self._retry.delay(attempt, failure.wait_hint)
                 self.stats.retries += 1
@@ -360,24 +445,71 @@ class J1Client:
                 self._sleep(delay)
         raise AssertionError("unreachable: the last attempt either returns or raises")
 
+    def _download_opener(self, url: str) -> urllib.request.OpenerDirector:
+        """Deferred downloads follow redirects; a loopback host never goes through the proxy."""
+        loopback = _is_loopback(urlsplit(url).hostname or "")
+        if loopback not in self._download_openers:
+            self._download_openers[loopback] = _build_opener(self._settings, url, follow_redirects=True)
+        return self._download_openers[loopback]
+
     def _send(
         self, opener: urllib.request.OpenerDirector, request: urllib.request.Request
     ) -> tuple[int, Message, bytes]:
-        try:
-            with opener.open(request, timeout=self._settings.timeout) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, error.headers, _read_quietly(error)
-        except urllib.error.URLError as error:
-            raise _Retryable(f"network error: {self._token.redact(str(error.reason))}") from None
-        except (OSError, http.client.HTTPException) as error:  # timeouts, resets, truncated bodies
-            raise _Retryable(f"network error: {self._token.redact(type(error).__name__ + ': ' + str(error))}") from None
+        """One HTTP exchange that ends within --timeout, body included (a server dripping
+        bytes cannot hold it longer), and reads at most --max-response-bytes."""
+        timeout = self._settings.timeout
+        with _Deadline(timeout) as deadline:
+            try:
+                with opener.open(request, timeout=timeout) as response:
+                    body = self._read_body(response)
+                if deadline.expired:  # the watchdog shut the socket: the body may look complete
+                    raise _Retryable(f"no complete answer within --timeout {timeout:g} s")
+                return response.status, response.headers, body
+            except urllib.error.HTTPError as error:
+                with error:
+                    return error.code, error.headers, _read_quietly(error, self._limits.max_response_bytes)
+            except urllib.error.URLError as error:
+                if deadline.expired:
+                    raise _Retryable(f"no complete answer within --timeout {timeout:g} s") from None
+                raise _Retryable(f"network error: {self._token.redact(str(error.reason))}") from None
+            except (OSError, http.client.HTTPException) as error:  # timeouts, resets, truncated bodies
+                if deadline.expired:
+                    raise _Retryable(f"no complete answer within --timeout {timeout:g} s") from None
+                raise _Retryable(
+                    f"network error: {self._token.redact(type(error).__name__ + ': ' + str(error))}"
+                ) from None
+
+    def _read_body(self, response: http.client.HTTPResponse) -> bytes:
+        cap = self._limits.max_response_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise ResponseTooLargeError(self._too_large(int(declared)))
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := response.read1(_READ_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise ResponseTooLargeError(self._too_large(size, at_least=True))
+            chunks.append(chunk)
+        if declared and declared.isdigit() and size < int(declared):
+            raise http.client.IncompleteRead(b"", int(declared) - size)
+        return b"".join(chunks)
+
+    def _too_large(self, size: int, *, at_least: bool = False) -> str:
+        cap = self._limits.max_response_bytes
+        return (
+            f"an answer of {'more than ' if at_least else ''}{size:,} bytes is larger than"
+            f" --max-response-bytes {cap:,}; raise the limit if this is expected"
+        )
 
     def _decode_json(self, payload: bytes) -> Any:
         try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass
+        try:  # the standard library also reads lone surrogates (\ud800) and huge integers
             return json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise MalformedResponseError(f"the body is not JSON: {self._snippet(payload)}") from None
 
     def _snippet(self, payload: bytes, limit: int = 200) -> str:
@@ -461,11 +593,97 @@ def _mentions_rate_limit(message: str) -> bool:
     return "429" in lowered or "rate limit" in lowered or "too many requests" in lowered
 
 
-def _read_quietly(error: urllib.error.HTTPError) -> bytes:
+def _read_quietly(error: urllib.error.HTTPError, limit: int) -> bytes:
+    """An error body, for quoting: at most `limit` bytes."""
     try:
-        return error.read()
+        return error.read(limit)
     except (OSError, http.client.HTTPException):
         return b""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+# -- a deadline for the whole request ----------------------------------------------------
+
+_active = threading.local()
+
+
+class _Deadline:
+    """Shuts the request's sockets when the whole exchange (connect, headers, body) runs past
+    `seconds`; the socket timeout alone only bounds each read."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire) if seconds > 0 else None
+
+    def __enter__(self) -> _Deadline:
+        _active.deadline = self
+        if self._timer:
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _active.deadline = None
+        if self._timer:
+            self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = getattr(_active, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._j1_context = context
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPSConnection, req, context=self._j1_context)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -473,25 +691,27 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises the 3xx as an HTTPError
 
 
-def _build_opener(settings: ConnectionSettings, *, follow_redirects: bool) -> urllib.request.OpenerDirector:
+def _build_opener(settings: ConnectionSettings, url: str, *, follow_redirects: bool) -> urllib.request.OpenerDirector:
+    """An opener for requests to `url`'s host."""
     context = ssl.create_default_context(cafile=settings.ca_bundle)
     if not settings.verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     handlers: list[urllib.request.BaseHandler] = [
-        _proxy_handler(settings),
-        urllib.request.HTTPSHandler(context=context),
+        _proxy_handler(settings, url),
+        _HTTPHandler(),
+        _HTTPSHandler(context),
     ]
     if not follow_redirects:
         handlers.append(_NoRedirect())
     return urllib.request.build_opener(*handlers)
 
 
-def _proxy_handler(settings: ConnectionSettings) -> urllib.request.ProxyHandler:
-    """An explicit proxy wins; a loopback endpoint (the simulator) never goes through one;
-    otherwise urllib's usual *_proxy / no_proxy environment variables apply."""
+def _proxy_handler(settings: ConnectionSettings, url: str) -> urllib.request.ProxyHandler:
+    """A loopback host (the simulator) never goes through a proxy, not even an explicit
+    --proxy; otherwise --proxy wins over urllib's usual *_proxy / no_proxy variables."""
+    if _is_loopback(urlsplit(url).hostname or ""):
+        return urllib.request.ProxyHandler({})
     if settings.proxy:
         return urllib.request.ProxyHandler({"http": settings.proxy, "https": settings.proxy})
-    if _is_loopback(urlsplit(settings.endpoint).hostname or ""):
-        return urllib.request.ProxyHandler({})
     return urllib.request.ProxyHandler()

@@ -1,26 +1,40 @@
-"""One collection: J1 pages in, deduplicated NDJSON out, then the checkpoint.
+"""One collection: J1 pages in, NDJSON out (raw entities or, with a mapper, ECS documents),
+then the checkpoint.
 
-Each page is written and flushed as soon as it arrives (Logstash's pipe input reads line
-by line), so a failure part-way leaves everything received so far on the output. The
-checkpoint moves only after the last page was flushed.
+Each page is written (and flushed) as soon as it arrives, whole lines only. The checkpoint
+moves only after the collection's output was handed over for good: flushed to the pipe, or
+fsync'd and renamed into the spool. No entity is ever dropped because an earlier run wrote
+it; within one collection a bounded window of recent ids drops repeats from shifting pages.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from j1filter.collect.checkpoint import Checkpoint, DeliveryTracker, incremental_query, load_checkpoint, save_checkpoint
-from j1filter.collect.client import ClientStats, J1Client
+import orjson
+
+from ._signals import critical
+from ._timestamps import compact_iso_from_ms, iso_from_ms, timestamp_ms
+from .checkpoint import Checkpoint, CollectionPlan, fsync_directory, load_checkpoint, plan_collection, save_checkpoint
+from .client import ClientStats, J1Client
+
+if TYPE_CHECKING:
+    from ..runtime.mapper import Mapper
 
 log = logging.getLogger("j1filter.collect")
 
 DEFAULT_QUERY = "FIND (Finding | Alert | Vulnerability)"
+HOUR_MS = 3_600_000
+CLOCK_SKEW_MS = 5 * 60_000  # a `_beginOn` later than now + this is reported as "in the future"
 
 
 @dataclass(frozen=True)
@@ -28,13 +42,26 @@ class CollectOptions:
     query: str = DEFAULT_QUERY
     checkpoint_path: Path | None = None
     overlap_ms: int = 15 * 60 * 1000
+    full_interval_ms: int = 24 * HOUR_MS
+    force_full: bool = False
+    dedupe_window: int = 100_000
+    spool_dir: Path | None = None
+    mapper: Mapper | None = field(default=None, compare=False)
+    clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000, compare=False)
 
 
 @dataclass
 class CollectionSummary:
+    kind: str = ""
     pages: int = 0
     written: int = 0
+    deletions: int = 0
     duplicates: int = 0
+    spool_file: Path | None = None
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
 
 
 class Progress:
@@ -52,50 +79,266 @@ class Progress:
             log.info("page %d: %s", summary.pages, self._counts(summary))
 
     def done(self, summary: CollectionSummary) -> None:
-        log.info("collection complete: %d pages, %s", summary.pages, self._counts(summary))
+        log.info("%s collection complete: %s, %s", summary.kind, plural(summary.pages, "page"), self._counts(summary))
 
     def _counts(self, summary: CollectionSummary) -> str:
         elapsed = max(self._clock() - self._started, 1e-9)
         return (
-            f"{summary.written} entities written ({summary.written / elapsed:.0f}/s),"
-            f" {summary.duplicates} duplicates dropped, {self._stats.retries} retries, {elapsed:.1f} s"
+            f"{plural(summary.written, 'entity', 'entities')} written ({summary.written / elapsed:.0f}/s)"
+            f" of which {plural(summary.deletions, 'deletion')}, {plural(summary.duplicates, 'repeat')} dropped,"
+            f" {plural(self._stats.retries, 'retry', 'retries')}, {elapsed:.1f} s"
         )
 
 
+class Collector:
+    """Runs collections on the schedule; without a checkpoint file the state lives in memory
+    (so a `--interval` loop still alternates full and incremental collections)."""
+
+    def __init__(self, client: J1Client, out: BinaryIO, options: CollectOptions) -> None:
+        self._client = client
+        self._out = out
+        self._options = options
+        self._memory = Checkpoint(options.query)
+        self._force_full = options.force_full  # --full: the first collection only
+
+    def collect_once(self) -> CollectionSummary:
+        """Run one collection to the end; raises `CollectError` (after flushing what arrived) on failure."""
+        options = self._options
+        checkpoint = (
+            load_checkpoint(options.checkpoint_path, options.query) if options.checkpoint_path else self._memory
+        )
+        plan = plan_collection(
+            checkpoint,
+            options.clock_ms(),
+            full_interval_ms=options.full_interval_ms,
+            overlap_ms=options.overlap_ms,
+            force_full=self._force_full,
+        )
+        log.info("%s collection%s", plan.kind, f" ({plan.reason})" if plan.reason else "")
+        summary = CollectionSummary(kind=plan.kind)
+        with self._output(plan) as output:
+            self._run(plan, output, summary)
+            with critical():  # a stop request now waits for the hand-over to finish
+                summary.spool_file = output.commit()
+                after = plan.after(checkpoint)
+                if options.checkpoint_path:
+                    save_checkpoint(options.checkpoint_path, after)
+                self._memory = after
+                self._force_full = False
+        return summary
+
+    def _run(self, plan: CollectionPlan, output: _Output, summary: CollectionSummary) -> None:
+        render = _Renderer(plan, self._options.mapper)
+        recent = _RecentIds(self._options.dedupe_window)
+        audit = _TimeAudit(self._options.clock_ms)
+        progress = Progress(self._client.stats)
+        # Full collections ask for deleted entities too: that is how a tombstone reaches the
+        # latest view even when J1 did not give the deletion a new `_beginOn`.
+        for page in self._client.pages(plan.j1ql, include_deleted=True):
+            chunks = []
+            for position, item in enumerate(page.items, start=1):
+                entity = item["entity"]
+                audit.check(entity)
+                if recent.repeat(entity):
+                    summary.duplicates += 1
+                    continue
+                summary.deletions += entity.get("_deleted") is True
+                chunks.append(render.line(item, f"page {page.number} entity {position}"))
+            if chunks:
+                with critical():  # whole lines only, even when a stop request arrives mid-write
+                    output.write(b"".join(chunks))
+            summary.pages += 1
+            summary.written += len(chunks)
+            progress.page(summary)
+        audit.report()
+        progress.done(summary)
+
+    @contextmanager
+    def _output(self, plan: CollectionPlan) -> Iterator[_Output]:
+        output: _Output = (
+            _SpoolOutput(self._options.spool_dir, plan) if self._options.spool_dir else _StreamOutput(self._out)
+        )
+        try:
+            yield output
+        except BaseException:
+            output.abort()
+            raise
+
+
 def collect_once(client: J1Client, out: BinaryIO, options: CollectOptions) -> CollectionSummary:
-    """Run one collection to the end; raises `CollectError` (after flushing what arrived) on failure."""
-    checkpoint = (
-        load_checkpoint(options.checkpoint_path, options.query)
-        if options.checkpoint_path
-        else Checkpoint(options.query)
-    )
-    tracker = DeliveryTracker(checkpoint, options.overlap_ms)
-    since_ms = tracker.since_ms()
-    j1ql = options.query if since_ms is None else incremental_query(options.query, since_ms)
-    # Deletions only matter to incremental runs: a full run simply lacks the deleted entities.
-    include_deleted = options.checkpoint_path is not None
-
-    summary = CollectionSummary()
-    progress = Progress(client.stats)
-    for page in client.pages(j1ql, include_deleted=include_deleted):
-        lines = [_ndjson_line(item) for item in page.items if tracker.should_write(item)]
-        if lines:
-            out.write(b"".join(lines))
-            out.flush()
-        summary.pages += 1
-        summary.written += len(lines)
-        summary.duplicates += len(page.items) - len(lines)
-        progress.page(summary)
-
-    if options.checkpoint_path:
-        save_checkpoint(options.checkpoint_path, tracker.next_checkpoint(now_ms=int(time.time() * 1000)))
-    progress.done(summary)
-    return summary
+    """One collection with a fresh collector (the schedule state comes from the checkpoint file)."""
+    return Collector(client, out, options).collect_once()
 
 
-def _ndjson_line(item: dict[str, Any]) -> bytes:
-    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+# -- pieces ---------------------------------------------------------------------------------
+
+
+class _Output(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> Path | None: ...
+
+    def abort(self) -> None: ...
+
+
+class _StreamOutput:
+    """stdout (a pipe to the filter or Logstash): flushed per page."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._out.flush()
+
+    def commit(self) -> Path | None:
+        self._out.flush()
+        return None
+
+    def abort(self) -> None:
+        pass
+
+
+class _SpoolOutput:
+    """`DIR/.j1-<start>-<kind>.ndjson.part`, renamed to `DIR/j1-<start>-<kind>.ndjson` once
+    complete and on disk; shippers only read `*.ndjson`."""
+
+    def __init__(self, directory: Path, plan: CollectionPlan) -> None:
+        stamp = compact_iso_from_ms(plan.started_ms)[:-1] + f".{plan.started_ms % 1000:03d}Z"
+        self._directory = directory
+        self._name = f"j1-{stamp}-{plan.kind}"
+        self._part = directory / f".{self._name}.ndjson.part"
+        self._file: BinaryIO | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            self._file = open(self._part, "wb")  # noqa: SIM115 - closed in commit/abort
+        self._file.write(data)
+
+    def commit(self) -> Path | None:
+        if self._file is None:
+            return None  # nothing collected: no file
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        final = self._free_name()
+        os.replace(self._part, final)
+        fsync_directory(self._directory)
+        return final
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._part.unlink(missing_ok=True)
+
+    def _free_name(self) -> Path:
+        """Never replace a spool file that may not have been shipped yet."""
+        candidate, number = self._directory / f"{self._name}.ndjson", 1
+        while candidate.exists():
+            candidate, number = self._directory / f"{self._name}-{number}.ndjson", number + 1
+        return candidate
+
+
+def remove_stale_parts(directory: Path) -> int:
+    """Delete `.part` files a killed collector left behind (never shipped: nothing to lose)."""
+    removed = 0
+    for part in directory.glob(".j1-*.ndjson.part"):
+        part.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+class _Renderer:
+    """One item -> its output bytes: the raw line with `_collection`, or, with a mapper, the
+    ECS documents the filter would write for that very line."""
+
+    def __init__(self, plan: CollectionPlan, mapper: Mapper | None) -> None:
+        self._meta = {
+            "started": iso_from_ms(plan.started_ms),
+            "kind": plan.kind,
+            "snapshot": iso_from_ms(plan.snapshot_ms),
+        }
+        self._mapper = mapper
+        from ..shell.stream import map_line  # the filter's own line handling, guard included
+
+        self._map_line = map_line
+
+    def line(self, item: dict[str, Any], where: str) -> bytes:
+        raw = _ndjson(dict(item, _collection=self._meta))
+        if self._mapper is None:
+            return raw + b"\n"
+        mapped = self._map_line(self._mapper, raw, where)
+        return b"".join(_document_line(self._mapper, result.doc, where) for result in mapped)
+
+
+def _ndjson(value: object) -> bytes:
     try:
-        return text.encode("utf-8") + b"\n"
-    except UnicodeEncodeError:  # a lone surrogate from an \ud800-style escape: keep it escaped
-        return json.dumps(item, separators=(",", ":")).encode("ascii") + b"\n"
+        return orjson.dumps(value)
+    except TypeError:  # a lone surrogate (from an \ud800 escape): keep it escaped
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def _document_line(mapper: Mapper, doc: dict[str, Any], where: str) -> bytes:
+    try:
+        return orjson.dumps(doc) + b"\n"
+    except TypeError as error:
+        original = doc.get("event", {}).get("original", "")
+        fallback = mapper.error_document(original, [f"{where}: cannot serialise: {error}"])
+        return _ndjson(fallback) + b"\n"
+
+
+class _RecentIds:
+    """The last `size` (id, version, deleted) written in this collection: repeats from shifting
+    pages are dropped, memory stays bounded whatever the number of entities."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: OrderedDict[str, tuple[object, bool]] = OrderedDict()
+
+    def repeat(self, entity: dict[str, Any]) -> bool:
+        entity_id = entity.get("_id")
+        if self._size <= 0 or not isinstance(entity_id, str):
+            return False
+        state = (entity.get("_version"), entity.get("_deleted") is True)
+        if self._seen.get(entity_id) == state:
+            self._seen.move_to_end(entity_id)
+            return True
+        self._seen[entity_id] = state
+        self._seen.move_to_end(entity_id)
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return False
+
+
+class _TimeAudit:
+    """Counts entities whose `_beginOn` is in the future or unreadable; one stderr line per collection."""
+
+    def __init__(self, clock_ms: Callable[[], int]) -> None:
+        self._clock_ms = clock_ms
+        self._latest_ms = clock_ms() + CLOCK_SKEW_MS
+        self.future = self.unreadable = 0
+        self._example = ""
+
+    def check(self, entity: dict[str, Any]) -> None:
+        value = entity.get("_beginOn")
+        moment = timestamp_ms(value)
+        if moment is not None and moment > self._latest_ms:  # a long collection: look at the clock again
+            self._latest_ms = self._clock_ms() + CLOCK_SKEW_MS
+        if moment is not None and moment <= self._latest_ms:
+            return
+        if moment is None:
+            self.unreadable += 1
+        else:
+            self.future += 1
+        if not self._example:
+            self._example = f"_id {str(entity.get('_id'))[:80]!r} has _beginOn {str(value)[:40]!r}"
+
+    def report(self) -> None:
+        if self.future or self.unreadable:
+            log.warning(
+                "%s with a _beginOn in the future and %s with an unreadable one (first: %s);"
+                " written as they are, they move no watermark",
+                plural(self.future, "entity", "entities"),
+                plural(self.unreadable, "entity", "entities"),
+                self._example,
+            )

@@ -12,9 +12,15 @@ What it speaks (stdlib ``http.server``, one thread per connection):
   ``Authorization: Bearer <token>`` and the ``JupiterOne-Account`` (or ``LifeOmic-Account``)
   header, answering 401 ``Unauthorized`` as J1 does. Variables read: ``query`` (J1QL),
   ``cursor``, ``includeDeleted``, ``deferredResponse``.
-- J1QL: only a ``_beginOn > X`` filter is understood, X being epoch ms, ``date(ISO)`` or a
-  quoted ISO string; everything else in the query is ignored and every entity matches.
-  Entities with ``_deleted: true`` are served only with ``includeDeleted: true``.
+- J1QL: ``FIND <Class | type | (A | B ...) | *>`` selects by class (a capitalised name, matched
+  against ``_class``) or type (``_type``); ``WITH`` conditions joined by ``AND`` are honoured
+  when they are ``_beginOn > X`` (X epoch ms, ``date(ISO)`` or a quoted ISO string) or
+  ``property = 'text' | "text" | number | true | false``; any other condition is ignored (and
+  logged). Entities with ``_deleted: true`` are served only with ``includeDeleted: true``; with a
+  `clock_ms` (simulated time), only for 7 days after their ``_endOn``, as J1 keeps them (without
+  one, the data set is a fixed snapshot and its deletions are always served).
+- State that changes over a controllable clock (`clock_ms`): `upsert`, `update` and `delete`
+  stamp ``_beginOn``/``_version``/``_endOn`` as J1 does, for accelerated-time tests.
 - Cursor paging: the first request snapshots the matching entities; each page holds
   `page_size` of them and an opaque cursor, and the last page has ``"cursor": null``.
 - Deferred mode (``deferredResponse: FORCE``): the answer is ``{"type": "deferred", "url"}``;
@@ -24,8 +30,8 @@ What it speaks (stdlib ``http.server``, one thread per connection):
 Faults are queued with `add_fault(fault, after=n)` and hit GraphQL POSTs in order: `n`
 requests pass normally, then the fault is served once. Kinds (see `Fault`): an HTTP
 status with an optional ``Retry-After``; a GraphQL error in a 200; a malformed JSON body;
-a slow answer; a dropped connection; an empty page that still has a cursor; a deferred
-job that ends ``FAILED``.
+a slow answer; a body dripped byte by byte; a dropped connection; an empty page that still
+has a cursor; a deferred job that ends ``FAILED``. `page_delay` slows every answer down.
 
 `requests` records every request received (method, path, status, J1QL, cursor, whether
 credentials came along, which fault was served); credentials themselves are never stored
@@ -43,29 +49,40 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Literal, NamedTuple
 
-from j1filter.collect._timestamps import timestamp_ms
+import orjson
+
+from ._timestamps import iso_from_ms, timestamp_ms
 
 log = logging.getLogger("j1filter.simulator")
 
 DEMO_TOKEN = "demo-token"
 DEMO_ACCOUNT_ID = "demo-account"
 
+DELETED_RETENTION_MS = 7 * 86_400_000  # J1 serves deleted entities (includeDeleted) this long
+
 _BEGIN_ON_FILTER = re.compile(r"_beginOn\s*>\s*(?:date\(\s*([^)]*?)\s*\)|'([^']*)'|\"([^\"]*)\"|(\d+))", re.IGNORECASE)
+_FIND = re.compile(r"^\s*FIND\s+(\*|\([^)]*\)|[A-Za-z_][\w-]*)(?:\s+WITH\s+(.*?))?\s*$", re.IGNORECASE | re.DOTALL)
+_AND = re.compile(r"\s+AND\s+(?=(?:[^'\"]|'[^']*'|\"[^\"]*\")*$)", re.IGNORECASE)
+_EQUALS = re.compile(r"^\(*\s*([\w.]+)\s*=\s*('([^']*)'|\"([^\"]*)\"|true|false|-?\d+(?:\.\d+)?)\s*\)*$", re.IGNORECASE)
+_BEGIN_ON_CONDITION = re.compile(r"^\(*\s*_beginOn\s*>", re.IGNORECASE)
 
 
 def load_sample_entities() -> list[dict[str, Any]]:
     """The bundled sample data set, `j1filter/samples/entities.ndjson`: one queryV1 item a line."""
     resource = resources.files("j1filter").joinpath("samples").joinpath("entities.ndjson")
     text = resource.read_text(encoding="utf-8")  # FileNotFoundError if the package ships none
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
 
-FaultKind = Literal["http", "graphql_error", "malformed", "slow", "disconnect", "empty_page", "deferred_failed"]
+FaultKind = Literal[
+    "http", "graphql_error", "malformed", "slow", "drip", "disconnect", "empty_page", "deferred_failed"
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,11 @@ class Fault:
     def slow(cls, seconds: float) -> Fault:
         """Wait `seconds`, then answer normally."""
         return cls("slow", seconds=seconds)
+
+    @classmethod
+    def drip(cls, seconds_per_byte: float) -> Fault:
+        """Answer normally, but send the body one byte every `seconds_per_byte`."""
+        return cls("drip", seconds=seconds_per_byte)
 
     @classmethod
     def disconnect(cls) -> Fault:
@@ -135,7 +157,11 @@ class _Answer(NamedTuple):
 
 
 def _json_answer(status: int, document: object) -> _Answer:
-    return _Answer(status, json.dumps(document).encode(), "application/json")
+    try:
+        body = orjson.dumps(document)
+    except TypeError:  # integers beyond 64 bits, lone surrogates: what J1 data may hold
+        body = json.dumps(document).encode()
+    return _Answer(status, body, "application/json")
 
 
 @dataclass
@@ -157,11 +183,15 @@ class Simulator:
         page_size: int = 2,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.entities = load_sample_entities() if entities is None else entities
         self.page_size = page_size
+        self.page_delay = 0.0
+        self.clock_ms: Callable[[], int] = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self.deleted_retention_ms: int | None = DELETED_RETENTION_MS if clock_ms else None
         self.deferred_polls = 1
         self.deferred_inline = True
         self.requests: list[RecordedRequest] = []
@@ -212,6 +242,63 @@ class Simulator:
         with self._lock:
             return len(self._faults)
 
+    # -- J1 state that changes over time ---------------------------------------------
+
+    def count(self, j1ql: str, *, include_deleted: bool) -> tuple[int, int]:
+        """(entities served for `j1ql`, of which deleted): what a collection would write."""
+        served = _matching(self.entities, j1ql, include_deleted, self._retained_since())
+        return len(served), sum(1 for item in served if item["entity"].get("_deleted") is True)
+
+    def upsert(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Create the entity (version 1) or replace its content (next version), stamped now."""
+        now = self.clock_ms()
+        entity = item["entity"]
+        with self._lock:
+            position = self._position(entity["_id"])
+            previous = self.entities[position]["entity"] if position is not None else None
+            entity["_version"] = previous["_version"] + 1 if previous else 1
+            entity.setdefault("_createdOn", previous.get("_createdOn") if previous else iso_from_ms(now))
+            entity.update({"_beginOn": iso_from_ms(now), "_deleted": False})
+            entity.pop("_endOn", None)
+            if position is None:
+                self.entities.append(item)
+            else:
+                self.entities[position] = item
+        return item
+
+    def update(self, entity_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+        """A new version of a live entity with `properties` merged in."""
+        with self._lock:
+            position = self._position(entity_id)
+            if position is None:
+                raise KeyError(entity_id)
+            item = copy.deepcopy(self.entities[position])
+        item.setdefault("properties", {}).update(properties)
+        return self.upsert(item)
+
+    def delete(self, entity_id: str, *, new_version: bool = False) -> None:
+        """Mark deleted now (`_deleted`, `_endOn`); J1 serves it with includeDeleted for 7 days.
+        Whether J1 also writes a new version (and `_beginOn`) is not documented: both are possible."""
+        now = iso_from_ms(self.clock_ms())
+        with self._lock:
+            position = self._position(entity_id)
+            if position is None:
+                raise KeyError(entity_id)
+            entity = self.entities[position]["entity"]
+            entity.update({"_deleted": True, "_endOn": now})
+            if new_version:
+                entity.update({"_version": entity["_version"] + 1, "_beginOn": now})
+
+    def _retained_since(self) -> int | None:
+        """Deleted entities that ended before this are gone from J1 (None: keep them all)."""
+        return None if self.deleted_retention_ms is None else self.clock_ms() - self.deleted_retention_ms
+
+    def _position(self, entity_id: str) -> int | None:
+        for position, item in enumerate(self.entities):
+            if item["entity"].get("_id") == entity_id:
+                return position
+        return None
+
     def graphql_requests(self) -> list[RecordedRequest]:
         """The recorded POSTs (download GETs left out)."""
         with self._lock:
@@ -248,7 +335,8 @@ class Simulator:
         """A queryV1 result; raises ValueError with a J1-like message on a bad query or cursor."""
         if cursor is None:
             snapshot_key = uuid.uuid4().hex
-            matches = _matching(self.entities, j1ql, include_deleted)
+            with self._lock:
+                matches = _matching(self.entities, j1ql, include_deleted, self._retained_since())
             with self._lock:
                 self._snapshots[snapshot_key] = matches
             offset, page_number = 0, 0
@@ -330,7 +418,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, b"Unauthorized", "text/plain")
             return
         try:
-            variables = json.loads(body)["variables"]
+            variables = orjson.loads(body)["variables"]
             j1ql = variables["query"]
         except (ValueError, KeyError, TypeError):
             sim._record(RecordedRequest("POST", self.path, 400, has_credentials))
@@ -352,11 +440,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if fault and fault.kind == "slow":
             time.sleep(fault.seconds)
+        if sim.page_delay:
+            time.sleep(sim.page_delay)
         answer = self._answer_query(record, fault)
         # Record before answering, so a client that has its answer always finds it in `requests`.
         sim._record(replace(record, status=answer.status if answer else 0))
         if answer:
-            self._send(*answer)
+            self._send(*answer, drip=fault.seconds if fault and fault.kind == "drip" else 0.0)
         else:
             self.close_connection = True
 
@@ -367,7 +457,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "http":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return _Answer(
-                fault.status, json.dumps({"error": f"HTTP {fault.status}"}).encode(), "application/json", headers
+                fault.status, orjson.dumps({"error": f"HTTP {fault.status}"}), "application/json", headers
             )
         if fault and fault.kind == "graphql_error":
             return _json_answer(200, {"errors": [{"message": fault.message}], "data": None})
@@ -408,29 +498,85 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host")
         return f"http://{host}" if host else self.simulator.url.removesuffix("/graphql")
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        *,
+        drip: float = 0.0,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if not drip:
+            self.wfile.write(body)
+            return
+        for offset in range(len(body)):  # a slow-drip server: every read gets one byte
+            self.wfile.write(body[offset : offset + 1])
+            self.wfile.flush()
+            time.sleep(drip)
 
 
-def _matching(entities: list[dict[str, Any]], j1ql: str, include_deleted: bool) -> list[dict[str, Any]]:
+def _matching(
+    entities: list[dict[str, Any]], j1ql: str, include_deleted: bool, retained_since: int | None
+) -> list[dict[str, Any]]:
     since_ms = _begin_on_filter(j1ql)
+    wanted, conditions = _find_clause(j1ql)
     matches = []
     for item in entities:
         entity = item.get("entity") or {}
-        if entity.get("_deleted") is True and not include_deleted:
-            continue
+        if entity.get("_deleted") is True:
+            ended = timestamp_ms(entity.get("_endOn"))
+            if not include_deleted or (retained_since is not None and ended is not None and ended < retained_since):
+                continue
         if since_ms is not None:
             begin_ms = timestamp_ms(entity.get("_beginOn"))
             if begin_ms is None or begin_ms <= since_ms:
                 continue
-        matches.append(item)
+        if wanted is not None and "entity" in item and not _selected(entity, wanted):  # rows pass
+            continue
+        if all(_value_of(item, name) == value for name, value in conditions):
+            matches.append(item)
     return matches
+
+
+def _find_clause(j1ql: str) -> tuple[set[str] | None, list[tuple[str, object]]]:
+    """(class or type names, or None for any; equality conditions) of a FIND query."""
+    match = _FIND.match(j1ql)
+    if not match:
+        log.warning("query not understood, serving every entity: %.200s", j1ql)
+        return None, []
+    target, where = match.groups()
+    wanted = None if target == "*" else {name.strip() for name in target.strip("()").split("|") if name.strip()}
+    conditions: list[tuple[str, object]] = []
+    for condition in _AND.split(where or ""):
+        equality = _EQUALS.match(condition.strip())
+        if equality:
+            name, literal, single, double = equality.groups()
+            value = single if single is not None else double
+            conditions.append((name, value if value is not None else orjson.loads(literal.lower())))
+        elif condition.strip() and not _BEGIN_ON_CONDITION.match(condition.strip()):
+            log.warning("condition ignored by the simulator: %.200s", condition.strip())
+    return wanted, conditions
+
+
+def _selected(entity: dict[str, Any], wanted: set[str]) -> bool:
+    classes, types = entity.get("_class"), entity.get("_type")
+    names = set(classes if isinstance(classes, list) else [classes])
+    names.update(types if isinstance(types, list) else [types])
+    return bool(names & wanted)
+
+
+def _value_of(item: dict[str, Any], name: str) -> object:
+    properties = item.get("properties")
+    if isinstance(properties, dict) and name in properties:
+        return properties[name]
+    return (item.get("entity") or {}).get(name)
 
 
 def _begin_on_filter(j1ql: str) -> int | None:
@@ -445,13 +591,13 @@ def _begin_on_filter(j1ql: str) -> int | None:
 
 
 def _encode_cursor(snapshot_key: str, offset: int, page_number: int) -> str:
-    raw = json.dumps({"cacheKey": snapshot_key, "offset": offset, "page": page_number})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    raw = orjson.dumps({"cacheKey": snapshot_key, "offset": offset, "page": page_number})
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 def _decode_cursor(cursor: str) -> tuple[str, int, int]:
     try:
-        fields = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        fields = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
         return str(fields["cacheKey"]), int(fields["offset"]), int(fields["page"])
     except (ValueError, KeyError, TypeError):
         raise ValueError("Invalid or expired cursor") from None

@@ -11,8 +11,10 @@ Nothing here reads or writes files: :mod:`j1filter.shell.stream` feeds lines in.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from .._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
@@ -84,6 +86,9 @@ class Mapper:
         if not isinstance(raw, dict):
             return self.error_document(
                 original, [f"expected a JSON object (a J1 entity), found {json_kind(raw)}"], tags=tags)
+        collection = raw.get("_collection")
+        if collection is not None:  # written by `collect`: about the collection, not the entity
+            raw = {key: value for key, value in raw.items() if key != "_collection"}
         try:
             asset = snake_clean(raw)
         except TooDeepError as exc:
@@ -103,6 +108,8 @@ class Mapper:
         else:
             _drop_duplicates(asset, program.duplicates)
         doc["jupiter_one"] = {"asset": asset}
+        if collection is not None:
+            _apply_collection(doc, collection, errors)
         if errors:
             doc["event"]["kind"] = "pipeline_error"
             doc["error"] = {"message": errors}
@@ -125,6 +132,33 @@ def _prepare(asset: dict[str, Any], errors: list[str]) -> None:
     elif properties is not None:
         errors.append(f"properties: expected an object, found {json_kind(properties)}")
         del asset["properties"]
+
+
+_COLLECTION_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def _collection_time(value: Any) -> bool:
+    if not (isinstance(value, str) and _COLLECTION_TIME.fullmatch(value)):
+        return False
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:  # month 13 and the like
+        return False
+    return True
+
+
+def _apply_collection(doc: dict[str, Any], collection: Any, errors: list[str]) -> None:
+    """`_collection` (see j1filter.collect): @timestamp is when the collection started, and
+    jupiter_one.collection.{kind,snapshot} say which collection and snapshot cycle it was."""
+    started = collection.get("started") if isinstance(collection, dict) else None
+    kind = collection.get("kind") if isinstance(collection, dict) else None
+    snapshot = collection.get("snapshot") if isinstance(collection, dict) else None
+    if not (_collection_time(started) and kind in ("full", "incremental") and _collection_time(snapshot)):
+        errors.append("_collection: expected {started, kind: full|incremental, snapshot} with "
+                      "times like 2026-01-01T00:00:00.000Z; @timestamp is the time j1filter saw the entity")
+        return
+    doc["@timestamp"] = started
+    doc["jupiter_one"]["collection"] = {"kind": kind, "snapshot": snapshot}
 
 
 def _drop_duplicates(asset: dict[str, Any], duplicates: tuple[tuple[Path, tuple[str, ...]], ...]) -> None:

@@ -63,8 +63,18 @@ class CollectResult:
     stderr: str
 
     @property
-    def items(self) -> list[dict[str, Any]]:
+    def lines(self) -> list[dict[str, Any]]:
+        """Every output line as written, `_collection` included."""
         return [json.loads(line) for line in self.stdout.splitlines()]
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The queryV1 items as J1 served them (without the `_collection` collect adds)."""
+        return [{key: value for key, value in line.items() if key != "_collection"} for line in self.lines]
+
+    @property
+    def collections(self) -> list[dict[str, Any]]:
+        return [line["_collection"] for line in self.lines]
 
     @property
     def ids(self) -> list[str]:

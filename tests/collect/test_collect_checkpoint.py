@@ -1,4 +1,4 @@
-"""Incremental runs with --checkpoint: high-water mark, overlap, deletions, duplicates, crash safety."""
+"""The schedule and --checkpoint: full and differential incremental collections, poison, corruption, crash safety."""
 
 from __future__ import annotations
 
@@ -18,17 +18,15 @@ from j1filter.collect._timestamps import iso_from_ms, timestamp_ms
 from j1filter.collect.checkpoint import (
     Checkpoint,
     CheckpointError,
-    DeliveryTracker,
-    SeenVersion,
     incremental_query,
     load_checkpoint,
+    plan_collection,
     save_checkpoint,
 )
 from j1filter.collect.simulator import Fault, Simulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUERY = "FIND (Finding | Alert | Vulnerability)"
-LAST_BEGIN_MS = BASE_BEGIN_MS + 24 * 60_000  # entity 24 of make_entities(25)
 
 
 # -- pure parts ------------------------------------------------------------------------
@@ -79,82 +77,148 @@ def test_incremental_query_adds_the_time_filter(query: str, expected: str) -> No
 @pytest.mark.parametrize(
     "query", ["FIND Finding THAT HAS Host", "FIND Finding AS f RETURN f._id", "FIND Finding LIMIT 5", "MATCH x"]
 )
-def test_incremental_query_refuses_what_it_cannot_narrow_safely(query: str) -> None:
-    with pytest.raises(ValueError, match="--checkpoint needs a query"):
+def test_queries_that_cannot_be_narrowed_are_refused(query: str) -> None:
+    with pytest.raises(ValueError, match="need a query of the form"):
         incremental_query(query, 0)
+    assert plan_collection(_checkpoint(query, full=NOW - HOUR), NOW, **SCHEDULE).kind == "full"
+
+
+NOW = 1_800_000_000_000
+HOUR = 3_600_000
+SCHEDULE = {"full_interval_ms": 24 * HOUR, "overlap_ms": 15 * 60_000}
+
+
+def _checkpoint(query: str = QUERY, *, full: int | None) -> Checkpoint:
+    return Checkpoint(query, full, full, "full" if full is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("full", "force", "kind", "reason"),
+    [
+        (None, False, "full", "no completed full snapshot yet"),
+        (NOW - HOUR, False, "incremental", ""),
+        (NOW - 24 * HOUR + 1, False, "incremental", ""),
+        (NOW - 24 * HOUR, False, "full", "the last full snapshot is --full-interval old"),
+        (NOW - HOUR, True, "full", "--full"),
+        (NOW + HOUR, False, "full", "the checkpoint's full snapshot lies in the future (clock changed?)"),
+    ],
+)
+def test_the_schedule_picks_full_or_incremental_from_our_own_clock(
+    full: int | None, force: bool, kind: str, reason: str
+) -> None:
+    plan = plan_collection(_checkpoint(full=full), NOW, force_full=force, **SCHEDULE)
+    assert (plan.kind, plan.reason, plan.started_ms) == (kind, reason, NOW)
+    if kind == "full":
+        assert (plan.j1ql, plan.snapshot_ms) == (QUERY, NOW)
+        assert plan.after(_checkpoint(full=full)) == Checkpoint(QUERY, NOW, NOW, "full")
+    else:
+        assert full is not None
+        base = iso_from_ms(full - 15 * 60_000)
+        assert (plan.j1ql, plan.snapshot_ms) == (f"{QUERY} WITH _beginOn > date({base})", full)
+        assert plan.after(_checkpoint(full=full)) == Checkpoint(QUERY, full, NOW, "incremental")
 
 
 def test_checkpoint_round_trips_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    saved = Checkpoint(QUERY, 1_714_629_171_488, {"a": SeenVersion(3, False, 1_714_629_171_488)}, 1_714_700_000_000)
+    saved = Checkpoint(QUERY, NOW - HOUR, NOW, "incremental")
     save_checkpoint(path, saved)
     assert load_checkpoint(path, QUERY) == saved
     assert [entry.name for entry in tmp_path.iterdir()] == ["state.json"]
-    assert json.loads(path.read_text())["watermark"] == "2024-05-02T05:52:51.488Z"
+    assert json.loads(path.read_text())["full_started"] == iso_from_ms(NOW - HOUR)
 
 
-def test_a_checkpoint_of_another_query_starts_over(tmp_path: Path) -> None:
+def test_a_checkpoint_of_another_query_or_the_old_format_starts_over(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    save_checkpoint(path, Checkpoint("FIND Finding", 5, {}, None))
+    save_checkpoint(path, Checkpoint("FIND Finding", NOW, NOW, "full"))
     assert load_checkpoint(path, QUERY) == Checkpoint(QUERY)
+    path.write_text(json.dumps({"format": 1, "query": QUERY, "watermark_ms": 4102444800000, "recent": {}}))
+    assert load_checkpoint(path, QUERY) == Checkpoint(QUERY)  # the old, entity-time watermark is dropped
 
 
-def test_a_corrupt_checkpoint_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b"\xff\xfe\x00garbage",
+        b"[]",
+        b'{"format": 2}',
+        b'{"format": 3, "query": "FIND Finding"}',
+        b'{"format": 2, "query": 5}',
+        b'{"format": 2, "query": "FIND (Finding | Alert | Vulnerability)", "full_started_ms": "soon"}',
+        b'{"format": 2, "query": "FIND (Finding | Alert | Vulnerability)", "full_started_ms": 1e20}',
+        b'{"format": 2, "query": "FIND (Finding | Alert | Vulnerability)", "full_started_ms": 100000000000000000000}',
+        b'{"format": 2, "query": "FIND (Finding | Alert | Vulnerability)", "last_kind": "partial"}',
+    ],
+)
+def test_a_corrupt_checkpoint_is_an_error_that_says_what_to_do(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "state.json"
-    path.write_text('{"format": 1, "query": ')
-    with pytest.raises(CheckpointError, match="not a valid j1filter checkpoint"):
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="is not a valid j1filter checkpoint .*; delete it to start over"):
         load_checkpoint(path, QUERY)
-
-
-def test_tracker_drops_versions_already_written_but_keeps_tombstones() -> None:
-    tracker = DeliveryTracker(Checkpoint(QUERY), overlap_ms=0)
-    assert tracker.should_write(make_entity(1, version=2))
-    assert not tracker.should_write(make_entity(1, version=2))
-    assert not tracker.should_write(make_entity(1, version=1))  # older than what was written
-    assert tracker.should_write(make_entity(1, version=2, deleted=True))  # same version, now deleted
-    assert tracker.should_write(make_entity(1, version=3))
-    no_version = make_entity(2)
-    del no_version["entity"]["_version"]
-    assert tracker.should_write(no_version) and tracker.should_write(no_version)
-
-
-def test_tracker_watermark_is_the_highest_begin_on_and_recent_keeps_the_overlap() -> None:
-    tracker = DeliveryTracker(Checkpoint(QUERY), overlap_ms=5 * 60_000)
-    for item in make_entities(10):  # _beginOn one minute apart, ISO and epoch mixed
-        tracker.should_write(item)
-    checkpoint = tracker.next_checkpoint(now_ms=0)
-    assert checkpoint.watermark_ms == BASE_BEGIN_MS + 9 * 60_000
-    assert sorted(checkpoint.recent) == sorted(item["id"] for item in make_entities(10)[4:])
 
 
 # -- over HTTP -------------------------------------------------------------------------
 
 
-def test_incremental_runs_fetch_only_changes_and_deletions(
+def test_first_full_then_differential_incrementals_then_full_again(
     collect: Collect, simulator: Simulator, tmp_path: Path
 ) -> None:
     checkpoint = tmp_path / "j1.checkpoint"
-
     first = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint))
     assert first.code == 0 and len(first.ids) == 25
-    assert simulator.graphql_requests()[0].j1ql == QUERY
-    assert simulator.graphql_requests()[0].include_deleted is True
-    assert json.loads(checkpoint.read_text())["watermark_ms"] == LAST_BEGIN_MS
+    (meta,) = {json.dumps(c) for c in first.collections}
+    started = json.loads(meta)["started"]
+    assert json.loads(meta) == {"started": started, "kind": "full", "snapshot": started}
+    state = json.loads(checkpoint.read_text())
+    assert (state["full_started"], state["last_kind"]) == (started, "full")
 
+    # J1 changes after the snapshot: every incremental re-reads all changes since the snapshot
+    # (no cross-run dedupe), so a lost incremental output is delivered again by the next one
+    changed_at = timestamp_ms(started) + 1  # type: ignore[operator]
+    simulator.entities[3] = make_entity(3, version=2, begin_ms=changed_at)
+    simulator.entities[5] = make_entity(5, version=2, begin_ms=changed_at, deleted=True)
+    for _ in range(2):
+        again = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint))
+        assert again.code == 0
+        assert again.items == [simulator.entities[3], simulator.entities[5]]
+        assert {c["kind"] for c in again.collections} == {"incremental"}
+        assert {c["snapshot"] for c in again.collections} == {started}
+    base = iso_from_ms(timestamp_ms(started) - 15 * 60_000)  # type: ignore[operator]
+    assert simulator.graphql_requests()[-1].j1ql == f"{QUERY} WITH _beginOn > date({base})"
+
+    forced = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint), "--full")
+    assert len(forced.ids) == 25 and {c["kind"] for c in forced.collections} == {"full"}
+    assert json.loads(checkpoint.read_text())["full_started"] == forced.collections[0]["started"]
+
+
+@pytest.mark.parametrize(
+    ("begin_on", "reported"),
+    [
+        ("2099-01-01T00:00:00.000Z", True),
+        ("10000-01-01T00:00:00Z", True),
+        (1e20, True),
+        (10**20, True),
+        ("garbage", True),
+        ("9" * 5000, True),
+        (-5, False),
+        ("-62135596800001", False),
+    ],
+)
+def test_a_poisoned_begin_on_moves_nothing_and_is_reported_once(
+    collect: Collect, simulator: Simulator, tmp_path: Path, begin_on: object, reported: bool
+) -> None:
+    checkpoint = tmp_path / "j1.checkpoint"
+    simulator.entities[7]["entity"]["_beginOn"] = begin_on
+    simulator.entities[8]["entity"]["_beginOn"] = begin_on
+    first = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint))
+    assert first.code == 0 and len(first.ids) == 25
+    warnings = [line for line in first.stderr.splitlines() if "_beginOn in the future" in line]
+    assert len(warnings) == reported and all("2 entities" in line for line in warnings), first.stderr
+    assert json.loads(checkpoint.read_text())["full_started"] == first.collections[0]["started"]
+    # the next collection is an ordinary incremental that still sees later changes
+    simulator.entities[9] = make_entity(9, version=2, begin_ms=int(time.time() * 1000) + 1000)
     second = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint))
-    assert second.code == 0 and second.stdout == b""  # the overlap was re-read and dropped
-    since = iso_from_ms(LAST_BEGIN_MS - 15 * 60_000)
-    assert simulator.graphql_requests()[-1].j1ql == f"{QUERY} WITH _beginOn > date({since})"
-    assert "15 duplicates dropped" in second.stderr  # entities 10..24
-
-    later = LAST_BEGIN_MS + 60_000
-    simulator.entities[3] = make_entity(3, version=2, begin_ms=later)
-    simulator.entities[5] = make_entity(5, version=2, begin_ms=later, deleted=True)
-    simulator.entities.append(make_entity(30, begin_ms=later))
-    third = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint))
-    assert third.code == 0
-    assert third.items == [simulator.entities[3], simulator.entities[5], simulator.entities[-1]]
-    assert json.loads(checkpoint.read_text())["watermark_ms"] == later
+    assert second.code == 0 and simulator.entities[9]["id"] in second.ids
 
 
 def test_a_failed_run_keeps_the_checkpoint_and_the_rerun_loses_nothing(
@@ -164,7 +228,7 @@ def test_a_failed_run_keeps_the_checkpoint_and_the_rerun_loses_nothing(
     assert collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint)).code == 0
     before = checkpoint.read_bytes()
 
-    later = LAST_BEGIN_MS + 60_000
+    later = int(time.time() * 1000) + 1000
     changed = [make_entity(index, version=2, begin_ms=later + index) for index in range(6)]
     simulator.entities[:6] = changed
     simulator.add_fault(Fault.graphql_error("Internal server error"), after=2)

@@ -94,14 +94,16 @@ def test_configuration_errors_exit_2_with_one_clear_line(collect: Collect, argv:
 
 def test_a_token_with_control_characters_is_refused(collect: Collect) -> None:
     result = collect(token="abc\x07def")
-    assert result.code == 2 and "control characters" in result.stderr
+    assert result.code == 2 and "control or non-ASCII characters" in result.stderr
 
 
 def test_a_corrupt_checkpoint_is_a_usage_error(collect: Collect, simulator: Simulator, tmp_path: Path) -> None:
     checkpoint = tmp_path / "state.json"
     checkpoint.write_text("not json")
     result = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint))
-    assert result.code == 2 and "delete it to start over" in result.stderr
+    assert result.code == 2 and "delete it to start over with a full collection" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert simulator.requests == []
 
 
 def test_the_endpoint_can_come_from_the_environment(
@@ -146,9 +148,9 @@ def test_progress_reports_at_most_once_per_period(caplog: pytest.LogCaptureFixtu
             summary.written += 100
             progress.page(summary)
     assert [record.getMessage() for record in caplog.records] == [
-        "page 10: 1000 entities written (100/s), 0 duplicates dropped, 2 retries, 10.0 s",
-        "page 20: 2000 entities written (100/s), 0 duplicates dropped, 2 retries, 20.0 s",
-        "page 30: 3000 entities written (100/s), 0 duplicates dropped, 2 retries, 30.0 s",
+        "page 10: 1,000 entities written (100/s) of which 0 deletions, 0 repeats dropped, 2 retries, 10.0 s",
+        "page 20: 2,000 entities written (100/s) of which 0 deletions, 0 repeats dropped, 2 retries, 20.0 s",
+        "page 30: 3,000 entities written (100/s) of which 0 deletions, 0 repeats dropped, 2 retries, 30.0 s",
     ]
 
 
@@ -159,11 +161,16 @@ def test_pipeline_end_to_end(simulator: Simulator) -> None:
     process = start_cli("collect", *FAST_OPTIONS, "--once", "--endpoint", simulator.url)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
-    assert [json.loads(line) for line in stdout.splitlines()] == make_entities(25)
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert [{k: v for k, v in line.items() if k != "_collection"} for line in lines] == make_entities(25)
+    assert {line["_collection"]["kind"] for line in lines} == {"full"}
 
 
 def test_interval_mode_collects_again_and_again(simulator: Simulator) -> None:
-    process = start_cli("collect", *FAST_OPTIONS, "--interval", "0.2s", "--endpoint", simulator.url)
+    # every collection a full one: the invented entities are older than any incremental base
+    process = start_cli(
+        "collect", *FAST_OPTIONS, "--interval", "0.2s", "--full-interval", "0.1s", "--endpoint", simulator.url
+    )
     try:
         lines = read_lines(process.stdout, count=75, timeout=20)
     finally:
@@ -208,16 +215,18 @@ def test_simulate_serves_until_interrupted(tmp_path: Path, collect: Collect) -> 
     entities_file.write_text("".join(json.dumps(item) + "\n" for item in make_entities(5)))
     process = start_cli("simulate", "--port", "0", "--entities", str(entities_file), "--page-size", "3")
     try:
-        banner = read_lines(process.stdout, count=2, timeout=10)
-        assert len(banner) == 2, "the simulator did not start"
-        url = banner[0].split()[-1].decode()
-        assert b"J1_API_TOKEN=demo-token" in banner[1]
+        banner = read_lines(process.stdout, count=4, timeout=10)
+        assert len(banner) == 4, "the simulator did not start"
+        url = banner[0].split()[4].decode().rstrip(":")
+        assert b"will write 5 entities (3 a page)" in banner[0]
+        assert b"J1_API_TOKEN=demo-token" in banner[2]
+        assert f"j1filter collect --endpoint {url} --rate-limit 0 | j1filter".encode() in banner[3]
         result = collect("--endpoint", url, token="demo-token", account_id="demo-account")
         assert result.code == 0 and result.items == make_entities(5)
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=10)
-    assert process.returncode == 0
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130 and b"Traceback" not in stderr
 
 
 def test_simulate_does_not_print_a_custom_token(tmp_path: Path) -> None:
@@ -231,5 +240,5 @@ def test_simulate_does_not_print_a_custom_token(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=10)
-    assert b"<the token in" in banner
+    assert f"J1_API_TOKEN=$(cat {token_file})".encode() in banner
     assert TOKEN.encode() not in banner + stdout + stderr

@@ -93,6 +93,7 @@ CODEC_OPTIONS = {
 }
 ALLOWED_VARIABLES = {"ES_HOSTS", "ES_API_KEY", "J1_ENDPOINT", "J1_API_TOKEN", "J1_ACCOUNT_ID"}
 DOC_ID = "%{[event][id]}:%{[jupiter_one][asset][entity][_version]}"
+SNAPSHOT_SUFFIX = "%{[@metadata][_id]}:%{[jupiter_one][collection][snapshot]}"
 SPOOL_GLOB = "/var/spool/j1filter/*.ndjson"
 
 
@@ -194,6 +195,10 @@ def _assert_es_output(name: str, plugins: list[PluginRef]):
     assert setters[0].get("add_field")["[@metadata][_id]"] == DOC_ID
     assert setters[0].conditions == ["(([event][id]) and ([jupiter_one][asset][entity][_version]))"], \
         setters[0].conditions
+    # ...then ":<jupiter_one.collection.snapshot>" when the document has one
+    (suffix,) = [p for p in find(plugins, "filter", "mutate") if "[@metadata][_id]" in (p.get("replace") or {})]
+    assert suffix.get("replace")["[@metadata][_id]"] == SNAPSHOT_SUFFIX
+    assert suffix.conditions == setters[0].conditions + ["(([jupiter_one][collection][snapshot]))"], suffix.conditions
     fallbacks = [p for p in plugins if p.section == "filter" and p.name in ("fingerprint", "uuid")
                  and p.get("target") == "[@metadata][_id]"]
     assert fallbacks and all(any(c.startswith("NOT ((") for c in p.conditions) for p in fallbacks), \
@@ -429,9 +434,12 @@ def test_filebeat_document_id_matches_logstash():
     scripts = [p["script"] for p in procs if "script" in p]
     assert len(scripts) == 1 and scripts[0]["lang"] == "javascript"
     src = scripts[0]["source"]
-    # same "<event.id>:<version>" as DOC_ID in the Logstash pipelines
+    # same "<event.id>:<version>[:<snapshot>]" as DOC_ID (+ SNAPSHOT_SUFFIX) in the Logstash pipelines
     assert 'event.Get("event.id")' in src
     assert 'event.Get("jupiter_one.asset.entity._version")' in src
-    assert 'event.Put("@metadata._id", id + ":" + version)' in src
+    assert 'var docId = id + ":" + version;' in src
+    assert 'event.Get("jupiter_one.collection.snapshot")' in src
+    assert 'docId = docId + ":" + snapshot;' in src
+    assert 'event.Put("@metadata._id", docId);' in src
     assert re.search(r"if \(id !== null .* version !== undefined\)", src), \
         "no id at all (auto id) when a document lacks event.id or _version"
