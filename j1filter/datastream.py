@@ -2,7 +2,7 @@
 
 A data stream is named ``<type>-<dataset>-<namespace>``. The rules below are those of
 Elasticsearch index names (lowercase; none of ``\\ / * ? " < > | , # :`` or spaces; not
-starting with ``-``, ``_`` or ``+``) plus those of ECS's ``data_stream.*`` fields (type
+starting with ``-``, ``_`` or ``+``; ``.`` is for hidden indices) plus those of ECS's ``data_stream.*`` fields (type
 ``logs`` or ``metrics``; no ``-`` in dataset or namespace, which would make the name
 ambiguous; at most 100 characters each). The whole name is held to 100 bytes as well:
 Elasticsearch allows 255 for an index name, and the backing indices (``.ds-<name>-<date>-
@@ -15,7 +15,7 @@ DATA_STREAM_TYPES = ("logs", "metrics")
 MAX_PART_LENGTH = 100
 MAX_NAME_BYTES = 100
 _FORBIDDEN = '\\/*?"<>|,#: '
-_BAD_START = "_+"  # and "-", refused anywhere
+_BAD_START = "_+."  # and "-", refused anywhere; "." starts hidden index names
 
 
 def data_stream_name(type_: str, dataset: str, namespace: str) -> str:

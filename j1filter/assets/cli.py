@@ -10,16 +10,17 @@ from typing import Sequence
 from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
 from ..errors import MappingError
 from ..language.loader import load_mappings
+from ..shell.cli import new_parser
 from .bundle import render, write
 from .names import AssetNameError, Names
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="j1filter assets",
-        description="Render the Elasticsearch assets (templates, ILM policy, ingest pipeline, latest "
-                    "transform and index) and the Kibana dashboards into DIR/elasticsearch and DIR/kibana. "
-                    "`--out logstash` re-renders the shipped bundle.")
+    parser = new_parser(
+        "j1filter assets",
+        "Render the Elasticsearch assets (templates, ILM policy, ingest pipeline, latest "
+        "transform and index) and the Kibana dashboards into DIR/elasticsearch and DIR/kibana. "
+        "`--out logstash` re-renders the shipped bundle.")
     parser.add_argument("--out", required=True, metavar="DIR", type=Path)
     parser.add_argument("--type", default=DEFAULT_DATA_STREAM_TYPE, help="data_stream.type (default: %(default)s)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="data_stream.dataset (default: %(default)s)")

@@ -8,12 +8,9 @@ import re
 from dataclasses import dataclass
 
 from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
+from ..datastream import data_stream_problems
 from ..errors import J1FilterError
 
-# Elasticsearch's index-name rules (which data stream names follow) and the data stream
-# naming scheme's own (no "-" inside a part: it separates type-dataset-namespace).
-_FORBIDDEN = set('\\/*?"<>| ,#:-')
-_MAX_PART = 100
 _TRANSFORM_ID = re.compile(r"[a-z0-9](?:[a-z0-9_\-]*[a-z0-9])?")
 _TRANSFORM_ID_MAX = 64
 _DURATION = re.compile(r"([1-9][0-9]*)(s|m|h|d)")
@@ -22,25 +19,6 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class AssetNameError(J1FilterError):
     """A data stream type, dataset or namespace Elasticsearch would refuse, or a bad schedule."""
-
-
-def check_part(kind: str, value: str) -> str:
-    """Return `value` if it is a valid data stream `kind` (type, dataset or namespace)."""
-    if not value:
-        raise AssetNameError(f"{kind} is empty")
-    if value != value.lower():
-        raise AssetNameError(f"{kind} {value!r} must be lowercase (data stream names are), "
-                             f"e.g. {value.lower()!r}")
-    bad = sorted(set(value) & _FORBIDDEN)
-    if bad:
-        raise AssetNameError(f"{kind} {value!r} contains {' '.join(repr(c) for c in bad)}: Elasticsearch "
-                             f"refuses \\ / * ? \" < > | , # : and space in index names, and '-' "
-                             f"separates type-dataset-namespace")
-    if value[0] in "_+." or value in (".", ".."):
-        raise AssetNameError(f"{kind} {value!r} must not start with '_', '+' or '.'")
-    if len(value.encode()) > _MAX_PART:
-        raise AssetNameError(f"{kind} {value!r} is longer than {_MAX_PART} bytes")
-    return value
 
 
 def parse_duration(text: str) -> int:
@@ -86,9 +64,9 @@ class Names:
     full_interval: str = "24h"
 
     def __post_init__(self) -> None:
-        check_part("type", self.type)
-        check_part("dataset", self.dataset)
-        check_part("namespace", self.namespace)
+        problems = data_stream_problems(self.type, self.dataset, self.namespace)
+        if problems:
+            raise AssetNameError("; ".join(problems))
         if self.full_interval_seconds < 60:
             # below that the transform's retention (>= 60s in Elasticsearch) and its 120s sync delay make no sense
             raise AssetNameError(f"--full-interval {self.full_interval} is shorter than 1m")

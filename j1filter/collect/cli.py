@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import orjson
 
-from ..errors import J1FilterError
+from ..errors import J1FilterError, MappingError
 from ._signals import Stopped, stop_on_signals
 from .checkpoint import CheckpointError, can_narrow, load_checkpoint
 from .client import (
@@ -396,8 +396,10 @@ def _mapper(args: argparse.Namespace) -> Mapper:
 
     try:
         return mapper_from_args(args)
-    except J1FilterError as error:
+    except MappingError as error:
         raise ConfigError(f"invalid mapping: {error}") from None
+    except J1FilterError as error:  # a data stream name Elasticsearch would refuse, no mappings
+        raise ConfigError(str(error)) from None
 
 
 def _collect_forever(collector: Collector, interval: float) -> None:

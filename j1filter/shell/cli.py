@@ -18,8 +18,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
-                    __version__)
+from .._meta import ECS_VERSION, __version__
 from .stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
 
 
@@ -110,6 +109,7 @@ def _run_guarded(command: Subcommand, argv: list[str]) -> int:
 
 
 def _filter_parser() -> argparse.ArgumentParser:
+    from .options import add_mapping_options
     from .stream import DEFAULT_MAX_LINE_BYTES
 
     width = max(len(name) for name in SUBCOMMANDS)
@@ -124,23 +124,7 @@ def _filter_parser() -> argparse.ArgumentParser:
           "failure,\n2 usage error or invalid mapping, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM",
     )
     parser.add_argument("--version", action="version", version=f"j1filter {__version__} (ECS {ECS_VERSION})")
-    parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH",
-                        help="extra mapping file or directory; one named like a shipped mapping "
-                             "replaces it (repeatable)")
-    parser.add_argument("--no-shipped-mappings", action="store_true",
-                        help="use only the --mapping files")
-    parser.add_argument("--preserve-duplicate-custom-fields", action="store_true",
-                        help="keep the raw copies of fields also mapped to ECS (Elastic's option)")
-    stream_help = ("; a value other than the default needs the Elasticsearch assets rendered with "
-                   "the same option (`j1filter assets`)")
-    parser.add_argument("--type", default=DEFAULT_DATA_STREAM_TYPE,
-                        help="data_stream.type: logs or metrics (default: %(default)s)" + stream_help)
-    parser.add_argument("--dataset", default=DEFAULT_DATASET,
-                        help="data_stream.dataset and event.dataset: lowercase, no '-' "
-                             "(default: %(default)s)" + stream_help)
-    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE,
-                        help="data_stream.namespace: lowercase, no '-', e.g. prod_eu "
-                             "(default: %(default)s)")
+    add_mapping_options(parser)
     parser.add_argument("--line-buffered", action="store_true",
                         help="flush after every input line (for Logstash's pipe input, tail -f)")
     parser.add_argument("--errors-file", metavar="PATH",
@@ -157,9 +141,9 @@ def _filter_parser() -> argparse.ArgumentParser:
 
 
 def _usage_problems(args: argparse.Namespace) -> list[str]:
-    from ..datastream import data_stream_problems
+    from .options import mapping_option_problems
 
-    problems = data_stream_problems(args.type, args.dataset, args.namespace)
+    problems = mapping_option_problems(args)
     if args.max_line_bytes < 1024:
         problems.append("--max-line-bytes must be at least 1024")
     return problems
@@ -173,9 +157,8 @@ TERMINAL_HINT = (
 
 
 def filter_main(argv: Sequence[str]) -> int:
-    from ..errors import MappingError
-    from ..language.loader import load_mappings
-    from ..runtime.mapper import Mapper, Options
+    from ..errors import J1FilterError, MappingError
+    from .options import mapper_from_args
     from .output import Progress
     from .stream import run
 
@@ -185,15 +168,12 @@ def filter_main(argv: Sequence[str]) -> int:
         print("\n".join(f"j1filter: error: {p}" for p in problems), file=sys.stderr)
         return EXIT_USAGE
     try:
-        specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
-        mapper = Mapper(specs, Options(
-            preserve_duplicate_custom_fields=args.preserve_duplicate_custom_fields,
-            data_stream_type=args.type, dataset=args.dataset, namespace=args.namespace))
+        mapper = mapper_from_args(args)
     except MappingError as exc:
         print(f"j1filter: invalid mapping\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not specs:
-        print("j1filter: no mapping files to use", file=sys.stderr)
+    except J1FilterError as exc:  # e.g. no mapping files to use
+        print(f"j1filter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         source = open(args.input, "rb") if args.input else sys.stdin.buffer

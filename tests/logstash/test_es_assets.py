@@ -75,8 +75,10 @@ def test_cli_renders_the_same_files(tmp_path):
     (["--namespace", "Prod-EU"], "lowercase"),
     (["--namespace", "prod-eu"], "'-'"),
     (["--dataset", "jupiter one"], "' '"),
-    (["--dataset", "x" * 101], "longer than 100"),
-    (["--type", "_logs"], "must not start"),
+    (["--dataset", "x" * 101], "at most 100"),
+    (["--dataset", "_j1"], "must not start with '_'"),
+    (["--type", "_logs"], "must be one of logs, metrics"),
+    (["--dataset", "x" * 60, "--namespace", "y" * 60], "keep <type>-<dataset>-<namespace> within 100"),
     (["--interval", "1 hour"], "duration"),
     (["--interval", "2d", "--full-interval", "1d"], "shorter than --interval"),
     (["--interval", "10s", "--full-interval", "30s"], "shorter than 1m"),
@@ -195,9 +197,10 @@ def test_non_default_names_follow_everywhere():
 
 
 def test_long_names_still_give_a_valid_transform_id():
-    names = Names(dataset="a" * 100, namespace="b" * 100)
+    names = Names(dataset="a" * 45, namespace="b" * 45)  # the longest data stream name allowed
+    assert len(names.data_stream) == 96
     assert re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]", names.transform)
-    assert names.transform != Names(dataset="a" * 100, namespace="b" * 99 + "c").transform
+    assert names.transform != Names(dataset="a" * 45, namespace="b" * 44 + "c").transform
 
 
 # --------------------------------------------------------------------------
