@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 from ..ecs import ecs_fields
 from ..language.spec import Expression, MappingSpec
+from ..runtime.compiler import CompiledMappings, coercion_types as compiled_coercion_types
 
 JsonObject = dict[str, Any]
 
@@ -63,27 +64,12 @@ _DYNAMIC_KINDS = {"date": ("string", "long"), "long": ("string", "long"), "doubl
                   "ip": ("string",), "boolean": ("string", "boolean"), "string": ("string", "long", "double", "boolean")}
 
 
-def _widen(a: str, b: str) -> str:
-    if a == b:
-        return a
-    if {a, b} == {"long", "double"}:
-        return "double"
-    return "string"  # keyword takes any scalar
-
-
 def coercion_types(specs: Iterable[MappingSpec]) -> dict[str, str]:
-    """Raw entity path (dotted, may hold `*` in its last segment) -> coercion result type, from
-    the loaded specs' `fields:`; where specs disagree the wider type wins (long + double -> double).
-
-    The one place that reads types off the specs: swap for the runtime's field_types() when it lands.
-    """
-    types: dict[str, str] = {}
-    for spec in specs:
-        for field in spec.fields:
-            result = field.transforms[-1].name if field.transforms else "string"
-            result = result if result in _COERCED else "string"
-            types[field.path] = _widen(types[field.path], result) if field.path in types else result
-    return types
+    """Raw entity path (dotted, may hold `*` in its last segment) -> coercion result type, as
+    the compiled mappings declare it (the transforms' declared result types); long + double
+    -> double."""
+    types = compiled_coercion_types(CompiledMappings(specs))
+    return {path: kind if kind in _COERCED else "string" for path, kind in types.items()}
 
 
 def _paths_read(specs: Iterable[MappingSpec]) -> set[str]:

@@ -56,7 +56,8 @@ class CompiledField:
 
     field: FieldType
     steps: tuple[Step, ...]
-    result: str  # the declared type of what it leaves in the field
+    result: str  # the declared type of what it leaves in the field (any, with on_error: keep)
+    converts_to: str  # the declared type of its transforms' result, whatever on_error says
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class CompiledMappings:
 
     def _compile_field(self, ft: FieldType, problems: list[Problem]) -> CompiledField:
         steps, result = self._steps(ft.transforms, problems, f"fields.{ft.path}", ANY)
-        return CompiledField(ft, steps, ANY if ft.on_error == "keep" else result)
+        return CompiledField(ft, steps, ANY if ft.on_error == "keep" else result, result)
 
     def _compile_rule(self, index: int, rule: Rule, spec: MappingSpec, declared: dict[Path, str],
                       problems: list[Problem]) -> CompiledRule:
@@ -212,6 +213,20 @@ class CompiledMappings:
                 name = f"jupiter_one.asset.{compiled_field.field.path}"
                 types[name] = _wider(types.get(name), "keyword" if result == "object" else result)
         return dict(sorted(types.items()))
+
+
+def coercion_types(compiled: CompiledMappings) -> dict[str, str]:
+    """Raw entity path (dotted; the last segment may hold ``*``) -> the type its ``fields:``
+    coercions convert to, ``on_error: keep`` included (what an index template maps, with
+    ignore_malformed for the values left raw). Where files disagree, the wider type wins."""
+    types: dict[str, str] = {}
+    for fields in compiled.fields:
+        for compiled_field in fields:
+            result = compiled_field.converts_to
+            result = "keyword" if result in (ANY, SAME, "object") else result
+            path = compiled_field.field.path
+            types[path] = _wider(types.get(path), result)
+    return types
 
 
 def field_types(compiled: CompiledMappings) -> dict[str, str]:
