@@ -372,3 +372,12 @@ def test_long_lists_are_deduplicated_in_linear_time(mapper):
     assert stats.documents == 1 and "error" not in doc
     assert doc["related"]["ip"] == targets  # every distinct target once, in order
     assert elapsed < 20, f"{elapsed:.1f} s for 100,000 targets"
+
+
+@pytest.mark.parametrize("size", [3, 40])  # below and above the length where a set takes over
+def test_deduplication_keeps_first_occurrences_of_any_values(size):
+    from j1filter.runtime.program import collect_values
+
+    values = [f"v{i}" for i in range(size)]
+    mixed = values + [{"a": 1}, 1, 1.0, True, {"a": 1}, [1], [1]] + values[::-1]
+    assert collect_values((mixed, "v0", None)) == values + [{"a": 1}, 1, [1]]  # 1 == 1.0 == True

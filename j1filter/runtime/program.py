@@ -66,26 +66,38 @@ def collect_values(values: tuple[Any, ...]) -> Any:
     return found or None
 
 
-class _Seen:
-    """Membership of the items of a growing list in constant time (a set for hashable
-    items), so that deduplicating a list of n items is O(n), not O(n^2)."""
+#: Lists shorter than this are searched item by item; longer ones get a set (see _Seen).
+_SCAN_LIMIT = 16
 
-    __slots__ = ("hashable", "items")
+
+class _Seen:
+    """Whether a list already holds an item equal to a new one. Short lists (the usual case)
+    are scanned; from _SCAN_LIMIT items on, a set of the hashable items answers, so that
+    deduplicating a list of n items is O(n), not O(n^2)."""
+
+    __slots__ = ("items", "index")
 
     def __init__(self, items: list[Any]) -> None:
         self.items = items
-        self.hashable: set[Any] = set()
-        for item in items:
-            self.add(item)
+        self.index: set[Any] | None = None
 
     def add(self, item: Any) -> bool:
-        """Record ``item``; False if an equal item was already there."""
+        """True if no equal item is in the list yet; the caller then appends it."""
+        if self.index is None:
+            if len(self.items) < _SCAN_LIMIT:
+                return item not in self.items
+            self.index = set()
+            for known in self.items:
+                try:
+                    self.index.add(known)
+                except TypeError:  # unhashable (a dict or a list): found by the scan below
+                    pass
         try:
-            if item in self.hashable:
+            if item in self.index:
                 return False
-            self.hashable.add(item)
+            self.index.add(item)
             return True
-        except TypeError:  # unhashable (a dict or a list): compared one by one
+        except TypeError:
             return item not in self.items
 
 
