@@ -181,6 +181,14 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
         for n, path in enumerate(p for p in rule.when.missing if not absent(p, present)):
             nested.enter_context(code.when(f"{_read_expr(path, src, f'M{i}_{n}')} is None",
                                            src.report(i, CONDITION, f"missing: {'.'.join(path)} is present")))
+        if rule.mode == "default" and (compiled.steps or rule.source_kind != "from"):
+            # Reading and converting costs more than looking: skip both when an earlier
+            # rule already filled the target (the check before the write stays).
+            # Parents are always objects (checked at compile time): walk them inline.
+            walk = " or ".join(f"(c := {'doc' if n == 0 else 'c'}.get({key!r})) is None"
+                               for n, key in enumerate(rule.to))
+            nested.enter_context(code.when(f"{walk} or c == '' or c == [] or c == {{}}",
+                                           src.report(i, KEPT)))
         _emit_read(src, compiled, present)
         if rule.source_kind != "value" or compiled.value is None:  # a constant is there or not
             nested.enter_context(code.when("v is not None", src.report(
