@@ -32,11 +32,11 @@ def test_transient_faults_are_retried(collect: Collect, simulator: Simulator, fa
 
 
 def test_a_slow_answer_past_the_timeout_is_retried(collect: Collect, simulator: Simulator) -> None:
-    simulator.add_fault(Fault.slow(1.0), after=1)
-    result = collect("--endpoint", simulator.url, "--timeout", "0.2")
+    simulator.add_fault(Fault.slow(2.0), after=1)
+    result = collect("--endpoint", simulator.url, "--timeout", "0.5")
     assert result.code == 0, result.stderr
     assert len(set(result.ids)) == 25
-    assert "page 2: no complete answer within --timeout 0.2 s; retrying" in result.stderr
+    assert "page 2: no complete answer within --timeout 0.5 s; retrying" in result.stderr
 
 
 def test_giving_up_after_bounded_retries_keeps_what_arrived(collect: Collect, simulator: Simulator) -> None:
