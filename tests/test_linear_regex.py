@@ -91,13 +91,17 @@ def test_patterns_were_found():
         assert expected in names
 
 
+def _seconds(operation, text):
+    start = time.perf_counter()
+    operation(text)
+    return time.perf_counter() - start
+
+
 @pytest.mark.parametrize("name", sorted(PATTERNS))
 def test_pattern_runs_in_linear_time(name):
     pattern, operations = PATTERNS[name]
     for text in hostile_strings(pattern):
         for operation in operations:
-            start = time.perf_counter()
-            getattr(pattern, operation)(text)
-            elapsed = time.perf_counter() - start
+            elapsed = min(_seconds(getattr(pattern, operation), text) for _ in range(3))  # no hiccups
             assert elapsed < LIMIT_SECONDS, \
                 f"{name}: {elapsed:.2f} s for {operation}({text[:30]!r}... {len(text)} chars)"
