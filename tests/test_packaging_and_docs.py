@@ -193,3 +193,23 @@ def test_a_bad_data_stream_name_exits_2_in_the_filter_and_collect_map():
         assert proc.returncode == 2, (argv, proc.stderr)
         assert b"--namespace 'Prod-EU': must be lowercase" in proc.stderr
         assert not proc.stdout
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lowercase, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+\s+(.*)$", text, re.M)}
+
+
+def test_readme_links_resolve():
+    broken = []
+    for doc in DOCS:
+        for link in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if link.startswith("http"):
+                continue
+            path, _, fragment = link.partition("#")
+            target = (doc.parent / path).resolve() if path else doc
+            if not target.exists() or (fragment and fragment not in _anchors(target.read_text())):
+                broken.append(f"{doc.relative_to(REPO)}: {link}")
+    assert not broken, broken
