@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -112,3 +113,103 @@ def test_demo_runs_the_whole_pipeline():
     assert sorted(d["event"]["id"] for d in docs) == sorted(s["id"] for s in samples)
     assert not [d for d in docs if "error" in d]
     assert "j1filter: 24 lines in, 24 documents out, no errors" in proc.stderr.decode()
+
+
+# --- every j1filter option the READMEs use exists, spelled as `j1filter SUB --help` spells it ---
+
+SUBCOMMANDS = ("filter", "check", "fields", "explain", "collect", "simulate", "demo", "assets")
+DOCS = (REPO / "README.md", REPO / "logstash" / "README.md")
+
+
+def _help_options() -> dict[str, set[str]]:
+    helps = {}
+    for sub in SUBCOMMANDS:
+        out = subprocess.run([sys.executable, "-m", "j1filter", sub, "--help"], capture_output=True,
+                             text=True, cwd=REPO, timeout=60, check=True).stdout
+        out = re.split(r"\n(?:subcommands \(|Environment:|Exit codes:)", out)[0]  # options only
+        helps[sub] = set(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", out))
+    return helps
+
+
+def _documented_commands(text: str):
+    """(subcommand, options) for every `j1filter ...` invocation in a shell block or in a
+    command-table cell; pipes, `&&` and `;` separate invocations."""
+    chunks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    chunks += re.findall(r"^\| `(j1filter [^`|]*(?:\\\|[^`|]*)*)`", text, re.M)
+    for chunk in chunks:
+        for line in chunk.replace("\\\n", " ").splitlines():
+            for segment in re.split(r"\||&&|;", line.split("#")[0]):
+                words = segment.split()
+                while words and re.match(r"\w+=", words[0]):  # VAR=value prefixes
+                    words.pop(0)
+                if not words or words[0] != "j1filter":
+                    continue
+                sub = words[1] if len(words) > 1 and words[1] in SUBCOMMANDS else "filter"
+                yield sub, [re.sub(r"[\]=].*", "", w.lstrip("[")) for w in words if w.lstrip("[").startswith("-")]
+
+
+def test_every_documented_j1filter_option_exists():
+    helps = _help_options()
+    unknown = []
+    for doc in DOCS:
+        for sub, options in _documented_commands(doc.read_text()):
+            unknown += [f"{doc.name}: j1filter {sub} {option}" for option in options if option not in helps[sub]]
+    assert not unknown, "options the docs use that --help does not list:\n" + "\n".join(unknown)
+
+
+def test_option_tables_match_help():
+    """The filter's and collect's option tables name only real options, and every option of
+    `--help` has a row (except --help and --version)."""
+    helps = _help_options()
+    readme = (REPO / "README.md").read_text()
+    tables = {
+        "filter": readme.split("Filter options:", 1)[1].split("\n\n", 2)[1],
+        "collect": readme.split("### Credentials and endpoint", 1)[1].split("### Paging", 1)[0].split(
+            "Paging follows the cursor", 1)[0],
+    }
+    for sub, table in tables.items():
+        rows = re.findall(r"^\| `([^|]*?)`", table, re.M)
+        documented = {o for row in rows for o in re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", row)}
+        assert documented <= helps[sub], (sub, documented - helps[sub])
+        real = {o for o in helps[sub] if o.startswith("--")} - {"--help", "--version"}
+        # collect's mapping options are listed in the --map row, --insecure under --ca-bundle
+        documented |= set(re.findall(r"`(--[\w-]+)`", table))
+        assert real <= documented, (sub, real - documented)
+
+
+def test_one_exit_code_table():
+    readme = (REPO / "README.md").read_text()
+    assert len(re.findall(r"^\| (?:c|C)ode \| (?:m|M)eaning \|$", readme, re.M)) == 1
+    assert "| 129, 130, 143 |" in readme
+
+
+def test_a_bad_data_stream_name_exits_2_in_the_filter_and_collect_map():
+    """The README: 'A bad value exits 2 with one line per problem', before any request."""
+    env = {**os.environ, "J1_API_TOKEN": "demo-token", "J1_ACCOUNT_ID": "demo-account"}
+    for argv in (["--namespace", "Prod-EU"],
+                 ["collect", "--map", "--endpoint", "http://127.0.0.1:9/graphql", "--namespace", "Prod-EU"]):
+        proc = subprocess.run([sys.executable, "-m", "j1filter", *argv], input=b"", capture_output=True,
+                              cwd=REPO, env=env, timeout=60)
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert b"--namespace 'Prod-EU': must be lowercase" in proc.stderr
+        assert not proc.stdout
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lowercase, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+\s+(.*)$", text, re.M)}
+
+
+def test_readme_links_resolve():
+    broken = []
+    for doc in DOCS:
+        for link in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if link.startswith("http"):
+                continue
+            path, _, fragment = link.partition("#")
+            target = (doc.parent / path).resolve() if path else doc
+            if not target.exists() or (fragment and fragment not in _anchors(target.read_text())):
+                broken.append(f"{doc.relative_to(REPO)}: {link}")
+    assert not broken, broken
