@@ -11,6 +11,7 @@ from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
 from ..errors import MappingError
 from ..language.loader import load_mappings
 from ..shell.cli import new_parser
+from ..shell.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from .bundle import render, write
 from .names import AssetNameError, Names
 
@@ -40,17 +41,17 @@ def assets_main(argv: Sequence[str]) -> int:
     try:
         names = Names(args.type, args.dataset, args.namespace, args.interval, args.full_interval)
         specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
+        files = render(names, specs)  # compiles the mappings: a file `check` refuses stops here
     except AssetNameError as exc:
         print(f"j1filter assets: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except MappingError as exc:
         print(f"j1filter assets: invalid mapping\n{exc}", file=sys.stderr)
-        return 2
-    files = render(names, specs)
+        return EXIT_USAGE
     try:
         write(files, args.out)
     except OSError as exc:
         print(f"j1filter assets: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     print(f"j1filter assets: wrote {len(files)} files for {names.data_stream} to {args.out}", file=sys.stderr)
-    return 0
+    return EXIT_OK

@@ -392,12 +392,9 @@ def _header_safe(text: str) -> bool:
 
 
 def _mapper(args: argparse.Namespace) -> Mapper:
-    from ..datastream import data_stream_problems
     from ..shell.options import mapper_from_args
 
-    if problems := data_stream_problems(args.type, args.dataset, args.namespace):
-        raise ConfigError("; ".join(problems))  # as the filter: exit 2 before any request
-    try:
+    try:  # before any request, as in the filter
         return mapper_from_args(args)
     except MappingError as error:
         raise ConfigError(f"invalid mapping: {error}") from None

@@ -35,8 +35,8 @@ def test_a_slow_answer_past_the_timeout_is_retried(collect: Collect, simulator: 
     simulator.add_fault(Fault.slow(2.0), after=1)
     result = collect("--endpoint", simulator.url, "--timeout", "0.5")
     assert result.code == 0, result.stderr
-    assert len(set(result.ids)) == 25
-    assert "page 2: no complete answer within --timeout 0.5 s; retrying" in result.stderr
+    assert len(set(result.ids)) == 25, result.stderr
+    assert "page 2: no complete answer within --timeout 0.5 s; retrying" in result.stderr, result.stderr
 
 
 def test_giving_up_after_bounded_retries_keeps_what_arrived(collect: Collect, simulator: Simulator) -> None:

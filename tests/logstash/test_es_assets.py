@@ -386,3 +386,13 @@ def test_installer_fails_loudly(curl_spy):
     assert proc.returncode != 0 and "cannot reach" in proc.stderr
     proc = _run_installer({"KIBANA_URL": "http://127.0.0.1:9"}, curl_spy)
     assert proc.returncode != 0 and "cannot reach" in proc.stderr
+
+
+def test_cli_refuses_a_mapping_that_check_refuses(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("version: 1\nname: bad\nrules:\n  - {to: event.severity, value: high}\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "j1filter", "assets", "--out", str(out), "-m", str(bad)],
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 2 and f"{bad}:4:5" in proc.stderr and "(long)" in proc.stderr, proc.stderr
+    assert not out.exists(), "nothing is written for a refused mapping"
