@@ -16,12 +16,13 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 
-from ..errors import MappingError
+from ..errors import J1FilterError, MappingError
 from ..language.spec import Condition
-from ..language.loader import load_mappings
 from ..runtime.codegen import CONDITION, FIRED
 from ..runtime.compiler import CompiledMappings, CompiledRule, EntityKind, static_match
 from ..runtime.mapper import Mapper
+from .cli import new_parser
+from .options import add_mapping_options, mapper_from_args
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 ENGINE = "j1filter"  # the label of fields the engine writes itself
@@ -222,14 +223,12 @@ def program_listing(mapper: Mapper, lines: Iterable[bytes]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="j1filter explain",
-        description="For each entity read (FILE or stdin), print every output field with its value "
-                    "and the rule that set it (file:line rule-id).")
+    parser = new_parser(
+        "j1filter explain",
+        "For each entity read (FILE or stdin), print every output field with its value "
+        "and the rule that set it (file:line rule-id).")
     parser.add_argument("input", nargs="?", metavar="FILE", help="read this file instead of stdin")
-    parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH",
-                        help="extra mapping file or directory (repeatable)")
-    parser.add_argument("--no-shipped-mappings", action="store_true", help="use only the --mapping files")
+    add_mapping_options(parser)
     parser.add_argument("--all", action="store_true", help="also list the rules that did not fire, and why")
     parser.add_argument("--json", action="store_true", help="one JSON object per entity (all rule outcomes)")
     parser.add_argument("--code", action="store_true", help="print the generated program(s) instead")
@@ -239,9 +238,12 @@ def _parser() -> argparse.ArgumentParser:
 def explain_main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        mapper = Mapper(load_mappings(args.mapping, shipped=not args.no_shipped_mappings))
+        mapper = mapper_from_args(args)
     except MappingError as exc:
         print(f"j1filter: invalid mapping\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except J1FilterError as exc:  # a bad data stream name, no mapping files
+        print(f"j1filter explain: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         if args.input:
