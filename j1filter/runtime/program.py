@@ -23,7 +23,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fnmatch import translate
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from jmespath.exceptions import JMESPathError
 
@@ -58,47 +58,43 @@ def map_items(fn: Callable[[Any], Any], value: Any) -> Any:
 def collect_values(values: tuple[Any, ...]) -> Any:
     """Every value read (lists flattened, duplicates dropped) as one list; nothing if none."""
     found: list[Any] = []
-    seen = _Seen(found)
     for value in values:
-        for item in value if isinstance(value, list) else (value,):
-            if item is not None and seen.add(item):
-                found.append(item)
+        if value is not None:
+            extend_new(found, value if value.__class__ is list else (value,))
     return found or None
 
 
-#: Lists shorter than this are searched item by item; longer ones get a set (see _Seen).
+#: Lists shorter than this are searched item by item; longer ones get a set (see extend_new).
 _SCAN_LIMIT = 16
 
 
-class _Seen:
-    """Whether a list already holds an item equal to a new one. Short lists (the usual case)
-    are scanned; from _SCAN_LIMIT items on, a set of the hashable items answers, so that
-    deduplicating a list of n items is O(n), not O(n^2)."""
-
-    __slots__ = ("items", "index")
-
-    def __init__(self, items: list[Any]) -> None:
-        self.items = items
-        self.index: set[Any] | None = None
-
-    def add(self, item: Any) -> bool:
-        """True if no equal item is in the list yet; the caller then appends it."""
-        if self.index is None:
-            if len(self.items) < _SCAN_LIMIT:
-                return item not in self.items
-            self.index = set()
-            for known in self.items:
+def extend_new(target: list[Any], items: Iterable[Any]) -> None:
+    """Append each item (not None) that no equal item in ``target`` precedes. Short lists (the
+    usual case) are scanned; from _SCAN_LIMIT items on, a set of the hashable items answers,
+    so that deduplicating a list of n items is O(n), not O(n^2)."""
+    index: set[Any] | None = None
+    for item in items:
+        if item is None:
+            continue
+        if index is None:
+            if len(target) < _SCAN_LIMIT:
+                if item not in target:
+                    target.append(item)
+                continue
+            index = set()
+            for known in target:
                 try:
-                    self.index.add(known)
+                    index.add(known)
                 except TypeError:  # unhashable (a dict or a list): found by the scan below
                     pass
         try:
-            if item in self.index:
-                return False
-            self.index.add(item)
-            return True
+            if item in index:
+                continue
+            index.add(item)
         except TypeError:
-            return item not in self.items
+            if item in target:
+                continue
+        target.append(item)
 
 
 def all_args(values: tuple[Any, ...]) -> Any:
@@ -118,12 +114,7 @@ def append_values(parent: dict[str, Any], leaf: str, value: Any) -> None:
         current = parent[leaf] = []
     elif current.__class__ is not list:
         current = parent[leaf] = [current]
-    seen = _Seen(current)
-    for item in items:
-        if item.__class__ is not str:
-            item = java_string(item)
-        if seen.add(item):
-            current.append(item)
+    extend_new(current, [item if item.__class__ is str else java_string(item) for item in items])
 
 
 def failure(label: str, exc: BaseException) -> str:
