@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
+from typing import TypeGuard
 
 from dateutil import parser as _du_parser
 from dateutil import tz as _du_tz
@@ -165,10 +166,15 @@ def _parse_lenient(text: str) -> datetime | None:
     return None
 
 
+def is_normalized(value: object) -> TypeGuard[str]:
+    """Whether ``value`` already is a real instant in the form ``yyyy-MM-ddTHH:mm:ss.SSSZ``."""
+    return (value.__class__ is str and len(value) == 24 and _CANONICAL_TIME.match(value, 10) is not None
+            and _valid_day(value[:10]))
+
+
 def normalize_date(value: object) -> str:
     """Return ``value`` as ``yyyy-MM-ddTHH:mm:ss.SSSZ`` or raise TransformError."""
-    if value.__class__ is str and len(value) == 24 and _CANONICAL_TIME.match(value, 10) \
-            and _valid_day(value[:10]):
+    if is_normalized(value):
         return value
     if isinstance(value, bool):
         raise TransformError(f"unable to parse date [{str(value).lower()}]")

@@ -11,14 +11,13 @@ Nothing here reads or writes files: :mod:`j1filter.shell.stream` feeds lines in.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from .._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
                      ERROR_TAG, EVENT_MODULE, PRESERVE_DUPLICATES_TAG)
+from ..convert.dates import is_normalized
 from ..language.loader import load_mappings
 from ..language.spec import MappingSpec, Path
 from .compiler import CompiledMappings
@@ -134,26 +133,13 @@ def _prepare(asset: dict[str, Any], errors: list[str]) -> None:
         del asset["properties"]
 
 
-_COLLECTION_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-def _collection_time(value: Any) -> bool:
-    if not (isinstance(value, str) and _COLLECTION_TIME.fullmatch(value)):
-        return False
-    try:
-        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
-    except ValueError:  # month 13 and the like
-        return False
-    return True
-
-
 def _apply_collection(doc: dict[str, Any], collection: Any, errors: list[str]) -> None:
     """`_collection` (see j1filter.collect): @timestamp is when the collection started, and
     jupiter_one.collection.{kind,snapshot} say which collection and snapshot cycle it was."""
     started = collection.get("started") if isinstance(collection, dict) else None
     kind = collection.get("kind") if isinstance(collection, dict) else None
     snapshot = collection.get("snapshot") if isinstance(collection, dict) else None
-    if not (_collection_time(started) and kind in ("full", "incremental") and _collection_time(snapshot)):
+    if not (is_normalized(started) and kind in ("full", "incremental") and is_normalized(snapshot)):
         errors.append("_collection: expected {started, kind: full|incremental, snapshot} with "
                       "times like 2026-01-01T00:00:00.000Z; @timestamp is the time j1filter saw the entity")
         return
