@@ -7,12 +7,13 @@ Entity timestamps are data, not trusted: year 10000, negative values, 1e20 or a
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
+
+from ..convert.dates import from_epoch_ms
 
 # Epoch ms of 0001-01-01 and 9999-12-31T23:59:59.999Z: what a datetime can render.
 MIN_RENDERABLE_MS = -62_135_596_800_000
 MAX_RENDERABLE_MS = 253_402_300_799_999
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_DIGITS = 20  # more digits than any epoch-ms value a datetime can hold
 
 
@@ -37,9 +38,7 @@ def timestamp_ms(value: object) -> int | None:
 
 def iso_from_ms(epoch_ms: int) -> str:
     """`2024-05-02T05:52:51.488Z`: the ISO form J1 itself renders (clamped to years 1..9999)."""
-    epoch_ms = min(max(epoch_ms, MIN_RENDERABLE_MS), MAX_RENDERABLE_MS)
-    moment = _EPOCH + timedelta(milliseconds=epoch_ms)
-    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    return from_epoch_ms(min(max(epoch_ms, MIN_RENDERABLE_MS), MAX_RENDERABLE_MS))
 
 
 def compact_iso_from_ms(epoch_ms: int) -> str:
