@@ -139,7 +139,8 @@ def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | No
     line(f"v = {helper}(({reads},))")
 
 
-def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str) -> None:
+def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str, prechecked: bool) -> None:
+    """The write; ``prechecked``: a default-mode rule whose target was found empty before the read."""
     rule, i, line = compiled.rule, compiled.index, src.code.line
     text = compiled.target in TEXT_TYPES
     if compiled.coerce is not None and not proven(result, compiled.target):
@@ -154,7 +155,7 @@ def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str) -> None
         target = local
     leaf = repr(rule.to[-1])
     fired = src.report(i, FIRED)
-    if rule.mode == "set":
+    if rule.mode == "set" or prechecked:
         line(f"{target}[{leaf}] = v")
     elif rule.mode == "default":
         line(f"c = {target}.get({leaf})")
@@ -181,9 +182,10 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
         for n, path in enumerate(p for p in rule.when.missing if not absent(p, present)):
             nested.enter_context(code.when(f"{_read_expr(path, src, f'M{i}_{n}')} is None",
                                            src.report(i, CONDITION, f"missing: {'.'.join(path)} is present")))
-        if rule.mode == "default" and (compiled.steps or rule.source_kind != "from"):
+        prechecked = rule.mode == "default" and bool(compiled.steps or rule.source_kind != "from")
+        if prechecked:
             # Reading and converting costs more than looking: skip both when an earlier
-            # rule already filled the target (the check before the write stays).
+            # rule already filled the target.
             # Parents are always objects (checked at compile time): walk them inline.
             walk = " or ".join(f"(c := {'doc' if n == 0 else 'c'}.get({key!r})) is None"
                                for n, key in enumerate(rule.to))
@@ -203,7 +205,7 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
         if compiled.steps:
             nested.enter_context(code.when("v is not None and v != '' and v != [] and v != {}",
                                            src.report(i, NOTHING)))
-        _emit_write(src, compiled, result)
+        _emit_write(src, compiled, result, prechecked)
     with code.block("except Exception as exc:"):
         code.line(f"errors.append(failure({src.const(f'L{i}', compiled.label)}, exc))")
         if src.trace:
