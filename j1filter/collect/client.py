@@ -469,11 +469,13 @@ class J1Client:
                 with error:
                     return error.code, error.headers, _read_quietly(error, self._limits.max_response_bytes)
             except urllib.error.URLError as error:
-                if deadline.expired:
+                # The socket's own timeout (one read) and the watchdog (the whole exchange) both
+                # mean the same to the user; whichever fires first, say it the same way.
+                if deadline.expired or isinstance(error.reason, TimeoutError):
                     raise _Retryable(f"no complete answer within --timeout {timeout:g} s") from None
                 raise _Retryable(f"network error: {self._token.redact(str(error.reason))}") from None
             except (OSError, http.client.HTTPException) as error:  # timeouts, resets, truncated bodies
-                if deadline.expired:
+                if deadline.expired or isinstance(error, TimeoutError):
                     raise _Retryable(f"no complete answer within --timeout {timeout:g} s") from None
                 raise _Retryable(
                     f"network error: {self._token.redact(type(error).__name__ + ': ' + str(error))}"
