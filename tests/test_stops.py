@@ -126,7 +126,7 @@ def _pipeline(command: str, big_input) -> subprocess.CompletedProcess:
     """A shell pipeline as a user types it, with pipefail: its exit code is the worst."""
     return subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=REPO, capture_output=True,
                           timeout=120, env=dict(os.environ, J1=f"{sys.executable} -m j1filter",
-                                                BIG=str(big_input)))
+                                                BIG=str(big_input), SAMPLES=str(SAMPLES)))
 
 
 @pytest.mark.parametrize("command", [
@@ -136,6 +136,8 @@ def _pipeline(command: str, big_input) -> subprocess.CompletedProcess:
     "$J1 fields | head -1",
     "$J1 fields --transforms | head -1",
     "$J1 check | head -0",
+    "$J1 explain --all $SAMPLES | head -1",
+    "$J1 explain --json $SAMPLES | head -1",
 ])
 def test_a_reader_that_closes_early_is_not_a_failure(command, big_input):
     proc = _pipeline(command, big_input)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import ssl
 import sys
 import time
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, NoReturn
 import orjson
 
 from ..errors import J1FilterError, MappingError
-from ._signals import Stopped, stop_on_signals
+from ..shell.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
 from .checkpoint import CheckpointError, can_narrow, load_checkpoint
 from .client import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("j1filter.collect")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_INTERRUPTED = signal_exit_code(signal.SIGINT)  # Ctrl-C seen as KeyboardInterrupt
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}
 
@@ -259,7 +260,7 @@ def collect_main(argv: list[str]) -> int:
     except SystemExit as exit_request:  # argparse's --help (0) and usage errors (2)
         return int(exit_request.code or 0)
 
-    with _stderr_logging(quiet=args.quiet) as redact_from_logs, stop_on_signals():
+    with _stderr_logging(quiet=args.quiet) as redact_from_logs, GUARD.installed():
         try:
             token = _read_token(args.token_file, os.environ)
             redact_from_logs(token)
@@ -274,13 +275,13 @@ def collect_main(argv: list[str]) -> int:
             return EXIT_USAGE
         except CollectError as error:
             log.error("error: %s", error)
-            return EXIT_FAILED
+            return EXIT_FAILURE
         except BrokenPipeError:
-            _silence_stdout()
+            silence_stdout()
             return EXIT_OK
         except OSError as error:  # the client and the checkpoint wrap theirs: this is the output
             log.error("error: cannot write the output: %s", error.strerror or error)
-            return EXIT_FAILED
+            return EXIT_FAILURE
         except Stopped as stop:
             log.warning("stopped by %s", stop)
             return stop.exit_code
@@ -454,16 +455,6 @@ def _stderr_logging(*, quiet: bool) -> Iterator[Callable[[Secret], None]]:
         log.propagate = saved_propagate
 
 
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass  # not a real file descriptor (e.g. captured in tests): nothing to flush
-
-
 # -- j1filter simulate ------------------------------------------------------------------
 
 
@@ -511,7 +502,7 @@ def simulate_main(argv: list[str]) -> int:
         return EXIT_USAGE
 
     logging.basicConfig(level=logging.INFO, format="j1filter simulate: %(message)s", stream=sys.stderr)
-    with stop_on_signals():
+    with GUARD.installed():
         try:
             with simulator:
                 for line in simulate_banner(simulator, token, args):
@@ -523,7 +514,7 @@ def simulate_main(argv: list[str]) -> int:
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
         except BrokenPipeError:
-            _silence_stdout()
+            silence_stdout()
             return EXIT_OK
 
 

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 
-from ._signals import critical
+from ..shell.output import LineWriter
+from ..shell.stops import GUARD
 from ._timestamps import compact_iso_from_ms, iso_from_ms, timestamp_ms
 from .checkpoint import Checkpoint, CollectionPlan, fsync_directory, load_checkpoint, plan_collection, save_checkpoint
 from .client import ClientStats, J1Client
@@ -118,7 +119,7 @@ class Collector:
         summary = CollectionSummary(kind=plan.kind)
         with self._output(plan) as output:
             self._run(plan, output, summary)
-            with critical():  # a stop request now waits for the hand-over to finish
+            with GUARD.writing():  # a stop request now waits for the hand-over to finish
                 summary.spool_file = output.commit()
                 after = plan.after(checkpoint)
                 if options.checkpoint_path:
@@ -145,8 +146,7 @@ class Collector:
                 summary.deletions += entity.get("_deleted") is True
                 chunks.append(render.line(item, f"page {page.number} entity {position}"))
             if chunks:
-                with critical():  # whole lines only, even when a stop request arrives mid-write
-                    output.write(b"".join(chunks))
+                output.write(b"".join(chunks))  # whole lines only, even when a stop arrives mid-write
             summary.pages += 1
             summary.written += len(chunks)
             progress.page(summary)
@@ -182,17 +182,16 @@ class _Output(Protocol):
 
 
 class _StreamOutput:
-    """stdout (a pipe to the filter or Logstash): flushed per page."""
+    """stdout (a pipe to the filter or Logstash), written per page by the filter's own
+    line writer: straight to the file descriptor, never cut by a stop signal."""
 
     def __init__(self, out: BinaryIO) -> None:
-        self._out = out
+        self._writer = LineWriter(out)
 
     def write(self, data: bytes) -> None:
-        self._out.write(data)
-        self._out.flush()
+        self._writer.write_block(data)
 
     def commit(self) -> Path | None:
-        self._out.flush()
         return None
 
     def abort(self) -> None:

@@ -23,6 +23,7 @@ from ..runtime.compiler import CompiledMappings, CompiledRule, EntityKind, stati
 from ..runtime.mapper import Mapper
 from .cli import new_parser
 from .options import add_mapping_options, mapper_from_args
+from .output import LineWriter
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 ENGINE = "j1filter"  # the label of fields the engine writes itself
@@ -254,15 +255,14 @@ def explain_main(argv: Sequence[str]) -> int:
     except OSError as exc:
         print(f"j1filter: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    out = sys.stdout.buffer
-    try:
-        if args.code:
-            out.write(program_listing(mapper, lines).encode())
-        else:
-            for explanation in explain_lines(mapper, lines):
-                out.write(render_json(explanation) + b"\n" if args.json
-                          else render_text(explanation, args.all).encode() + b"\n")
-        out.flush()
-    except BrokenPipeError:
-        return EXIT_FAILURE
+    # Whole lines only, even on a stop signal; a closed output ends the run with 0 (see .stops).
+    out = LineWriter(sys.stdout.buffer)
+    if args.code:
+        out.write_text(program_listing(mapper, lines))
+    else:
+        for explanation in explain_lines(mapper, lines):
+            if args.json:
+                out.write([render_json(explanation)])
+            else:
+                out.write_text(render_text(explanation, args.all) + "\n")
     return EXIT_OK

@@ -40,13 +40,17 @@ class LineWriter:
         BrokenPipeError (after counting) when the reader has gone."""
         if not lines:
             return 0
-        data = b"\n".join([*lines, b""])  # one copy, ending in a newline
+        return self.write_block(b"\n".join([*lines, b""]))  # one copy, ending in a newline
+
+    def write_block(self, data: bytes) -> int:
+        """Write ``data``, whole lines that each end in a newline (no newline inside a line);
+        return how many left whole."""
         self._sent = 0
         with self.guard.writing():
             try:
                 self._send(data)
             finally:
-                whole = len(lines) if self._sent == len(data) else _whole_lines(lines, self._sent)
+                whole = data.count(b"\n", 0, self._sent)
                 self.lines += whole
         return whole
 
@@ -66,17 +70,6 @@ class LineWriter:
         if lines and lines[-1] == "":
             lines.pop()
         return self.write([line.encode("utf-8") for line in lines])
-
-
-def _whole_lines(lines: list[bytes], sent: int) -> int:
-    """How many of ``lines`` (each with its newline) fit in the first ``sent`` bytes."""
-    end = count = 0
-    for line in lines:
-        end += len(line) + 1
-        if end > sent:
-            break
-        count += 1
-    return count
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:

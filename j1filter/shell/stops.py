@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -55,7 +56,12 @@ class StopGuard:
 
     @contextmanager
     def installed(self) -> Iterator[StopGuard]:
-        """Handle the stop signals while the block runs; restore the previous handlers after."""
+        """Handle the stop signals while the block runs; restore the previous handlers after.
+        Outside the main thread (a library caller's worker) signals cannot be handled: a no-op."""
+        self.signum, self._raised = None, False
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
         previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
         try:
             yield self
