@@ -85,3 +85,27 @@ def test_the_program_cache_is_bounded(tmp_path):
     assert len(m.runtime._cache) == 8
     assert len(m.runtime.cached_programs()) == 1  # one selection and one relevant shape: shared
     assert orjson.dumps(doc)
+
+
+def test_a_key_a_coercion_may_remove_is_not_taken_as_present(tmp_path):
+    """Shape-specialised programs leave out the tests of keys the entity certainly has, but
+    not of keys a coercion can still remove: a failed coercion of the only key of
+    `properties.box` empties and removes `properties.box` itself, and of `properties.flag`
+    removes that key."""
+    m = mapper(tmp_path, """\
+version: 1
+name: volatile
+fields:
+  properties.box.flag: boolean
+  properties.flag: boolean
+rules:
+  - {to: labels.has_box, value: 'yes', when: {has: [properties.box]}}
+  - {to: labels.no_flag, value: 'yes', when: {missing: [properties.flag]}}
+  - {to: labels.box_text, from: properties.note, when: {has: [properties.note]}}
+""")
+    kept = m.map_entity(entity(box={"flag": True}, flag=False, note="n"), "{}")
+    assert kept["labels"] == {"has_box": "yes", "box_text": "n"}
+    removed = m.map_entity(entity(box={"flag": "maybe"}, flag="maybe", note="n"), "{}")
+    assert removed["jupiter_one"]["asset"]["properties"] == {"note": "n"}
+    assert removed["labels"] == {"no_flag": "yes", "box_text": "n"}
+    assert len(removed["error"]["message"]) == 2

@@ -29,6 +29,10 @@ Present = dict[Path, frozenset[str]]
 #: A raw field coercion to inline: (container, key, function, per item, failure info).
 CoercionSpec = tuple[Path, str, Callable[[Any], Any], bool, Any]
 
+#: ``c`` (not None) is an empty text, list or object: what a default-mode rule may fill.
+#: One truth test for the usual non-empty value (0 and false are values, not empty).
+IS_EMPTY = "(not c and c.__class__ in EMPTIABLE)"
+
 #: Outcomes a traced rule reports.
 FIRED, CONDITION, NO_SOURCE, NOTHING, KEPT, ERROR = (
     "fired", "condition false", "source missing", "transform returned nothing",
@@ -110,7 +114,17 @@ def absent(path: Path, present: Present | None) -> bool:
     return path[0] not in present[()]
 
 
-def skipped(compiled: CompiledRule, present: Present | None) -> bool:
+def certain(path: Path | Expression, fixed: Present | None) -> bool:
+    """True when the shape proves ``path`` holds a value when the rules run: a key of a shape
+    container that no coercion may remove (``fixed``: the present keys without those)."""
+    if fixed is None or isinstance(path, Expression):
+        return False
+    if len(path) == 2 and (path[0],) in fixed:
+        return path[1] in fixed[(path[0],)]
+    return len(path) == 1 and path[0] in fixed[()]
+
+
+def skipped(compiled: CompiledRule, present: Present | None, fixed: Present | None = None) -> bool:
     """True when the shape proves the rule cannot fire, so no code is emitted for it."""
     rule = compiled.rule
     paths = [s for s in rule.sources if not isinstance(s, Expression)]
@@ -120,7 +134,8 @@ def skipped(compiled: CompiledRule, present: Present | None) -> bool:
         return True
     if rule.source_kind == "args" and any(absent(s, present) for s in paths):
         return True
-    return any(absent(path, present) for path in rule.when.has)
+    return (any(absent(path, present) for path in rule.when.has)
+            or any(certain(path, fixed) for path in rule.when.missing))
 
 
 def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | None) -> None:
@@ -137,6 +152,11 @@ def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | No
     reads = ", ".join(_read_expr(source, src, f"S{i}_{n}") for n, source in enumerate(rule.sources))
     helper = "collect_values" if rule.source_kind == "collect" else "all_args"
     line(f"v = {helper}(({reads},))")
+
+
+def _first_read(sources: Sequence[Source], present: Present | None) -> Source:
+    """The source a ``from`` rule reads first: absent ones are left out (see _emit_read)."""
+    return next(s for s in sources if isinstance(s, Expression) or not absent(s, present))
 
 
 def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str, prechecked: bool) -> None:
@@ -159,7 +179,7 @@ def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str, prechec
         line(f"{target}[{leaf}] = v")
     elif rule.mode == "default":
         line(f"c = {target}.get({leaf})")
-        with src.code.when("c is None or c == '' or c == [] or c == {}", src.report(i, KEPT)):
+        with src.code.when(f"c is None or {IS_EMPTY}", src.report(i, KEPT)):
             line(f"{target}[{leaf}] = v")
             if fired:
                 line(fired)
@@ -170,13 +190,14 @@ def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str, prechec
         line(fired)
 
 
-def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | None, result: str) -> None:
+def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | None, fixed: Present | None,
+               result: str) -> None:
     rule, i, code = compiled.rule, compiled.index, src.code
     code.line(f"# {rule.id!r} at {str(rule.location)!r}")
     with contextlib.ExitStack() as nested:
         nested.enter_context(code.block("try:"))
         # The entity was cleaned of empty values before the rules run: present means not None.
-        for n, path in enumerate(rule.when.has):
+        for n, path in enumerate(p for p in rule.when.has if not certain(p, fixed)):
             nested.enter_context(code.when(f"{_read_expr(path, src, f'H{i}_{n}')} is not None",
                                            src.report(i, CONDITION, f"has: {'.'.join(path)} is missing")))
         for n, path in enumerate(p for p in rule.when.missing if not absent(p, present)):
@@ -189,10 +210,11 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
             # Parents are always objects (checked at compile time): walk them inline.
             walk = " or ".join(f"(c := {'doc' if n == 0 else 'c'}.get({key!r})) is None"
                                for n, key in enumerate(rule.to))
-            nested.enter_context(code.when(f"{walk} or c == '' or c == [] or c == {{}}",
+            nested.enter_context(code.when(f"{walk} or {IS_EMPTY}",
                                            src.report(i, KEPT)))
         _emit_read(src, compiled, present)
-        if rule.source_kind != "value" or compiled.value is None:  # a constant is there or not
+        read_certain = rule.source_kind == "from" and certain(_first_read(rule.sources, present), fixed)
+        if not read_certain and (rule.source_kind != "value" or compiled.value is None):  # a constant is there or not
             nested.enter_context(code.when("v is not None", src.report(
                 i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null")))
         for n, step in enumerate(compiled.steps):
@@ -203,7 +225,7 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
                 with code.block("if v is not None:"):
                     code.line(_call(fn, step.per_item))
         if compiled.steps:
-            nested.enter_context(code.when("v is not None and v != '' and v != [] and v != {}",
+            nested.enter_context(code.when(f"v is not None and (v or v.__class__ not in EMPTIABLE)",
                                            src.report(i, NOTHING)))
         _emit_write(src, compiled, result, prechecked)
     with code.block("except Exception as exc:"):
@@ -239,12 +261,14 @@ def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec) -> None:
 
 
 def render(rules: Sequence[tuple[CompiledRule, str]], present: Present | None, trace: bool,
-           coercions: Sequence[CoercionSpec] = (), nested: bool = False) -> ProgramSource:
+           coercions: Sequence[CoercionSpec] = (), nested: bool = False,
+           volatile: frozenset[Path] = frozenset()) -> ProgramSource:
     """The source of ``apply_rules(A, doc, errors)``: first the ``coercions`` of the raw
     fields of the shape containers, then (with ``nested``) ``coerce_nested(A, errors)`` for
     the others, then ``rules`` (each with the type its value has before it is written). With
     ``present`` (the keys of the root, ``entity`` and ``properties`` containers), rules whose
-    sources cannot be there are left out."""
+    sources cannot be there are left out, and so are the tests of keys that are certainly there
+    (``volatile``: the key paths that coercions may still remove)."""
     src = ProgramSource(trace)
     body = ProgramSource(trace)
     body.namespace, body.parents = src.namespace, src.parents
@@ -253,9 +277,12 @@ def render(rules: Sequence[tuple[CompiledRule, str]], present: Present | None, t
         _emit_coercion(body, n, coercion)
     if nested:
         body.code.line("coerce_nested(A, errors)")
+    volatile = volatile | {(*container, key) for container, key, *_ in coercions}
+    fixed = None if present is None else {
+        container: frozenset(k for k in keys if (*container, k) not in volatile) for container, keys in present.items()}
     for compiled, result in rules:
-        if not skipped(compiled, present):
-            _emit_rule(body, compiled, present, result)
+        if not skipped(compiled, present, fixed):
+            _emit_rule(body, compiled, present, fixed, result)
         elif trace:
             body.code.line(f"trace({compiled.index}, {NO_SOURCE!r}, 'not in this entity')")
     body.code.line("return None")

@@ -105,6 +105,15 @@ def all_args(values: tuple[Any, ...]) -> Any:
 def append_values(parent: dict[str, Any], leaf: str, value: Any) -> None:
     """Add ``value`` (or each of its items) as text to the list at ``parent[leaf]``,
     skipping values already there. Checks every item before changing anything."""
+    if value.__class__ is str:  # the usual case: one text
+        current = parent.get(leaf)
+        if current is None:
+            parent[leaf] = [value]
+        elif current.__class__ is not list:
+            parent[leaf] = [current] if current == value else [current, value]
+        elif value not in current:
+            current.append(value)
+        return
     items = value if value.__class__ is list else (value,)
     for item in items:
         if item.__class__ is not str and isinstance(item, (dict, list)):
@@ -126,7 +135,7 @@ def failure(label: str, exc: BaseException) -> str:
     return f"{label}: {type(exc).__name__}: {exc}"
 
 
-_NAMESPACE = {"EMPTY": EMPTY, "get_path": get_path, "delete_path": delete_path, "map_items": map_items,
+_NAMESPACE = {"EMPTY": EMPTY, "EMPTIABLE": frozenset((str, list, dict)), "get_path": get_path, "delete_path": delete_path, "map_items": map_items,
               "collect_values": collect_values, "all_args": all_args, "append_values": append_values,
               "failure": failure}
 
@@ -304,7 +313,9 @@ class Program:
         tables = tuple((path, table) for path, table in selection.tables.items()
                        if present is None or path not in present)
         self.duplicates = selection.duplicates
-        source = render(selection.typed_rules, present, trace, coercions, bool(tables))
+        # A nested table's coercion may empty, and so remove, the shape key above it.
+        volatile = frozenset(path[:2] if (path[0],) in SHAPE_CONTAINERS else path[:1] for path, _ in tables)
+        source = render(selection.typed_rules, present, trace, coercions, bool(tables), volatile)
         source.namespace["coerce_nested"] = functools.partial(coerce_tables, tables)
         self.source = source.code.text()
         self.filename = (f"<j1filter program {next(_program_numbers)}: {', '.join(selection.names)}"

@@ -40,17 +40,20 @@ class LineWriter:
         BrokenPipeError (after counting) when the reader has gone."""
         if not lines:
             return 0
-        return self.write_block(b"\n".join([*lines, b""]))  # one copy, ending in a newline
+        return self.write_block(b"\n".join([*lines, b""]), len(lines))  # one copy, ending in a newline
 
-    def write_block(self, data: bytes) -> int:
-        """Write ``data``, whole lines that each end in a newline (no newline inside a line);
-        return how many left whole."""
+    def write_block(self, data: bytes, count: int | None = None) -> int:
+        """Write ``data``, whole lines that each end in a newline (no newline inside a line;
+        ``count`` of them, if known); return how many left whole."""
         self._sent = 0
         with self.guard.writing():
             try:
                 self._send(data)
             finally:
-                whole = data.count(b"\n", 0, self._sent)
+                if self._sent == len(data) and count is not None:
+                    whole = count
+                else:  # cut short (or not counted yet): the newlines that went out
+                    whole = data.count(b"\n", 0, self._sent)
                 self.lines += whole
         return whole
 

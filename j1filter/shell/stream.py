@@ -37,8 +37,9 @@ DEFAULT_BATCH_BYTES = 1024 * 1024
 _MAX_QUOTE = 1000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 Tags = Sequence[str]
+_BLANK = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() removes
 #: Envelope fields Logstash adds when it hands over an entity as the event itself.
-_ENVELOPE_KEYS = ("@timestamp", "@version", "tags")
+_ENVELOPE_KEYS = frozenset(("@timestamp", "@version", "tags"))
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 
@@ -206,7 +207,7 @@ def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags: Tags) ->
             inner = _wrapped_original(value)
             if inner is not None:
                 return _map_event(mapper, value, inner, where)
-        if any(k in value for k in _ENVELOPE_KEYS):
+        if not _ENVELOPE_KEYS.isdisjoint(value):
             tags = list(tags) + _tag_list(value.get("tags"))
             value = {k: v for k, v in value.items() if k not in _ENVELOPE_KEYS}
             text = json_text(value)
@@ -406,7 +407,7 @@ def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool
             where = f"{name} {line_no}"
             if size > max_line_bytes:
                 encoded = [_too_long(mapper, line, size, max_line_bytes, where)]
-            elif not line.strip():
+            elif not line or (line[0] in _BLANK and not line.strip()):  # no copy of a usual line
                 stats.blank_lines += 1
                 continue
             else:
@@ -435,7 +436,7 @@ def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool
 def _pretty_printed(line: bytes, encoded: list[tuple[bytes, str | None]]) -> bool:
     """A lone ``{`` or ``[`` that is invalid JSON: the input is pretty-printed (its error
     document says so, see :func:`map_line`)."""
-    return line.strip() in (b"{", b"[") and encoded[0][1] == "invalid_json"
+    return len(encoded) == 1 and encoded[0][1] == "invalid_json" and line.strip() in (b"{", b"[")
 
 
 def _flush_quietly(out: LineWriter, errors_out: LineWriter | None,
