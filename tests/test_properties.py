@@ -177,6 +177,8 @@ def _generic_mapper() -> Mapper:
 
 
 GENERIC = _generic_mapper()
+#: Texts that coercions convert (or refuse), so that converted and removed keys come up.
+COERCIBLE = st.sampled_from(["true", "FALSE", "yes", "2024-01-01", "1700000000000", "10.0.0.1", "7", 7.5, "high"])
 SAMPLE_ENTITIES = [orjson.loads(line) for line in SAMPLES.read_bytes().splitlines()]
 
 
@@ -199,7 +201,7 @@ def test_a_shape_specialised_program_writes_what_the_generic_one_writes(mapper, 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sample=st.sampled_from(SAMPLE_ENTITIES), drop=st.lists(st.sampled_from(sorted(
     {key for sample in SAMPLE_ENTITIES for key in sample["properties"]})), max_size=6),
-    bad=st.dictionaries(names, json_values, max_size=3))
+    bad=st.dictionaries(names, COERCIBLE | json_values, max_size=3))
 def test_specialised_and_generic_programs_agree_on_varied_samples(mapper, sample, drop, bad):
     """The sample entities with keys dropped and hostile values put in (failed coercions
     remove keys, which a specialised program must not take as present)."""

@@ -7,7 +7,7 @@ cleaning go too): the key rename and the cleanup Elastic's pipeline does in two 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..convert.casing import _CACHE as _NAMES, snake_case
 from ..errors import J1FilterError
@@ -18,6 +18,39 @@ MAX_DEPTH = 64
 
 class TooDeepError(J1FilterError):
     pass
+
+
+class PerKeySet(dict[tuple[str, ...], Any]):
+    """What ``compute`` says of a key set, remembered: the objects of one kind of entity
+    repeat their key sets, so the work per key is done once. Bounded for hostile input: at
+    most 1,024 key sets of at most 4,096 characters are kept."""
+
+    LIMIT, CHARS = 1024, 4096
+
+    def __init__(self, compute: Callable[[tuple[str, ...]], Any]):
+        super().__init__()
+        self.compute = compute
+
+    def learn(self, key_set: tuple[str, ...]) -> Any:
+        """``compute(key_set)``, kept for next time (call after ``get`` found nothing)."""
+        value = self.compute(key_set)
+        if sum(map(len, key_set)) <= self.CHARS:
+            if len(self) >= self.LIMIT:
+                self.clear()
+            self[key_set] = value
+        return value
+
+
+def _distinct_snake_names(key_set: tuple[str, ...]) -> tuple[str, ...]:
+    """The snake_case names of ``key_set`` in order; () when two keys share a name (the
+    general loop settles which wins)."""
+    names = tuple(_NAMES.get(key) or snake_case(key) for key in key_set)
+    return names if len(set(names)) == len(names) else ()
+
+
+_SNAKE_NAMES = PerKeySet(_distinct_snake_names)
+#: Objects with more keys than this take their names from _SNAKE_NAMES.
+_KEY_SET_MIN = 6
 
 
 def snake_clean(value: Any, depth: int = 0) -> Any:
@@ -36,6 +69,23 @@ def snake_clean(value: Any, depth: int = 0) -> Any:
                 continue
             items.append(item)
         return items
+    if len(value) > _KEY_SET_MIN:  # an entity's big objects: names by key set, no collision tests
+        key_set = tuple(value)
+        snake_names = _SNAKE_NAMES.get(key_set)
+        if snake_names is None:
+            snake_names = _SNAKE_NAMES.learn(key_set)
+        if snake_names:
+            out = {}
+            for name, item in zip(snake_names, value.values()):
+                kind = item.__class__
+                if kind is dict or kind is list:
+                    item = snake_clean(item, depth + 1)
+                    if not item:
+                        continue
+                elif item is None or item == "":
+                    continue
+                out[name] = item
+            return out
     out = {}
     names = _NAMES
     for key, item in value.items():
@@ -77,6 +127,9 @@ def delete_path(obj: dict[str, Any], path: tuple[str, ...]) -> None:
         del parent[key]
 
 
+_DOTTED_KEYS = PerKeySet(lambda key_set: tuple(k for k in key_set if "." in k and k[0] != "."))
+
+
 def expand_dots(properties: dict[str, Any]) -> list[str]:
     """Expand the top-level dotted keys of ``properties`` in place (``tag.jira`` ->
     ``tag: {jira}``), as Elastic's ``dot_expander`` with ``field: '*'``. A value that meets
@@ -84,7 +137,11 @@ def expand_dots(properties: dict[str, Any]) -> list[str]:
     that could not be expanded (a value stands where an object is needed); those keys are
     removed, their value stays in ``event.original``."""
     problems: list[str] = []
-    for key in [k for k in properties if "." in k and k[0] != "."]:
+    key_set = tuple(properties)
+    dotted = _DOTTED_KEYS.get(key_set)
+    if dotted is None:
+        dotted = _DOTTED_KEYS.learn(key_set)
+    for key in dotted:
         value = properties.pop(key)
         parts = key.split(".")
         if len(parts) > MAX_DEPTH:  # nothing may nest deeper than a whole entity may

@@ -265,6 +265,11 @@ class Selection:
                     self.reads[()].add(path[0])
                     if len(path) >= 2 and (path[0],) in self.reads:
                         self.reads[(path[0],)].add(path[1])
+        # The keys above deeper tables and duplicates too: a program skips those not there.
+        for path in (*(p for p in self.tables if p not in self.reads),
+                     *((*parent, leaf) for parent, leaves in self.duplicates for leaf in leaves)):
+            holder, shape_name = shape_key(path)
+            self.reads[holder].add(shape_name)
 
     def shape(self, keys: tuple[tuple[str, ...], ...]) -> tuple[frozenset[str], ...]:
         """The keys of each shape container that a rule or a coercion looks at."""
@@ -273,6 +278,19 @@ class Selection:
             reads, table = self.reads[container], self.tables.get(container)
             shape.append(frozenset(k for k in names if k in reads or (table is not None and table.lookup(k))))
         return tuple(shape)
+
+
+def shape_key(path: Path) -> tuple[Path, str]:
+    """The shape container holding ``path`` (or the container above it) and its key there."""
+    if len(path) >= 2 and (path[0],) in SHAPE_CONTAINERS:
+        return (path[0],), path[1]
+    return (), path[0]
+
+
+def _may_be_there(path: Path, present: Present) -> bool:
+    """Whether the entity's shape leaves room for ``path`` (its shape key is present)."""
+    container, key = shape_key(path)
+    return key in present[container]
 
 
 def _result_type(compiled: CompiledRule, declared: dict[Path, str]) -> str:
@@ -311,10 +329,12 @@ class Program:
                          if (table := selection.tables.get(container)) is not None
                          for name in sorted(present[container]) if (c := table.lookup(name))]
         tables = tuple((path, table) for path, table in selection.tables.items()
-                       if present is None or path not in present)
-        self.duplicates = selection.duplicates
+                       if present is None or (path not in present and _may_be_there(path, present)))
+        self.duplicates = selection.duplicates if present is None else tuple(
+            (container, kept) for container, keys in selection.duplicates
+            if (kept := tuple(k for k in keys if _may_be_there((*container, k), present))))
         # A nested table's coercion may empty, and so remove, the shape key above it.
-        volatile = frozenset(path[:2] if (path[0],) in SHAPE_CONTAINERS else path[:1] for path, _ in tables)
+        volatile = frozenset((*container, key) for container, key in map(shape_key, (p for p, _ in tables)))
         source = render(selection.typed_rules, present, trace, coercions, bool(tables), volatile)
         source.namespace["coerce_nested"] = functools.partial(coerce_tables, tables)
         self.source = source.code.text()
