@@ -41,16 +41,13 @@ class PerKeySet(dict[tuple[str, ...], Any]):
         return value
 
 
-def _distinct_snake_names(key_set: tuple[str, ...]) -> tuple[str, ...]:
-    """The snake_case names of ``key_set`` in order; () when two keys share a name (the
-    general loop settles which wins)."""
+def _distinct_snake_names(key_set: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The snake_case names of ``key_set`` in order; None when two keys share a name."""
     names = tuple(_NAMES.get(key) or snake_case(key) for key in key_set)
-    return names if len(set(names)) == len(names) else ()
+    return names if len(set(names)) == len(names) else None
 
 
 _SNAKE_NAMES = PerKeySet(_distinct_snake_names)
-#: Objects with more keys than this take their names from _SNAKE_NAMES.
-_KEY_SET_MIN = 6
 
 
 def snake_clean(value: Any, depth: int = 0) -> Any:
@@ -69,26 +66,14 @@ def snake_clean(value: Any, depth: int = 0) -> Any:
                 continue
             items.append(item)
         return items
-    if len(value) > _KEY_SET_MIN:  # an entity's big objects: names by key set, no collision tests
-        key_set = tuple(value)
-        snake_names = _SNAKE_NAMES.get(key_set)
-        if snake_names is None:
-            snake_names = _SNAKE_NAMES.learn(key_set)
-        if snake_names:
-            out = {}
-            for name, item in zip(snake_names, value.values()):
-                kind = item.__class__
-                if kind is dict or kind is list:
-                    item = snake_clean(item, depth + 1)
-                    if not item:
-                        continue
-                elif item is None or item == "":
-                    continue
-                out[name] = item
-            return out
+    key_set = tuple(value)
+    names = _SNAKE_NAMES.get(key_set)
+    if names is None:
+        names = _SNAKE_NAMES.learn(key_set)
+        if names is None:  # two keys share a snake_case name
+            return _clean_colliding(value, depth)
     out = {}
-    names = _NAMES
-    for key, item in value.items():
+    for name, item in zip(names, value.values()):
         kind = item.__class__
         if kind is dict or kind is list:
             item = snake_clean(item, depth + 1)
@@ -96,10 +81,19 @@ def snake_clean(value: Any, depth: int = 0) -> Any:
                 continue
         elif item is None or item == "":
             continue
-        name = names.get(key) or snake_case(key)
-        if name in out and key != name:
-            continue  # a key already in snake_case wins a collision (fooBar vs foo_bar)
         out[name] = item
+    return out
+
+
+def _clean_colliding(value: dict[str, Any], depth: int) -> dict[str, Any]:
+    """An object with keys that share a snake_case name (``fooBar``, ``foo_bar``): of those
+    with a value, the key already in snake_case wins, else the first."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        cleaned = snake_clean({"": item}, depth).get("")  # the value as snake_clean leaves it, or None
+        name = _NAMES.get(key) or snake_case(key)
+        if cleaned is not None and (name not in out or key == name):
+            out[name] = cleaned
     return out
 
 
