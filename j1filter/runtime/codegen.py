@@ -225,7 +225,7 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
                 with code.block("if v is not None:"):
                     code.line(_call(fn, step.per_item))
         if compiled.steps:
-            nested.enter_context(code.when(f"v is not None and (v or v.__class__ not in EMPTIABLE)",
+            nested.enter_context(code.when("v is not None and (v or v.__class__ not in EMPTIABLE)",
                                            src.report(i, NOTHING)))
         _emit_write(src, compiled, result, prechecked)
     with code.block("except Exception as exc:"):

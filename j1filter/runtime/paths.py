@@ -121,7 +121,12 @@ def delete_path(obj: dict[str, Any], path: tuple[str, ...]) -> None:
         del parent[key]
 
 
-_DOTTED_KEYS = PerKeySet(lambda key_set: tuple(k for k in key_set if "." in k and k[0] != "."))
+def _dotted_keys(key_set: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys to expand: with a dot, not at the start."""
+    return tuple(key for key in key_set if "." in key and key[0] != ".")
+
+
+_DOTTED_KEYS = PerKeySet(_dotted_keys)
 
 
 def expand_dots(properties: dict[str, Any]) -> list[str]:

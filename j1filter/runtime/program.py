@@ -135,9 +135,9 @@ def failure(label: str, exc: BaseException) -> str:
     return f"{label}: {type(exc).__name__}: {exc}"
 
 
-_NAMESPACE = {"EMPTY": EMPTY, "EMPTIABLE": frozenset((str, list, dict)), "get_path": get_path, "delete_path": delete_path, "map_items": map_items,
-              "collect_values": collect_values, "all_args": all_args, "append_values": append_values,
-              "failure": failure}
+_NAMESPACE = {"EMPTY": EMPTY, "EMPTIABLE": frozenset((str, list, dict)), "get_path": get_path,
+              "delete_path": delete_path, "map_items": map_items, "collect_values": collect_values,
+              "all_args": all_args, "append_values": append_values, "failure": failure}
 
 
 # --- coercions of the raw entity ------------------------------------------------------------------
