@@ -19,6 +19,7 @@ Then peak memory (max RSS of the child process) for input shaped to stress it:
     ./dev bench                 # 100,000 entities (default)
     ./dev bench --entities 300000 --repeat 3
     ./dev bench --no-memory     # throughput only
+    ./dev bench --no-memory --against a4a8545 --repeat 3   # and the first release, alternated
 """
 
 from __future__ import annotations
@@ -129,17 +130,53 @@ def memory_scenarios(python: str, tmp: Path, seed: int) -> None:
           f"({count / seconds:,.0f} docs/s)")
 
 
-def timed(cmd: list[str], stdin_path: Path | None = None) -> tuple[float, int]:
+def timed(cmd: list[str], stdin_path: Path | None = None, cwd: Path = REPO) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one child process, measured for that child alone."""
+    elapsed, _, rss = timed_cpu(cmd, stdin_path, cwd)
+    return elapsed, rss
+
+
+def timed_cpu(cmd: list[str], stdin_path: Path | None = None, cwd: Path = REPO) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (KiB) of one child process.
+    ``python -m j1filter`` imports the package found in ``cwd`` first."""
     with open(stdin_path or os.devnull, "rb") as stdin, open(os.devnull, "wb") as devnull:
         start = time.perf_counter()
-        child = subprocess.Popen(cmd, stdin=stdin, stdout=devnull, cwd=REPO)
+        child = subprocess.Popen(cmd, stdin=stdin, stdout=devnull, cwd=cwd)
         _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise SystemExit(f"{cmd[:3]} failed with exit code {child.returncode}")
-    return elapsed, usage.ru_maxrss
+        raise SystemExit(f"{cmd[:3]} in {cwd} failed with exit code {child.returncode}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def export_ref(ref: str, dest: Path) -> str:
+    """The files of git commit ``ref`` in ``dest`` (nothing else is touched); its short id."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", f"{ref}^{{commit}}"], cwd=REPO, check=True,
+                                capture_output=True, text=True).stdout.strip()
+        archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO, check=True,
+                                 capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"--against {ref}: not a commit of this repository ({exc})") from None
+    dest.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return commit
+
+
+def compare(python: str, corpus: Path, entities: int, repeat: int, ref_dir: Path, ref: str,
+            base_rate: float) -> None:
+    """This checkout against ``ref`` on the same corpus, runs alternated; best of ``repeat``."""
+    this_runs, ref_runs = [], []
+    for _ in range(repeat):
+        this_runs.append(timed_cpu([python, "-m", "j1filter", "-q"], corpus))
+        ref_runs.append(timed_cpu([python, "-m", "j1filter", "-q"], corpus, cwd=ref_dir))
+    this_wall, ref_wall = min(r[0] for r in this_runs), min(r[0] for r in ref_runs)
+    this_cpu, ref_cpu = min(r[1] for r in this_runs), min(r[1] for r in ref_runs)
+    print(f"j1filter at {ref:<12}: {entities / ref_wall:>10,.0f} docs/s  ({ref_wall:.2f} s), "
+          f"ratio {entities / ref_wall / base_rate:.2f}")
+    print(f"CPU time this / {ref:<8}: {this_cpu / ref_cpu:.2f}  ({this_cpu:.2f} s / {ref_cpu:.2f} s, "
+          "best of each; below 1 is faster)", flush=True)
 
 
 def main() -> int:
@@ -148,6 +185,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best is reported")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory scenarios")
+    parser.add_argument("--against", metavar="REF",
+                        help="also run git commit REF (e.g. a4a8545, the first release) on the same corpus, "
+                             "alternated with this checkout; REF runs with this environment's packages")
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,6 +207,9 @@ def main() -> int:
         print(f"ratio j1filter/orjson   : {rate / base_rate:.2f}")
         print(f"peak memory (max RSS)   : {rss / 1024:.0f} MiB for {args.entities:,} entities, "
               f"{small_rss / 1024:.0f} MiB for {max(args.entities // 10, 1):,}", flush=True)
+        if args.against:
+            ref = export_ref(args.against, Path(tmp) / "ref")
+            compare(python, corpus, args.entities, args.repeat, Path(tmp) / "ref", ref, base_rate)
         if not args.no_memory:
             corpus.unlink()
             memory_scenarios(python, Path(tmp), args.seed)
