@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, NoReturn
 import orjson
 
 from ..errors import J1FilterError, MappingError
+from ..shell.output import plural
 from ..shell.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
 from .checkpoint import CheckpointError, can_narrow, load_checkpoint
 from .client import (
@@ -52,7 +53,7 @@ from .client import (
     Secret,
     resolve_endpoint,
 )
-from .collector import DEFAULT_QUERY, CollectOptions, Collector, plural, remove_stale_parts
+from .collector import DEFAULT_QUERY, CollectOptions, Collector, remove_stale_parts
 from .simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator, load_sample_entities
 
 if TYPE_CHECKING:

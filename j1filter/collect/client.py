@@ -44,6 +44,7 @@ import orjson
 
 from .._meta import __version__
 from ..errors import J1FilterError
+from ..shell.output import plural
 
 log = logging.getLogger("j1filter.collect")
 
@@ -303,7 +304,7 @@ class J1Client:
             number += 1
             if number > limits.max_pages:
                 raise RunawayPagingError(
-                    f"stopped after {_plural(limits.max_pages, 'page')} (--max-pages): the results do not end"
+                    f"stopped after {plural(limits.max_pages, 'page')} (--max-pages): the results do not end"
                 )
             page = self._fetch_page(number, j1ql, cursor, include_deleted)
             yield page
@@ -312,7 +313,7 @@ class J1Client:
             empty_in_a_row = 0 if page.items else empty_in_a_row + 1
             if empty_in_a_row >= limits.max_empty_pages:
                 raise RunawayPagingError(
-                    f"page {number}: {_plural(empty_in_a_row, 'empty page')} in a row, each with a new cursor"
+                    f"page {number}: {plural(empty_in_a_row, 'empty page')} in a row, each with a new cursor"
                     " (--max-empty-pages); stopping"
                 )
             digest = hashlib.blake2b(page.cursor.encode("utf-8", "surrogatepass"), digest_size=16).digest()
@@ -435,7 +436,7 @@ class J1Client:
             except _Retryable as failure:
                 if attempt == attempts:
                     raise CollectError(
-                        f"{what}: gave up after {_plural(attempts, 'attempt')}; last error: {failure.reason}"
+                        f"{what}: gave up after {plural(attempts, 'attempt')}; last error: {failure.reason}"
                     ) from None
                 delay = self._retry.delay(attempt, failure.wait_hint)
                 self.stats.retries += 1
@@ -601,10 +602,6 @@ def _read_quietly(error: urllib.error.HTTPError, limit: int) -> bytes:
         return error.read(limit)
     except (OSError, http.client.HTTPException):
         return b""
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
 
 
 # -- a deadline for the whole request ----------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 
-from ..shell.output import LineWriter
+from ..shell.output import LineWriter, plural
 from ..shell.stops import GUARD
 from ._timestamps import compact_iso_from_ms, iso_from_ms, timestamp_ms
 from .checkpoint import Checkpoint, CollectionPlan, fsync_directory, load_checkpoint, plan_collection, save_checkpoint
@@ -59,10 +59,6 @@ class CollectionSummary:
     deletions: int = 0
     duplicates: int = 0
     spool_file: Path | None = None
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    return f"{count:,} {word if count == 1 else (many or word + 's')}"
 
 
 class Progress:

@@ -144,7 +144,7 @@ def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | No
         line(f"v = {src.const(f'V{i}', compiled.value)}")
         return
     if rule.source_kind == "from":  # the first present: absent ones left out
-        sources = [s for s in rule.sources if isinstance(s, Expression) or not absent(s, present)]
+        sources = _readable(rule.sources, present)
         line(f"v = {_read_expr(sources[0], src, f'S{i}_0')}")
         for n, source in enumerate(sources[1:], 1):
             line(f"if v is None: v = {_read_expr(source, src, f'S{i}_{n}')}")
@@ -154,9 +154,9 @@ def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | No
     line(f"v = {helper}(({reads},))")
 
 
-def _first_read(sources: Sequence[Source], present: Present | None) -> Source:
-    """The source a ``from`` rule reads first: absent ones are left out (see _emit_read)."""
-    return next(s for s in sources if isinstance(s, Expression) or not absent(s, present))
+def _readable(sources: Sequence[Source], present: Present | None) -> list[Source]:
+    """The sources a ``from`` rule reads, in order: those the shape proves absent are left out."""
+    return [s for s in sources if isinstance(s, Expression) or not absent(s, present)]
 
 
 def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str, prechecked: bool) -> None:
@@ -213,7 +213,7 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
             nested.enter_context(code.when(f"{walk} or {IS_EMPTY}",
                                            src.report(i, KEPT)))
         _emit_read(src, compiled, present)
-        read_certain = rule.source_kind == "from" and certain(_first_read(rule.sources, present), fixed)
+        read_certain = rule.source_kind == "from" and certain(_readable(rule.sources, present)[0], fixed)
         if not read_certain and (rule.source_kind != "value" or compiled.value is None):  # a constant is there or not
             nested.enter_context(code.when("v is not None", src.report(
                 i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null")))

@@ -31,7 +31,7 @@ from ..convert.transforms import java_string
 from ..errors import J1FilterError, TransformError
 from ..language.spec import Expression, Path
 from ..language.types import ANY, SAME
-from .codegen import CoercionSpec, Present, render
+from .codegen import CoercionSpec, Present, absent, render
 from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
 from .paths import delete_path, get_path
 
@@ -287,12 +287,6 @@ def shape_key(path: Path) -> tuple[Path, str]:
     return (), path[0]
 
 
-def _may_be_there(path: Path, present: Present) -> bool:
-    """Whether the entity's shape leaves room for ``path`` (its shape key is present)."""
-    container, key = shape_key(path)
-    return key in present[container]
-
-
 def _result_type(compiled: CompiledRule, declared: dict[Path, str]) -> str:
     """The type of a rule's value before it is written, as far as this selection knows."""
     if compiled.result != SAME:
@@ -329,10 +323,10 @@ class Program:
                          if (table := selection.tables.get(container)) is not None
                          for name in sorted(present[container]) if (c := table.lookup(name))]
         tables = tuple((path, table) for path, table in selection.tables.items()
-                       if present is None or (path not in present and _may_be_there(path, present)))
+                       if present is None or (path not in present and not absent(path, present)))
         self.duplicates = selection.duplicates if present is None else tuple(
             (container, kept) for container, keys in selection.duplicates
-            if (kept := tuple(k for k in keys if _may_be_there((*container, k), present))))
+            if (kept := tuple(k for k in keys if not absent((*container, k), present))))
         # A nested table's coercion may empty, and so remove, the shape key above it.
         volatile = frozenset((*container, key) for container, key in map(shape_key, (p for p, _ in tables)))
         source = render(selection.typed_rules, present, trace, coercions, bool(tables), volatile)

@@ -24,8 +24,8 @@ from ..runtime.mapper import Mapper
 from .cli import new_parser
 from .options import add_mapping_options, mapper_from_args
 from .output import LineWriter
+from .stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 ENGINE = "j1filter"  # the label of fields the engine writes itself
 ENGINE_FIELDS = ("@timestamp", "ecs.", "data_stream.", "event.original", "event.dataset",
                  "event.module", "error.", "tags")
