@@ -96,8 +96,9 @@ def make_huge_lines(path: Path, count: int, size: int, small_values: bool) -> No
             entity["id"] = f"huge-{n}"
             if small_values:
                 ips = size // 16
-                entity["properties"]["targets"] = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
-                                                   for i in range(ips)]
+                entity["properties"]["targets"] = [
+                    f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(ips)
+                ]
             else:
                 entity["properties"]["description"] = "x" * size
             out.write(json.dumps(entity, separators=(",", ":")) + "\n")
@@ -126,8 +127,10 @@ def memory_scenarios(python: str, tmp: Path, seed: int) -> None:
     path = tmp / "kinds.ndjson"
     count = make_many_kinds(path, 8000, 2, seed)
     seconds, rss = timed(j1filter, path)
-    print(f"  8,000 distinct entity kinds ({count:,} entities)  : {rss / 1024:>5.0f} MiB  "
-          f"({count / seconds:,.0f} docs/s)")
+    print(
+        f"  8,000 distinct entity kinds ({count:,} entities)  : {rss / 1024:>5.0f} MiB  "
+        f"({count / seconds:,.0f} docs/s)"
+    )
 
 
 def timed(cmd: list[str], stdin_path: Path | None = None, cwd: Path = REPO) -> tuple[float, int]:
@@ -153,10 +156,16 @@ def timed_cpu(cmd: list[str], stdin_path: Path | None = None, cwd: Path = REPO) 
 def export_ref(ref: str, dest: Path) -> str:
     """The files of git commit ``ref`` in ``dest`` (nothing else is touched); its short id."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", f"{ref}^{{commit}}"], cwd=REPO, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO, check=True,
-                                 capture_output=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", f"{ref}^{{commit}}"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit], cwd=REPO, check=True, capture_output=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         raise SystemExit(f"--against {ref}: not a commit of this repository ({exc})") from None
     dest.mkdir()
@@ -164,38 +173,51 @@ def export_ref(ref: str, dest: Path) -> str:
     return commit
 
 
-def compare(python: str, corpus: Path, entities: int, repeat: int, ref_dir: Path, ref: str,
-            base_rate: float) -> None:
+def compare(
+    python: str, corpus: Path, entities: int, repeat: int, ref_dir: Path, ref: str, base_rate: float
+) -> None:
     """This checkout against ``ref`` on the same corpus, runs alternated; best of ``repeat``."""
     this_runs, ref_runs = [], []
     for _ in range(repeat):
         this_runs.append(timed_cpu([python, "-m", "j1filter", "-q"], corpus))
         ref_runs.append(timed_cpu([python, "-m", "j1filter", "-q"], corpus, cwd=ref_dir))
-    this_wall, ref_wall = min(r[0] for r in this_runs), min(r[0] for r in ref_runs)
+    _this_wall, ref_wall = min(r[0] for r in this_runs), min(r[0] for r in ref_runs)
     this_cpu, ref_cpu = min(r[1] for r in this_runs), min(r[1] for r in ref_runs)
-    print(f"j1filter at {ref:<12}: {entities / ref_wall:>10,.0f} docs/s  ({ref_wall:.2f} s), "
-          f"ratio {entities / ref_wall / base_rate:.2f}")
-    print(f"CPU time this / {ref:<8}: {this_cpu / ref_cpu:.2f}  ({this_cpu:.2f} s / {ref_cpu:.2f} s, "
-          "best of each; below 1 is faster)", flush=True)
+    print(
+        f"j1filter at {ref:<12}: {entities / ref_wall:>10,.0f} docs/s  ({ref_wall:.2f} s), "
+        f"ratio {entities / ref_wall / base_rate:.2f}"
+    )
+    print(
+        f"CPU time this / {ref:<8}: {this_cpu / ref_cpu:.2f}  ({this_cpu:.2f} s / {ref_cpu:.2f} s, "
+        "best of each; below 1 is faster)",
+        flush=True,
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best is reported")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory scenarios")
-    parser.add_argument("--against", metavar="REF",
-                        help="also run git commit REF (e.g. a4a8545, the first release) on the same corpus, "
-                             "alternated with this checkout; REF runs with this environment's packages")
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="also run git commit REF (e.g. a4a8545, the first release) on the same corpus, "
+        "alternated with this checkout; REF runs with this environment's packages",
+    )
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         small, corpus = Path(tmp) / "small.ndjson", Path(tmp) / "corpus.ndjson"
         make_corpus(small, max(args.entities // 10, 1), args.seed)
         size = make_corpus(corpus, args.entities, args.seed)
-        print(f"corpus: {args.entities:,} entities, {size / 1e6:.1f} MB "
-              f"({size / args.entities:,.0f} bytes/entity), Python {sys.version.split()[0]}")
+        print(
+            f"corpus: {args.entities:,} entities, {size / 1e6:.1f} MB "
+            f"({size / args.entities:,.0f} bytes/entity), Python {sys.version.split()[0]}"
+        )
         _, small_rss = timed([python, "-m", "j1filter", "-q"], small)
         base = min(timed([python, "-c", BASELINE, str(corpus), os.devnull])[0] for _ in range(args.repeat))
         runs = [timed([python, "-m", "j1filter", "-q"], corpus) for _ in range(args.repeat)]
@@ -205,8 +227,11 @@ def main() -> int:
         print(f"orjson loads+dumps loop : {base_rate:>10,.0f} docs/s  ({base:.2f} s)")
         print(f"j1filter end to end     : {rate:>10,.0f} docs/s  ({best:.2f} s)")
         print(f"ratio j1filter/orjson   : {rate / base_rate:.2f}")
-        print(f"peak memory (max RSS)   : {rss / 1024:.0f} MiB for {args.entities:,} entities, "
-              f"{small_rss / 1024:.0f} MiB for {max(args.entities // 10, 1):,}", flush=True)
+        print(
+            f"peak memory (max RSS)   : {rss / 1024:.0f} MiB for {args.entities:,} entities, "
+            f"{small_rss / 1024:.0f} MiB for {max(args.entities // 10, 1):,}",
+            flush=True,
+        )
         if args.against:
             ref = export_ref(args.against, Path(tmp) / "ref")
             compare(python, corpus, args.entities, args.repeat, Path(tmp) / "ref", ref, base_rate)

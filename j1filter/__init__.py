@@ -14,7 +14,7 @@ Custom transforms go into a registry passed to ``compile_mappings``; nothing glo
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ._meta import ECS_VERSION, __version__
 from .convert.registry import TransformRegistry, builtin_transforms
@@ -23,18 +23,32 @@ from .language.loader import load_mappings
 from .language.spec import MappingSpec
 from .runtime.compiler import CompiledMappings, field_types
 from .runtime.mapper import Mapper, Options
-from .shell.stream import Stats, run
+from .stream import Stats, run
 
 
-def compile_mappings(specs: Iterable[MappingSpec] | None = None, *,
-                     transforms: TransformRegistry | None = None) -> CompiledMappings:
+def compile_mappings(
+    specs: Iterable[MappingSpec] | None = None, *, transforms: TransformRegistry | None = None
+) -> CompiledMappings:
     """Check and bind mapping specs (default: the shipped mappings) once, with the built-in
     transforms or the given registry. Raises MappingError listing every problem."""
     return CompiledMappings(load_mappings() if specs is None else specs, transforms)
 
 
 __all__ = [
-    "load_mappings", "compile_mappings", "CompiledMappings", "field_types", "Mapper", "Options",
-    "run", "Stats", "TransformRegistry", "builtin_transforms", "J1FilterError", "MappingError",
-    "TransformError", "Problem", "ECS_VERSION", "__version__",
+    "ECS_VERSION",
+    "CompiledMappings",
+    "J1FilterError",
+    "Mapper",
+    "MappingError",
+    "Options",
+    "Problem",
+    "Stats",
+    "TransformError",
+    "TransformRegistry",
+    "__version__",
+    "builtin_transforms",
+    "compile_mappings",
+    "field_types",
+    "load_mappings",
+    "run",
 ]

@@ -32,8 +32,10 @@ def data_stream_problems(type_: str, dataset: str, namespace: str) -> list[str]:
         problems += [f"{option} {value!r}: {why}" for why in _part_problems(value)]
     name = data_stream_name(type_, dataset, namespace)
     if not problems and len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        problems.append(f"data stream name {name!r} is {len(name.encode('utf-8'))} bytes long; "
-                        f"keep <type>-<dataset>-<namespace> within {MAX_NAME_BYTES}")
+        problems.append(
+            f"data stream name {name!r} is {len(name.encode('utf-8'))} bytes long; "
+            f"keep <type>-<dataset>-<namespace> within {MAX_NAME_BYTES}"
+        )
     return problems
 
 

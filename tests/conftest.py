@@ -52,7 +52,9 @@ def field_diff(expected: dict, actual: dict, *, allow_extra: bool) -> str:
         if name not in act:
             lines.append(f"- missing  {name} = {json.dumps(exp[name])}")
         elif act[name] != exp[name]:
-            lines.append(f"~ differs  {name}\n    expected {json.dumps(exp[name])}\n    actual   {json.dumps(act[name])}")
+            lines.append(
+                f"~ differs  {name}\n    expected {json.dumps(exp[name])}\n    actual   {json.dumps(act[name])}"
+            )
     if not allow_extra:
         lines.extend(f"+ extra    {name} = {json.dumps(act[name])}" for name in sorted(set(act) - set(exp)))
     return "\n".join(lines)
@@ -62,8 +64,11 @@ def field_problems(doc: dict, expected: dict, absent=(), *, errors_allowed: bool
     """Each expected field whose value differs, compared as the JSON written (so 7 is not
     7.0), each field that should be absent, and each error message, one line apiece."""
     flat = flatten(doc)
-    problems = [f"{k}: expected {json.dumps(v)}, got {json.dumps(flat[k]) if k in flat else '<missing>'}"
-                for k, v in expected.items() if k not in flat or json.dumps(flat[k]) != json.dumps(v)]
+    problems = [
+        f"{k}: expected {json.dumps(v)}, got {json.dumps(flat[k]) if k in flat else '<missing>'}"
+        for k, v in expected.items()
+        if k not in flat or json.dumps(flat[k]) != json.dumps(v)
+    ]
     problems += [f"{k} should be absent, got {flat[k]!r}" for k in absent if k in flat]
     if not errors_allowed:
         problems += [f"unexpected error: {m}" for m in flat.get("error.message", [])]
@@ -71,4 +76,6 @@ def field_problems(doc: dict, expected: dict, absent=(), *, errors_allowed: bool
 
 
 def text_diff(expected: str, actual: str) -> str:
-    return "\n".join(difflib.unified_diff(expected.splitlines(), actual.splitlines(), "expected", "actual", lineterm=""))
+    return "\n".join(
+        difflib.unified_diff(expected.splitlines(), actual.splitlines(), "expected", "actual", lineterm="")
+    )

@@ -8,15 +8,15 @@ import select
 import subprocess
 import sys
 
-
 from .conftest import ELASTIC_FIXTURES, REPO, SAMPLES, field_diff, needs_shared
 
 ENTITY = b'{"id": "e-1", "entity": {"_class": ["Finding"], "_id": "e-1"}, "properties": {"description": "d"}}'
 
 
 def j1filter(*args: str, stdin: bytes = b"", check_rc: int | None = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "j1filter", *args], input=stdin, capture_output=True,
-                          cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", *args], input=stdin, capture_output=True, cwd=REPO, timeout=60
+    )
     if check_rc is not None:
         assert proc.returncode == check_rc, proc.stderr.decode()
     return proc
@@ -30,8 +30,11 @@ def test_no_arguments_filters_stdin_to_stdout():
     proc = j1filter(stdin=SAMPLES.read_bytes())
     docs = docs_of(proc)
     assert len(docs) == len(SAMPLES.read_bytes().splitlines()) == 24
-    assert all(d["data_stream"] == {"type": "logs", "dataset": "jupiter_one.risks_and_alerts",
-                                    "namespace": "default"} for d in docs)
+    assert all(
+        d["data_stream"]
+        == {"type": "logs", "dataset": "jupiter_one.risks_and_alerts", "namespace": "default"}
+        for d in docs
+    )
     assert all(d["ecs"]["version"] == "9.2.0" and d["@timestamp"].endswith("Z") for d in docs)
     assert proc.stderr.decode().strip() == "j1filter: 24 lines in, 24 documents out, no errors"
 
@@ -47,14 +50,24 @@ def test_golden_fixture_with_preserve_option():
 
 def test_data_stream_options_and_summary_with_errors(tmp_path):
     errors_file = tmp_path / "errors.ndjson"
-    proc = j1filter("--namespace", "prod", "--dataset", "j1.custom", "--errors-file", str(errors_file),
-                    stdin=ENTITY + b"\nnot json\n")
+    proc = j1filter(
+        "--namespace",
+        "prod",
+        "--dataset",
+        "j1.custom",
+        "--errors-file",
+        str(errors_file),
+        stdin=ENTITY + b"\nnot json\n",
+    )
     docs = docs_of(proc)
     assert docs[0]["data_stream"] == {"type": "logs", "dataset": "j1.custom", "namespace": "prod"}
     assert docs[0]["event"]["dataset"] == "j1.custom"
     assert docs[1]["event"]["kind"] == "pipeline_error"
     assert json.loads(errors_file.read_text()) == docs[1]
-    assert proc.stderr.decode().strip() == "j1filter: 2 lines in, 2 documents out, 1 with errors (invalid_json: 1)"
+    assert (
+        proc.stderr.decode().strip()
+        == "j1filter: 2 lines in, 2 documents out, 1 with errors (invalid_json: 1)"
+    )
 
 
 def test_fail_on_error_exit_code():
@@ -89,7 +102,9 @@ def test_invalid_mapping_exits_2_with_location():
 
 def test_check_subcommand():
     proc = j1filter("check")
-    assert proc.stdout.decode().startswith(f"{len(list((REPO / 'mappings').glob('*.yml')))} mapping files OK: ")
+    assert proc.stdout.decode().startswith(
+        f"{len(list((REPO / 'mappings').glob('*.yml')))} mapping files OK: "
+    )
     bad = REPO / "tests" / "bad_mappings" / "wrong_version.yml"
     proc = j1filter("check", str(bad), check_rc=2)
     assert f"{bad}:1:10: version: unsupported format version 2" in proc.stderr.decode()
@@ -109,8 +124,13 @@ def test_usage_error_exits_2():
 
 def test_line_buffered_output_arrives_before_end_of_input():
     """Under Logstash's pipe input, each document must come out while stdin stays open."""
-    proc = subprocess.Popen([sys.executable, "-m", "j1filter", "--line-buffered", "-q"], cwd=REPO,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "j1filter", "--line-buffered", "-q"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         for expected_id in ("e-1", "e-1"):
             proc.stdin.write(ENTITY + b"\n")
@@ -127,8 +147,14 @@ def test_line_buffered_output_arrives_before_end_of_input():
 def test_closed_output_ends_quietly():
     reader, writer = os.pipe()
     os.close(reader)
-    proc = subprocess.run([sys.executable, "-m", "j1filter", "-q"], input=ENTITY * 1 + b"\n",
-                          stdout=writer, stderr=subprocess.PIPE, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "-q"],
+        input=ENTITY * 1 + b"\n",
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        timeout=60,
+    )
     os.close(writer)
     assert proc.returncode == 0  # like `collect`: a reader that has enough is not a failure
     assert b"Traceback" not in proc.stderr
@@ -136,9 +162,11 @@ def test_closed_output_ends_quietly():
 
 def test_odd_names_in_a_user_mapping_are_data_not_code(tmp_path):
     extra = tmp_path / "odd.yml"
-    extra.write_text('version: 1\nname: odd\nrules:\n'
-                     '  - {id: "line one\\nimport os", to: labels.my-field, value: "a\'b\\"c"}\n'
-                     '  - {to: labels.my-field2, from: properties.description, mode: append}\n')
+    extra.write_text(
+        "version: 1\nname: odd\nrules:\n"
+        '  - {id: "line one\\nimport os", to: labels.my-field, value: "a\'b\\"c"}\n'
+        "  - {to: labels.my-field2, from: properties.description, mode: append}\n"
+    )
     doc = docs_of(j1filter("--mapping", str(extra), "-q", stdin=ENTITY))[0]
     assert doc["labels"] == {"my-field": "a'b\"c", "my-field2": ["d"]}
 

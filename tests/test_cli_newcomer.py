@@ -23,8 +23,9 @@ from .test_cli import ENTITY, docs_of, j1filter
 # --- subcommands, options ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("typo,meant", [("chek", "check"), ("feilds", "fields"), ("dmeo", "demo"),
-                                        ("colect", "collect")])
+@pytest.mark.parametrize(
+    "typo,meant", [("chek", "check"), ("feilds", "fields"), ("dmeo", "demo"), ("colect", "collect")]
+)
 def test_a_mistyped_subcommand_is_a_usage_error_with_a_suggestion(typo, meant):
     proc = j1filter(typo, check_rc=2)
     assert f"did you mean `j1filter {meant}`?" in proc.stderr.decode()
@@ -38,8 +39,13 @@ def test_help_as_a_word():
 
 def test_an_existing_file_named_like_a_typo_is_read(tmp_path):
     (tmp_path / "chek").write_bytes(ENTITY + b"\n")
-    proc = subprocess.run([sys.executable, "-m", "j1filter", "chek"], cwd=tmp_path, capture_output=True,
-                          timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "chek"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert json.loads(proc.stdout)["event"]["id"] == "e-1"
 
@@ -49,8 +55,16 @@ def test_a_missing_input_file_says_which():
     assert "j1filter: cannot open 'no-such-input.ndjson': No such file or directory" in proc.stderr.decode()
 
 
-@pytest.mark.parametrize("args", [["--namespac", "prod"], ["--line-buf"], ["check", "--no-shipped"],
-                                  ["fields", "--transform"], ["demo", "--js"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--namespac", "prod"],
+        ["--line-buf"],
+        ["check", "--no-shipped"],
+        ["fields", "--transform"],
+        ["demo", "--js"],
+    ],
+)
 def test_long_options_are_not_abbreviated(args):
     assert b"unrecognized arguments" in j1filter(*args, check_rc=2).stderr
 
@@ -59,8 +73,13 @@ def test_dash_q_is_quiet_everywhere(tmp_path):
     assert j1filter("-q", stdin=ENTITY).stderr == b""
     assert j1filter("check", "-q").stdout == b""
     env = {k: v for k, v in os.environ.items() if not k.startswith("J1_")}
-    proc = subprocess.run([sys.executable, "-m", "j1filter", "collect", "-q"], cwd=REPO, capture_output=True,
-                          timeout=60, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "collect", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
     assert proc.returncode == 2
     assert b"expected one argument" not in proc.stderr and b"J1_API_TOKEN" in proc.stderr
     collect_help = j1filter("collect", "--help").stdout.decode()
@@ -68,7 +87,7 @@ def test_dash_q_is_quiet_everywhere(tmp_path):
 
 
 def test_help_lists_every_subcommand_and_the_exit_codes():
-    from j1filter.shell.cli import SUBCOMMANDS
+    from j1filter.cli.main import SUBCOMMANDS
 
     text = j1filter("--help").stdout.decode()
     for name in SUBCOMMANDS:
@@ -80,20 +99,32 @@ def test_help_lists_every_subcommand_and_the_exit_codes():
 
 
 def test_summary_uses_singular_for_one():
-    assert j1filter(stdin=ENTITY + b"\n\n").stderr.decode().strip() == \
-        "j1filter: 2 lines in, 1 document out, 1 blank line skipped, no errors"
-    assert j1filter("check", str(REPO / "mappings" / "00-base.yml")).stdout.decode().startswith(
-        "1 mapping file OK: 00-base.yml")
+    assert (
+        j1filter(stdin=ENTITY + b"\n\n").stderr.decode().strip()
+        == "j1filter: 2 lines in, 1 document out, 1 blank line skipped, no errors"
+    )
+    assert (
+        j1filter("check", str(REPO / "mappings" / "00-base.yml"))
+        .stdout.decode()
+        .startswith("1 mapping file OK: 00-base.yml")
+    )
 
 
-@pytest.mark.parametrize("line,message", [
-    (b"[1, 2]", "line 1: expected a JSON object (a J1 entity), found an array"),
-    (b'{"id": "x", "properties": {}}', 'line 1: entity: expected the "entity" object'),
-    (b'{"entity": {"_class": ["Finding"]}, "properties": {"deviceLocalIp": "10.0.0.300"}}',
-     "line 1: jupiter_one.asset.properties.device_local_ip: '10.0.0.300' is not an IP"),
-    (b'{"data": {"queryV1": {"data": [' + ENTITY + b', [3]]}}}',
-     "line 1, entity 2: expected a JSON object (a J1 entity), found an array"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        (b"[1, 2]", "line 1: expected a JSON object (a J1 entity), found an array"),
+        (b'{"id": "x", "properties": {}}', 'line 1: entity: expected the "entity" object'),
+        (
+            b'{"entity": {"_class": ["Finding"]}, "properties": {"deviceLocalIp": "10.0.0.300"}}',
+            "line 1: jupiter_one.asset.properties.device_local_ip: '10.0.0.300' is not an IP",
+        ),
+        (
+            b'{"data": {"queryV1": {"data": [' + ENTITY + b", [3]]}}}",
+            "line 1, entity 2: expected a JSON object (a J1 entity), found an array",
+        ),
+    ],
+)
 def test_every_error_message_says_where(line, message):
     docs = docs_of(j1filter(stdin=b"\n" + line + b"\n"))  # the blank line makes it line 2
     messages = [m for d in docs for m in d.get("error", {}).get("message", [])]
@@ -102,8 +133,9 @@ def test_every_error_message_says_where(line, message):
 
 
 def test_pretty_printed_input_gets_a_hint_and_loses_nothing():
-    pretty = "".join(json.dumps(json.loads(line), indent=2) + "\n"
-                     for line in SAMPLES.read_text().splitlines()[:3]).encode()
+    pretty = "".join(
+        json.dumps(json.loads(line), indent=2) + "\n" for line in SAMPLES.read_text().splitlines()[:3]
+    ).encode()
     proc = j1filter(stdin=pretty)
     docs = docs_of(proc)
     assert len(docs) == len(pretty.splitlines())  # every line is kept, as an error document
@@ -118,33 +150,42 @@ def test_pretty_printed_input_gets_a_hint_and_loses_nothing():
 
 
 def test_compact_input_gets_no_such_hint():
-    assert "hint" not in j1filter(stdin=b"{\"id\": \n").stderr.decode()
+    assert "hint" not in j1filter(stdin=b'{"id": \n').stderr.decode()
     assert "hint" not in j1filter(stdin=SAMPLES.read_bytes()).stderr.decode()
 
 
 # --- data stream names ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("type_,dataset,namespace,problem", [
-    ("logs", "jupiter_one.risks_and_alerts", "Prod", "--namespace 'Prod': must be lowercase"),
-    ("logs", "jupiter_one.risks_and_alerts", "prod-eu", "--namespace 'prod-eu': must not contain '-'"),
-    ("logs", "j1-custom", "default", "--dataset 'j1-custom': must not contain '-'"),
-    ("logs", "_j1", "default", "--dataset '_j1': must not start with '_'"),
-    ("logs", "+j1", "default", "--dataset '+j1': must not start with '+'"),
-    ("logs", "j1", "a b", "--namespace 'a b': must not contain ' '"),
-    ("logs", "j1*", "default", "--dataset 'j1*': must not contain '*'"),
-    ("logs", "j1", "", "--namespace '': must not be empty"),
-    ("log", "j1", "default", "--type 'log': must be one of logs, metrics"),
-    ("logs", "j" * 101, "default", "is 101 characters long; at most 100"),
-    ("logs", "j" * 50, "n" * 50, "bytes long; keep <type>-<dataset>-<namespace> within 100"),
-])
+@pytest.mark.parametrize(
+    "type_,dataset,namespace,problem",
+    [
+        ("logs", "jupiter_one.risks_and_alerts", "Prod", "--namespace 'Prod': must be lowercase"),
+        ("logs", "jupiter_one.risks_and_alerts", "prod-eu", "--namespace 'prod-eu': must not contain '-'"),
+        ("logs", "j1-custom", "default", "--dataset 'j1-custom': must not contain '-'"),
+        ("logs", "_j1", "default", "--dataset '_j1': must not start with '_'"),
+        ("logs", "+j1", "default", "--dataset '+j1': must not start with '+'"),
+        ("logs", "j1", "a b", "--namespace 'a b': must not contain ' '"),
+        ("logs", "j1*", "default", "--dataset 'j1*': must not contain '*'"),
+        ("logs", "j1", "", "--namespace '': must not be empty"),
+        ("log", "j1", "default", "--type 'log': must be one of logs, metrics"),
+        ("logs", "j" * 101, "default", "is 101 characters long; at most 100"),
+        ("logs", "j" * 50, "n" * 50, "bytes long; keep <type>-<dataset>-<namespace> within 100"),
+    ],
+)
 def test_data_stream_name_rules(type_, dataset, namespace, problem):
     problems = data_stream_problems(type_, dataset, namespace)
     assert any(problem in p for p in problems), problems
 
 
-@pytest.mark.parametrize("parts", [("logs", "jupiter_one.risks_and_alerts", "default"),
-                                   ("metrics", "j1.custom", "prod_eu"), ("logs", "a", "b.c")])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("logs", "jupiter_one.risks_and_alerts", "default"),
+        ("metrics", "j1.custom", "prod_eu"),
+        ("logs", "a", "b.c"),
+    ],
+)
 def test_valid_data_stream_names(parts):
     assert data_stream_problems(*parts) == []
 
@@ -181,8 +222,13 @@ def _read_until(fd: int, needle: bytes, timeout: float = 30) -> bytes:
 
 def test_no_input_on_a_terminal_says_what_it_expects():
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "j1filter"], cwd=REPO, stdin=terminal,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "j1filter"],
+        cwd=REPO,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     os.close(terminal)
     try:
         hint = _read_until(proc.stderr.fileno(), b"--help")
@@ -199,8 +245,13 @@ def test_no_input_on_a_terminal_says_what_it_expects():
 
 def test_progress_on_a_terminal_stderr_never_in_stdout():
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "j1filter"], cwd=REPO, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=terminal)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "j1filter"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
     os.close(terminal)
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.append(proc.stdout.read()), daemon=True)
@@ -224,8 +275,13 @@ def test_progress_on_a_terminal_stderr_never_in_stdout():
 
 
 def test_no_progress_when_stderr_is_not_a_terminal():
-    proc = subprocess.Popen([sys.executable, "-m", "j1filter"], cwd=REPO, stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "j1filter"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     for _ in range(7):
         proc.stdin.write(SAMPLES.read_bytes() * 10)
         proc.stdin.flush()
@@ -267,17 +323,26 @@ def _fake_venv(tmp_path):
     return bin_dir / "calls"
 
 
-@pytest.mark.parametrize("command,install,then", [
-    ("demo", "-e .", "j1filter demo"),
-    ("bench", "-e .", "python bench/benchmark.py"),
-    ("test", "-e .[test]", "python -m pytest"),
-])
+@pytest.mark.parametrize(
+    "command,install,then",
+    [
+        ("demo", "-e .", "j1filter demo"),
+        ("bench", "-e .", "python bench/benchmark.py"),
+        ("test", "-e .[test]", "python -m pytest"),
+    ],
+)
 def test_dev_installs_the_test_extra_only_for_tests(tmp_path, command, install, then):
     calls = _fake_venv(tmp_path)
     subprocess.run([str(tmp_path / "dev"), command], check=True, timeout=60, capture_output=True)
     lines = calls.read_text().splitlines()
     assert lines[0] == f"python -m pip install -q --disable-pip-version-check {install}"
-    assert lines[1].startswith(then)
+    assert lines[-1].startswith(then)
+    # only the tests lint and format-check first
+    linted = [
+        "python -m ruff check --quiet j1filter tests bench",
+        "python -m ruff format --check --quiet j1filter tests bench",
+    ]
+    assert lines[1:-1] == (linted if command == "test" else [])
 
 
 def test_dev_help_is_the_comment_only():
@@ -288,8 +353,12 @@ def test_dev_help_is_the_comment_only():
 
 
 def test_benchmark_reports_figures_not_goals():
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "benchmark.py"), "--entities", "300",
-                           "--no-memory"],
-                          capture_output=True, text=True, timeout=300, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "benchmark.py"), "--entities", "300", "--no-memory"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert "ratio j1filter/orjson" in proc.stdout
     assert "target" not in proc.stdout

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from j1filter.shell.stream import map_line
+from j1filter.stream import map_line
 
 from .conftest import ELASTIC_FIXTURES, field_diff, needs_shared
 
@@ -16,9 +16,20 @@ DUPLICATES = [
     "jupiter_one.asset.entity._created_on",
     "jupiter_one.asset.entity._end_on",
     "jupiter_one.asset.entity._begin_on",
-    *(f"jupiter_one.asset.properties.{name}" for name in (
-        "web_link", "level", "device_id", "user_id", "device_mac_address", "device_os_version",
-        "device_hostname", "device_platform_name", "user_name")),
+    *(
+        f"jupiter_one.asset.properties.{name}"
+        for name in (
+            "web_link",
+            "level",
+            "device_id",
+            "user_id",
+            "device_mac_address",
+            "device_os_version",
+            "device_hostname",
+            "device_platform_name",
+            "user_name",
+        )
+    ),
 ]
 
 

@@ -11,18 +11,22 @@ import sys
 import orjson
 import pytest
 
+from j1filter.cli.explain import explain_entity, render_text
 from j1filter.language.loader import load_mappings
 from j1filter.runtime.mapper import Mapper, Options
-from j1filter.shell.explain import explain_entity, render_text
 
 from .conftest import FIXED_TIME, REPO, SAMPLES
 
 GOLDEN = REPO / "tests" / "golden" / "explain"
 #: One sample entity per source: golden file name -> the sample's _type.
 SOURCES = {
-    "jupiterone": "jupiterone_rule_alert", "crowdstrike": "crowdstrike_alert",
-    "qualys": "qualys_host_finding", "tenable": "tenable_vulnerability_finding", "snyk": "snyk_finding",
-    "rapid7": "insightvm_finding", "generic": "pentest_finding",
+    "jupiterone": "jupiterone_rule_alert",
+    "crowdstrike": "crowdstrike_alert",
+    "qualys": "qualys_host_finding",
+    "tenable": "tenable_vulnerability_finding",
+    "snyk": "snyk_finding",
+    "rapid7": "insightvm_finding",
+    "generic": "pentest_finding",
 }
 
 
@@ -43,7 +47,9 @@ def test_explain_matches_golden(source, mapper):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     expected = path.read_text()
-    diff = "\n".join(difflib.unified_diff(expected.splitlines(), text.splitlines(), "golden", "now", lineterm=""))
+    diff = "\n".join(
+        difflib.unified_diff(expected.splitlines(), text.splitlines(), "golden", "now", lineterm="")
+    )
     assert not diff, f"explain output for {source} changed (J1FILTER_UPDATE_GOLDEN=1 to accept):\n{diff}"
 
 
@@ -57,19 +63,32 @@ def test_every_field_of_the_document_is_explained(mapper):
 
 def test_a_failing_rule_shows_as_error_with_its_location(tmp_path):
     extra = tmp_path / "extra.yml"
-    extra.write_text("version: 1\nname: extra\nrules:\n"
-                     "  - {to: event.risk_score, from: 'abs(properties.name)', id: abs-name}\n")
+    extra.write_text(
+        "version: 1\nname: extra\nrules:\n"
+        "  - {to: event.risk_score, from: 'abs(properties.name)', id: abs-name}\n"
+    )
     mapper = Mapper(load_mappings([extra]), Options(clock=lambda: FIXED_TIME))
     explanation = explain_entity(mapper, sample("qualys_host_finding"))
     errors = [(r.label, detail) for r, outcome, detail in explanation.outcomes if outcome == "error"]
-    assert errors == [(f"{extra}:4 abs-name", f"{extra}:4 abs-name: expression failed: In function abs(), "
-                       "invalid type for value: QID 38657, expected one of: ['number'], received: \"string\"")]
+    assert errors == [
+        (
+            f"{extra}:4 abs-name",
+            f"{extra}:4 abs-name: expression failed: In function abs(), "
+            "invalid type for value: QID 38657, expected one of: ['number'], received: \"string\"",
+        )
+    ]
     assert ("event.kind", "pipeline_error", "j1filter (error flag)") in explanation.fields
 
 
 def run_cli(*args: str, stdin: bytes) -> str:
-    proc = subprocess.run([sys.executable, "-m", "j1filter", "explain", *args], input=stdin,
-                          capture_output=True, cwd=REPO, timeout=60, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "explain", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    )
     return proc.stdout.decode()
 
 
@@ -80,8 +99,12 @@ def test_cli_json_and_code():
     assert by_field["vulnerability.scanner.vendor"]["set_by"].startswith("mappings/50-snyk.yml:")
     (rule,) = by_field["vulnerability.scanner.vendor"]["rules"]
     assert rule["file"] == "mappings/50-snyk.yml" and isinstance(rule["line"], int)
-    assert by_field["@timestamp"] == {"field": "@timestamp", "value": by_field["@timestamp"]["value"],
-                                      "set_by": "j1filter", "rules": []}
+    assert by_field["@timestamp"] == {
+        "field": "@timestamp",
+        "value": by_field["@timestamp"]["value"],
+        "set_by": "j1filter",
+        "rules": [],
+    }
     assert {r["outcome"] for r in record["rules"]} >= {"fired", "condition false"}
     code = run_cli("--code", stdin=line)
     assert code.startswith("# <j1filter program") and "def apply_rules(A, doc, errors):" in code

@@ -18,14 +18,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pytest
 
-from j1filter.shell.stream import run
+from j1filter.stream import run
 
 from .conftest import REPO, SAMPLES
 
@@ -202,9 +203,11 @@ def make_case(samples: list[dict], mutation: Mutation, wrapper: str) -> Case:
 
 def _as_read(text: str) -> Any:
     """JSON as the filter reads it: integers beyond 64 bits become floats."""
+
     def parse_int(digits: str) -> int | float:
         value = int(digits)
         return value if -(2**63) <= value < 2**63 else float(value)
+
     with deep_recursion():
         return json.loads(text, parse_int=parse_int)
 
@@ -233,7 +236,9 @@ def check_stream(mapper, cases: list[Case]) -> tuple[Counter, float]:
             where = f"{case.mutation} {case.wrapper} (line {n})"
             assert doc["ecs"]["version"] and doc["data_stream"], where
             if doc.get("error"):
-                assert doc["event"]["kind"] == "pipeline_error" and "preserve_original_event" in doc["tags"], where
+                assert (
+                    doc["event"]["kind"] == "pipeline_error" and "preserve_original_event" in doc["tags"]
+                ), where
                 kinds.update(m.split(": ", 2)[-1].split(" [")[0][:60] for m in doc["error"]["message"])
             if k == 0:
                 check_original(case, doc["event"]["original"], where)
@@ -268,8 +273,10 @@ def sampled_cases(count_per_wrapper: int) -> dict[str, list[Case]]:
     samples = load_samples()
     mutations = list(all_mutations(samples))
     rng = random.Random(SEED)
-    return {wrapper: [make_case(samples, m, wrapper) for m in rng.sample(mutations, count_per_wrapper)]
-            for wrapper in WRAPPERS}
+    return {
+        wrapper: [make_case(samples, m, wrapper) for m in rng.sample(mutations, count_per_wrapper)]
+        for wrapper in WRAPPERS
+    }
 
 
 @pytest.mark.parametrize("wrapper", WRAPPERS)
@@ -283,8 +290,12 @@ def test_every_hostile_value_in_every_wrapper_once(mapper):
     """Each hostile value at least once, in a field every mapping reads, in every wrapper."""
     samples = load_samples()
     for wrapper in WRAPPERS:
-        for spot in ("properties.description", "entity._createdOn", "properties.numericSeverity",
-                     "properties.webLink"):
+        for spot in (
+            "properties.description",
+            "entity._createdOn",
+            "properties.numericSeverity",
+            "properties.webLink",
+        ):
             cases = [make_case(samples, Mutation(0, spot, name), wrapper) for name in HOSTILE]
             _, elapsed = check_stream(mapper, cases)
             assert elapsed < SECONDS_PER_LINE * len(cases), f"{wrapper} {spot}: {elapsed:.1f} s"
@@ -294,8 +305,9 @@ def test_hostile_lines_through_the_real_command():
     """A sample through ``python -m j1filter`` as a process: exit 0, one line per document."""
     cases = [case for cases in sampled_cases(15).values() for case in cases]
     data = b"".join(case.line + b"\n" for case in cases)
-    done = subprocess.run([sys.executable, "-m", "j1filter"], input=data, capture_output=True,
-                          cwd=REPO, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "j1filter"], input=data, capture_output=True, cwd=REPO, timeout=120
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     lines = done.stdout.split(b"\n")
     assert lines.pop() == b""
@@ -325,9 +337,11 @@ def test_full_sweep(mapper):
         per_line = elapsed / len(cases)
         slowest = max(slowest, (per_line, f"{name} / {wrapper}"))
         assert per_line < SECONDS_PER_LINE, f"{name} {wrapper}: {per_line:.2f} s per line"
-    print(f"\nfull sweep: {total_lines:,} lines in, {total_docs:,} documents out, "
-          f"{len(by_value)} streams, {time.perf_counter() - start:.0f} s; slowest "
-          f"{slowest[0] * 1000:.1f} ms/line ({slowest[1]})")
+    print(
+        f"\nfull sweep: {total_lines:,} lines in, {total_docs:,} documents out, "
+        f"{len(by_value)} streams, {time.perf_counter() - start:.0f} s; slowest "
+        f"{slowest[0] * 1000:.1f} ms/line ({slowest[1]})"
+    )
     for name, count in sorted(kinds.items()):
         if name.startswith("kind "):
             print(f"  {count:>7,}  documents of error {name}")

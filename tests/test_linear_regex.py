@@ -14,8 +14,9 @@ import itertools
 import pkgutil
 import re
 import time
+from collections.abc import Iterator
 from fnmatch import translate
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ N = 2000
 #: Linear work on 2,000 characters takes well under a millisecond; quadratic, a tenth of a
 #: second or more (the old double pattern: 0.16 s).
 LIMIT_SECONDS = 0.05
-BASE_CHARS = "01aAxe .-:/\\\"%@_+,T"
+BASE_CHARS = '01aAxe .-:/\\"%@_+,T'
 
 
 def _patterns_in(value: Any) -> Iterator[re.Pattern]:
@@ -103,5 +104,6 @@ def test_pattern_runs_in_linear_time(name):
     for text in hostile_strings(pattern):
         for operation in operations:
             elapsed = min(_seconds(getattr(pattern, operation), text) for _ in range(3))  # no hiccups
-            assert elapsed < LIMIT_SECONDS, \
+            assert elapsed < LIMIT_SECONDS, (
                 f"{name}: {elapsed:.2f} s for {operation}({text[:30]!r}... {len(text)} chars)"
+            )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from j1filter.runtime.compiler import CompiledMappings
 from j1filter.errors import MappingError
 from j1filter.language.loader import load_mappings
+from j1filter.runtime.compiler import CompiledMappings
 
 from .conftest import REPO
 
@@ -29,14 +29,20 @@ EXPECTED = {
     ],
     "wrong_version.yml": ["1:10: version: unsupported format version 2 (this release reads version: 1)"],
     "no_source.yml": ["4:5: rules[0]: a rule needs exactly one of: from, collect, args, value"],
-    "target_conflict.yml": ["5:5: rule 'properties.device_local_ip -> host.ip'.to: 'host.ip' is inside 'host'"],
-    "reserved_target.yml": ["4:5: rule 'properties.description -> event.original'.to: 'event.original' is written by j1filter itself"],
+    "target_conflict.yml": [
+        "5:5: rule 'properties.device_local_ip -> host.ip'.to: 'host.ip' is inside 'host'"
+    ],
+    "reserved_target.yml": [
+        "4:5: rule 'properties.description -> event.original'.to: 'event.original' is written by j1filter itself"
+    ],
     "bad_condition.yml": ["6:12: rules[0].when: unknown key 'clas' (did you mean 'class'?)"],
     "bad_expression.yml": ["4:33: rules[0].from: invalid JMESPath expression 'properties.pkg_versions[0'"],
     "duplicate_key.yml": ["3:1: yaml: duplicate key 'name'"],
     "duplicate_after_merge.yml": ["7:5: yaml: duplicate key 'to'"],
-    "alias_bomb.yml": ["11:10: yaml: aliases expand this value to 2,192,194 nodes and characters "
-                       "(the whole file to 22,196,031); the limit is 1,000,000 (use fewer or less nested aliases)"],
+    "alias_bomb.yml": [
+        "11:10: yaml: aliases expand this value to 2,192,194 nodes and characters "
+        "(the whole file to 22,196,031); the limit is 1,000,000 (use fewer or less nested aliases)"
+    ],
     "not_a_mapping.yml": ["1:1: file: a mapping file must be a YAML mapping"],
     "camel_case_path.yml": [
         "4:35: rules[0].from: 'properties.ec2InstanceArn' can never match: entity keys are snake_cased "
@@ -115,8 +121,10 @@ def test_shipped_mappings_load_and_compile():
 
 def test_a_user_file_with_a_shipped_name_replaces_it(tmp_path):
     override = tmp_path / "mine.yml"
-    override.write_text("version: 1\nname: jupiterone\norder: 50\nwhen: {type: jupiterone_rule_alert}\n"
-                        "rules:\n  - {to: rule.name, value: overridden}\n")
+    override.write_text(
+        "version: 1\nname: jupiterone\norder: 50\nwhen: {type: jupiterone_rule_alert}\n"
+        "rules:\n  - {to: rule.name, value: overridden}\n"
+    )
     specs = load_mappings([override])
     replaced = [s for s in specs if s.name == "jupiterone"]
     assert len(replaced) == 1 and replaced[0].file == str(override)
@@ -125,9 +133,11 @@ def test_a_user_file_with_a_shipped_name_replaces_it(tmp_path):
 def test_yaml_merge_keys_are_standard_yaml(tmp_path):
     """``<<: *anchor`` merges a mapping; the node's own keys override the merged ones."""
     path = tmp_path / "merge.yml"
-    path.write_text("version: 1\nname: merge\nrules:\n"
-                    "  - &base {to: labels.x, from: properties.description, mode: default}\n"
-                    "  - <<: *base\n    to: labels.y\n")
+    path.write_text(
+        "version: 1\nname: merge\nrules:\n"
+        "  - &base {to: labels.x, from: properties.description, mode: default}\n"
+        "  - <<: *base\n    to: labels.y\n"
+    )
     (first, second) = load_mappings([path], shipped=False)[0].rules
     assert first.to == ("labels", "x") and second.to == ("labels", "y")
     assert second.sources == first.sources == (("properties", "description"),)
@@ -145,18 +155,22 @@ def test_alias_bomb_is_refused_quickly_without_expanding_it():
 
 def test_aliases_of_reasonable_size_are_accepted(tmp_path):
     path = tmp_path / "aliases.yml"
-    path.write_text("version: 1\nname: aliases\nrules:\n"
-                    "  - {to: labels.a, value: &v [one, two, three]}\n"
-                    "  - {to: labels.b, value: *v}\n")
+    path.write_text(
+        "version: 1\nname: aliases\nrules:\n"
+        "  - {to: labels.a, value: &v [one, two, three]}\n"
+        "  - {to: labels.b, value: *v}\n"
+    )
     spec = load_mappings([path], shipped=False)[0]
     assert spec.rules[1].value == ["one", "two", "three"]
 
 
 def test_custom_namespaces_and_labels_may_be_written(tmp_path):
     path = tmp_path / "custom.yml"
-    path.write_text("version: 1\nname: custom\ncustom_namespaces: [myorg]\nrules:\n"
-                    "  - {to: myorg.team, from: properties.team}\n"
-                    "  - {to: labels.owner, from: properties.owner}\n")
+    path.write_text(
+        "version: 1\nname: custom\ncustom_namespaces: [myorg]\nrules:\n"
+        "  - {to: myorg.team, from: properties.team}\n"
+        "  - {to: labels.owner, from: properties.owner}\n"
+    )
     compiled = CompiledMappings(load_mappings([path], shipped=False))
     assert [r.target for r in compiled.rules] == ["any", "keyword"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -12,23 +12,61 @@ from hypothesis import strategies as st
 
 from j1filter import Mapper, Options
 from j1filter.runtime.program import Program
-from j1filter.shell.stream import map_line, run
+from j1filter.stream import map_line, run
 
 from .conftest import FIXED_TIME, SAMPLES
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=20) | \
-    st.floats(allow_nan=False, allow_infinity=False)
-json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), children, max_size=5), max_leaves=25)
-names = st.sampled_from(["_class", "_type", "_createdOn", "_beginOn", "_endOn", "_version", "_deleted",
-                         "_integrationType", "description", "webLink", "deviceLocalIp", "numericSeverity",
-                         "score", "open", "cveId", "tag.Production", "tag", "level", "approvers", "vector",
-                         "cmdline", "qid", "cveIds", "targets", "lastSeenOn", "severity"])
-entity_like = st.fixed_dictionaries({
-    "id": json_scalars,
-    "entity": st.dictionaries(names, json_values, max_size=8),
-    "properties": st.dictionaries(names | st.text(max_size=10), json_values, max_size=10),
-})
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+names = st.sampled_from(
+    [
+        "_class",
+        "_type",
+        "_createdOn",
+        "_beginOn",
+        "_endOn",
+        "_version",
+        "_deleted",
+        "_integrationType",
+        "description",
+        "webLink",
+        "deviceLocalIp",
+        "numericSeverity",
+        "score",
+        "open",
+        "cveId",
+        "tag.Production",
+        "tag",
+        "level",
+        "approvers",
+        "vector",
+        "cmdline",
+        "qid",
+        "cveIds",
+        "targets",
+        "lastSeenOn",
+        "severity",
+    ]
+)
+entity_like = st.fixed_dictionaries(
+    {
+        "id": json_scalars,
+        "entity": st.dictionaries(names, json_values, max_size=8),
+        "properties": st.dictionaries(names | st.text(max_size=10), json_values, max_size=10),
+    }
+)
 
 
 def check_line(mapper, line: bytes) -> None:
@@ -66,8 +104,11 @@ def test_any_bytes_keep_the_stream_going(mapper, data):
 
 
 @settings(max_examples=500, deadline=None)
-@given(moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
-                           timezones=st.timezones()))
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+    )
+)
 def test_any_aware_datetime_normalises_to_the_same_instant(moment):
     from j1filter.convert.dates import normalize_date, parse_normalized
 
@@ -85,8 +126,8 @@ def test_any_aware_datetime_normalises_to_the_same_instant(moment):
         assert not 1 <= (moment - offset).year <= 9999
         return
     assert len(normalised) == 24 and normalised.endswith("Z")
-    assert parse_normalized(normalised) == truncated.astimezone(timezone.utc)
-    epoch_ms = (parse_normalized(normalised) - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    assert parse_normalized(normalised) == truncated.astimezone(UTC)
+    epoch_ms = (parse_normalized(normalised) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
     assert normalize_date(epoch_ms) == normalised  # the same instant given as epoch milliseconds
 
 
@@ -103,13 +144,18 @@ def test_snake_case_is_idempotent(key):
 # Text with anything in it, unpaired surrogates included (hypothesis leaves them out by default).
 wild_text = st.text(st.characters(blacklist_categories=()), max_size=12)
 wild_scalars = json_scalars | wild_text
-wild_values = st.recursive(wild_scalars, lambda children: st.lists(children, max_size=4)
-                           | st.dictionaries(wild_text, children, max_size=5), max_leaves=25)
-wild_entity = st.fixed_dictionaries({
-    "id": wild_scalars,
-    "entity": st.dictionaries(names, wild_values, max_size=8),
-    "properties": st.dictionaries(names | wild_text, wild_values, max_size=10),
-})
+wild_values = st.recursive(
+    wild_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(wild_text, children, max_size=5),
+    max_leaves=25,
+)
+wild_entity = st.fixed_dictionaries(
+    {
+        "id": wild_scalars,
+        "entity": st.dictionaries(names, wild_values, max_size=8),
+        "properties": st.dictionaries(names | wild_text, wild_values, max_size=10),
+    }
+)
 
 
 def stream_lines(mapper, lines: list[bytes]) -> list[dict]:
@@ -147,8 +193,12 @@ def test_any_entity_in_a_logstash_envelope_gives_one_document(mapper, entity, ta
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(entity=wild_entity | wild_values, tags=wild_values, ascii_only=st.booleans(),
-       lone=st.sampled_from(["", "\ud800", "a\udfffb"]))
+@given(
+    entity=wild_entity | wild_values,
+    tags=wild_values,
+    ascii_only=st.booleans(),
+    lone=st.sampled_from(["", "\ud800", "a\udfffb"]),
+)
 def test_any_text_in_a_message_gives_one_document(mapper, entity, tags, ascii_only, lone):
     if lone and isinstance(entity, dict):
         entity["id"] = lone  # often a surrogate, which hypothesis seldom draws by itself
@@ -178,7 +228,9 @@ def _generic_mapper() -> Mapper:
 
 GENERIC = _generic_mapper()
 #: Texts that coercions convert (or refuse), so that converted and removed keys come up.
-COERCIBLE = st.sampled_from(["true", "FALSE", "yes", "2024-01-01", "1700000000000", "10.0.0.1", "7", 7.5, "high"])
+COERCIBLE = st.sampled_from(
+    ["true", "FALSE", "yes", "2024-01-01", "1700000000000", "10.0.0.1", "7", 7.5, "high"]
+)
 SAMPLE_ENTITIES = [orjson.loads(line) for line in SAMPLES.read_bytes().splitlines()]
 
 
@@ -199,9 +251,14 @@ def test_a_shape_specialised_program_writes_what_the_generic_one_writes(mapper, 
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(sample=st.sampled_from(SAMPLE_ENTITIES), drop=st.lists(st.sampled_from(sorted(
-    {key for sample in SAMPLE_ENTITIES for key in sample["properties"]})), max_size=6),
-    bad=st.dictionaries(names, COERCIBLE | json_values, max_size=3))
+@given(
+    sample=st.sampled_from(SAMPLE_ENTITIES),
+    drop=st.lists(
+        st.sampled_from(sorted({key for sample in SAMPLE_ENTITIES for key in sample["properties"]})),
+        max_size=6,
+    ),
+    bad=st.dictionaries(names, COERCIBLE | json_values, max_size=3),
+)
 def test_specialised_and_generic_programs_agree_on_varied_samples(mapper, sample, drop, bad):
     """The sample entities with keys dropped and hostile values put in (failed coercions
     remove keys, which a specialised program must not take as present)."""

@@ -37,8 +37,9 @@ def entity(**properties):
 def test_a_failing_expression_a_transform_and_writes_are_located(tmp_path):
     m = mapper(tmp_path)
     where = f"{tmp_path / 'guarded.yml'}"
-    doc = m.map_entity(entity(description="text", spent="soon", level="7x", address="not-an-ip",
-                              nested=[{"a": 1}]), "{}")
+    doc = m.map_entity(
+        entity(description="text", spent="soon", level="7x", address="not-an-ip", nested=[{"a": 1}]), "{}"
+    )
     messages = doc["error"]["message"]
     assert messages[0].startswith(f"{where}:4 abs-of-text: expression failed: In function abs()"), messages
     assert messages[1] == f"{where}:5 spent: unable to convert [soon] to long"
@@ -54,7 +55,9 @@ def test_a_failing_expression_a_transform_and_writes_are_located(tmp_path):
 
 
 def test_values_are_coerced_to_the_target_type(tmp_path):
-    doc = mapper(tmp_path).map_entity(entity(level="7", address="2001:DB8::1", spent=3.0, description=-2.5), "{}")
+    doc = mapper(tmp_path).map_entity(
+        entity(level="7", address="2001:DB8::1", spent=3.0, description=-2.5), "{}"
+    )
     assert doc["event"]["severity"] == 7
     assert doc["event"]["duration"] == 3
     assert doc["host"]["ip"] == "2001:db8::1"
@@ -79,8 +82,10 @@ def test_the_program_cache_is_bounded(tmp_path):
     path.write_text(MAPPING)
     m = Mapper(load_mappings([path], shipped=False), Options(program_cache_size=8))
     for n in range(50):
-        doc = m.map_entity({"entity": {"_class": "Finding", "_type": f"type{n}"},
-                            "properties": {"level": n, f"key{n}": 1}}, "{}")
+        doc = m.map_entity(
+            {"entity": {"_class": "Finding", "_type": f"type{n}"}, "properties": {"level": n, f"key{n}": 1}},
+            "{}",
+        )
         assert doc["event"]["severity"] == n
     assert len(m.runtime._cache) == 8
     assert len(m.runtime.cached_programs()) == 1  # one selection and one relevant shape: shared
@@ -92,7 +97,9 @@ def test_a_key_a_coercion_may_remove_is_not_taken_as_present(tmp_path):
     not of keys a coercion can still remove: a failed coercion of the only key of
     `properties.box` empties and removes `properties.box` itself, and of `properties.flag`
     removes that key."""
-    m = mapper(tmp_path, """\
+    m = mapper(
+        tmp_path,
+        """\
 version: 1
 name: volatile
 fields:
@@ -102,7 +109,8 @@ rules:
   - {to: labels.has_box, value: 'yes', when: {has: [properties.box]}}
   - {to: labels.no_flag, value: 'yes', when: {missing: [properties.flag]}}
   - {to: labels.box_text, from: properties.note, when: {has: [properties.note]}}
-""")
+""",
+    )
     kept = m.map_entity(entity(box={"flag": True}, flag=False, note="n"), "{}")
     assert kept["labels"] == {"has_box": "yes", "box_text": "n"}
     removed = m.map_entity(entity(box={"flag": "maybe"}, flag="maybe", note="n"), "{}")

@@ -60,8 +60,13 @@ def _summary_documents(stderr: str) -> int:
 
 def _stop_trial(signame: str, seed: int, extra: list[str]) -> None:
     rng = random.Random(seed)
-    proc = subprocess.Popen([sys.executable, "-m", "j1filter", *extra], cwd=REPO, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "j1filter", *extra],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     received: list[bytes] = []
     stop_feeding = threading.Event()
     feeder = threading.Thread(target=_feed, args=(proc.stdin, rng, stop_feeding), daemon=True)
@@ -124,21 +129,28 @@ def big_input(tmp_path_factory):
 
 def _pipeline(command: str, big_input) -> subprocess.CompletedProcess:
     """A shell pipeline as a user types it, with pipefail: its exit code is the worst."""
-    return subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=REPO, capture_output=True,
-                          timeout=120, env=dict(os.environ, J1=f"{sys.executable} -m j1filter",
-                                                BIG=str(big_input), SAMPLES=str(SAMPLES)))
+    return subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command}"],
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+        env=dict(os.environ, J1=f"{sys.executable} -m j1filter", BIG=str(big_input), SAMPLES=str(SAMPLES)),
+    )
 
 
-@pytest.mark.parametrize("command", [
-    "$J1 < $BIG | head -1",
-    "$J1 demo --json | head -1",
-    "$J1 demo | head -1",
-    "$J1 fields | head -1",
-    "$J1 fields --transforms | head -1",
-    "$J1 check | head -0",
-    "$J1 explain --all $SAMPLES | head -1",
-    "$J1 explain --json $SAMPLES | head -1",
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "$J1 < $BIG | head -1",
+        "$J1 demo --json | head -1",
+        "$J1 demo | head -1",
+        "$J1 fields | head -1",
+        "$J1 fields --transforms | head -1",
+        "$J1 check | head -0",
+        "$J1 explain --all $SAMPLES | head -1",
+        "$J1 explain --json $SAMPLES | head -1",
+    ],
+)
 def test_a_reader_that_closes_early_is_not_a_failure(command, big_input):
     proc = _pipeline(command, big_input)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -159,8 +171,12 @@ def test_the_summary_counts_what_the_reader_took(big_input):
 def test_a_stop_ends_the_demo_cleanly(trial):
     """SIGTERM at some moment of the demo (starting the simulator, collecting, mapping):
     exit 143, or 0 if it had finished; whole lines, no traceback, no collector left behind."""
-    proc = subprocess.Popen([sys.executable, "-m", "j1filter", "demo", "--json"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "j1filter", "demo", "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     banner = proc.stderr.readline()  # the simulator is up and the collector started
     assert b"simulator at" in banner
     time.sleep(random.Random(trial).uniform(0, 0.4))

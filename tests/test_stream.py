@@ -8,11 +8,19 @@ import json
 import orjson
 import pytest
 
-from j1filter.shell.stream import run
+from j1filter.stream import run
 
-GOOD = {"id": "e-1", "entity": {"_id": "e-1", "_class": ["Finding"], "_type": "x_finding",
-                                "_version": 2, "_beginOn": 1751958000000},
-        "properties": {"description": "d", "numericSeverity": "7", "open": "true"}}
+GOOD = {
+    "id": "e-1",
+    "entity": {
+        "_id": "e-1",
+        "_class": ["Finding"],
+        "_type": "x_finding",
+        "_version": 2,
+        "_beginOn": 1751958000000,
+    },
+    "properties": {"description": "d", "numericSeverity": "7", "open": "true"},
+}
 GOOD_LINE = json.dumps(GOOD).encode()
 
 
@@ -36,21 +44,70 @@ BAD_LINES = [
     ("malformed json", b'{"id": "x", ', '{"id": "x", ', "line 1: invalid JSON", "invalid_json"),
     ("trailing garbage", b'{"id": 1} x', '{"id": 1} x', "invalid JSON", "invalid_json"),
     ("NaN is not JSON", b'{"a": NaN}', '{"a": NaN}', "invalid JSON", "invalid_json"),
-    ("invalid utf-8", b'{"id": "\xff\xfe"}', '{"id": "\\xff\\xfe"}', "invalid UTF-8 at byte 8", "invalid_utf8"),
-    ("json array", b'[1, 2]', "[1, 2]", "expected a JSON object (a J1 entity), found an array", "not_an_entity"),
-    ("json scalar", b'42', "42", "found a number", "not_an_entity"),
-    ("missing entity", b'{"id": "x", "properties": {}}', '{"id": "x"', 'expected the "entity" object', "not_an_entity"),
-    ("entity not an object", b'{"id": "x", "entity": "Finding"}', '{"id": "x"', "found a string", "field_error"),
-    ("_class of the wrong type", b'{"id": "x", "entity": {"_class": 5}}', '{"id": "x"',
-     "entity._class: expected text or a list of text, found a number", "field_error"),
-    ("properties not an object", b'{"id": "x", "entity": {"_class": "Finding"}, "properties": [1]}', '{"id"',
-     "properties: expected an object, found an array", "field_error"),
-    ("bad date", b'{"entity": {"_class": ["Alert"], "_createdOn": "soon"}}', '{"entity"',
-     "jupiter_one.asset.entity._created_on: unable to parse date [soon]", "field_error"),
-    ("bad ip", b'{"entity": {"_class": ["Finding"]}, "properties": {"deviceLocalIp": "10.0.0.300"}}', '{"entity"',
-     "jupiter_one.asset.properties.device_local_ip: '10.0.0.300' is not an IP string literal.", "field_error"),
-    ("graphql error page", b'{"data": null, "errors": [{"message": "Unauthorized"}]}', '{"data": null',
-     "GraphQL error: Unauthorized", "graphql_error"),
+    (
+        "invalid utf-8",
+        b'{"id": "\xff\xfe"}',
+        '{"id": "\\xff\\xfe"}',
+        "invalid UTF-8 at byte 8",
+        "invalid_utf8",
+    ),
+    (
+        "json array",
+        b"[1, 2]",
+        "[1, 2]",
+        "expected a JSON object (a J1 entity), found an array",
+        "not_an_entity",
+    ),
+    ("json scalar", b"42", "42", "found a number", "not_an_entity"),
+    (
+        "missing entity",
+        b'{"id": "x", "properties": {}}',
+        '{"id": "x"',
+        'expected the "entity" object',
+        "not_an_entity",
+    ),
+    (
+        "entity not an object",
+        b'{"id": "x", "entity": "Finding"}',
+        '{"id": "x"',
+        "found a string",
+        "field_error",
+    ),
+    (
+        "_class of the wrong type",
+        b'{"id": "x", "entity": {"_class": 5}}',
+        '{"id": "x"',
+        "entity._class: expected text or a list of text, found a number",
+        "field_error",
+    ),
+    (
+        "properties not an object",
+        b'{"id": "x", "entity": {"_class": "Finding"}, "properties": [1]}',
+        '{"id"',
+        "properties: expected an object, found an array",
+        "field_error",
+    ),
+    (
+        "bad date",
+        b'{"entity": {"_class": ["Alert"], "_createdOn": "soon"}}',
+        '{"entity"',
+        "jupiter_one.asset.entity._created_on: unable to parse date [soon]",
+        "field_error",
+    ),
+    (
+        "bad ip",
+        b'{"entity": {"_class": ["Finding"]}, "properties": {"deviceLocalIp": "10.0.0.300"}}',
+        '{"entity"',
+        "jupiter_one.asset.properties.device_local_ip: '10.0.0.300' is not an IP string literal.",
+        "field_error",
+    ),
+    (
+        "graphql error page",
+        b'{"data": null, "errors": [{"message": "Unauthorized"}]}',
+        '{"data": null',
+        "GraphQL error: Unauthorized",
+        "graphql_error",
+    ),
 ]
 
 
@@ -76,7 +133,7 @@ def test_invalid_ip_never_reaches_an_ecs_ip_field(mapper):
 def test_five_megabyte_lines(mapper):
     junk = b'{"id": "' + b"x" * (5 * 1024 * 1024)  # unterminated: invalid JSON
     big = dict(GOOD, properties={"description": "y" * (5 * 1024 * 1024)})
-    stats, docs, _ = stream(mapper, junk + b"\n" + orjson.dumps(big) + b"\n" + GOOD_LINE + b"\n")
+    _stats, docs, _ = stream(mapper, junk + b"\n" + orjson.dumps(big) + b"\n" + GOOD_LINE + b"\n")
     assert len(docs) == 3
     assert_error_doc(docs[0], '{"id": "xxxx', "invalid JSON")
     assert len(docs[0]["event"]["original"]) == len(junk)  # nothing lost
@@ -94,8 +151,13 @@ def test_line_over_the_limit_is_cut_and_reported(mapper):
 
 @pytest.mark.parametrize("depth", [100, 10_000])
 def test_deep_nesting(mapper, depth):
-    deep = b'{"id": "d", "entity": {"_class": ["Finding"]}, "properties": {"x": ' + b"[" * depth + b"]" * depth + b"}}"
-    stats, docs, _ = stream(mapper, deep + b"\n" + GOOD_LINE + b"\n")
+    deep = (
+        b'{"id": "d", "entity": {"_class": ["Finding"]}, "properties": {"x": '
+        + b"[" * depth
+        + b"]" * depth
+        + b"}}"
+    )
+    _stats, docs, _ = stream(mapper, deep + b"\n" + GOOD_LINE + b"\n")
     assert len(docs) == 2
     assert docs[0]["event"]["kind"] == "pipeline_error"
     assert docs[0]["event"]["original"] == deep.decode()
@@ -122,10 +184,13 @@ def test_query_page_expands_to_one_document_per_entity(mapper):
     assert stats.documents == 2 and not stats.errors
 
 
-@pytest.mark.parametrize("event", [
-    {"message": GOOD_LINE.decode(), "@timestamp": "2026-01-01T00:00:00Z", "tags": ["from-logstash"]},
-    {"event": {"original": GOOD_LINE.decode()}, "tags": ["from-logstash"]},
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"message": GOOD_LINE.decode(), "@timestamp": "2026-01-01T00:00:00Z", "tags": ["from-logstash"]},
+        {"event": {"original": GOOD_LINE.decode()}, "tags": ["from-logstash"]},
+    ],
+)
 def test_logstash_or_beats_event_carrying_the_entity_text(mapper, event):
     _, (doc,), _ = stream(mapper, orjson.dumps(event))
     assert doc["event"]["id"] == "e-1"
@@ -134,8 +199,14 @@ def test_logstash_or_beats_event_carrying_the_entity_text(mapper, event):
 
 
 def test_entity_as_the_event_itself_with_logstash_envelope(mapper):
-    event = dict(GOOD, **{"@timestamp": "2026-01-01T00:00:00Z", "@version": "1",
-                          "tags": ["preserve_duplicate_custom_fields"]})
+    event = dict(
+        GOOD,
+        **{
+            "@timestamp": "2026-01-01T00:00:00Z",
+            "@version": "1",
+            "tags": ["preserve_duplicate_custom_fields"],
+        },
+    )
     _, (doc,), _ = stream(mapper, orjson.dumps(event))
     assert json.loads(doc["event"]["original"]) == GOOD  # envelope not part of the entity
     assert doc["jupiter_one"]["asset"]["id"] == "e-1"  # the tag asks to keep duplicates, as Elastic
@@ -159,7 +230,9 @@ def test_string_class_and_type_are_accepted(mapper):
 
 
 def test_big_integers_survive(mapper):
-    line = b'{"id": "b", "entity": {"_class": ["Finding"]}, "properties": {"n": 123456789012345678901234567890}}'
+    line = (
+        b'{"id": "b", "entity": {"_class": ["Finding"]}, "properties": {"n": 123456789012345678901234567890}}'
+    )
     _, (doc,), _ = stream(mapper, line)
     assert "error" not in doc
     assert doc["event"]["original"] == line.decode()
@@ -258,17 +331,20 @@ def test_dotted_key_deeper_than_an_entity_may_be(mapper, how):
     assert any("deeper than 64 levels" in m for m in doc["error"]["message"])
 
 
-@pytest.mark.parametrize("container,key,value,message", [
-    ("entity", "_createdOn", "9" * 5000, "unable to parse date [9999"),
-    ("entity", "_createdOn", "2025-01-01T00:00:00" + "A" * 300, "longer than 100 characters"),
-    ("entity", "_createdOn", "2025-01-01T00:00:00" + "Zz" * 30, "unable to parse date"),
-    ("properties", "numericSeverity", "9" * 5000, "longer than 1,000 characters"),
-    ("properties", "numericSeverity", "\u0661\u0662", "unable to convert [\u0661\u0662] to double"),
-    ("properties", "numericSeverity", "\uff11\uff17", "unable to convert [\uff11\uff17] to double"),
-    ("entity", "_createdOn", "\uff11\uff17", "not ASCII text"),
-    ("properties", "score", "1" * 20_000 + "x", "to double"),
-    ("properties", "score", "\u0661.\u0662", "unable to convert [\u0661.\u0662] to double"),
-])
+@pytest.mark.parametrize(
+    "container,key,value,message",
+    [
+        ("entity", "_createdOn", "9" * 5000, "unable to parse date [9999"),
+        ("entity", "_createdOn", "2025-01-01T00:00:00" + "A" * 300, "longer than 100 characters"),
+        ("entity", "_createdOn", "2025-01-01T00:00:00" + "Zz" * 30, "unable to parse date"),
+        ("properties", "numericSeverity", "9" * 5000, "longer than 1,000 characters"),
+        ("properties", "numericSeverity", "\u0661\u0662", "unable to convert [\u0661\u0662] to double"),
+        ("properties", "numericSeverity", "\uff11\uff17", "unable to convert [\uff11\uff17] to double"),
+        ("entity", "_createdOn", "\uff11\uff17", "not ASCII text"),
+        ("properties", "score", "1" * 20_000 + "x", "to double"),
+        ("properties", "score", "\u0661.\u0662", "unable to convert [\u0661.\u0662] to double"),
+    ],
+)
 def test_hostile_value_is_an_error_entry(mapper, container, key, value, message):
     import time
 
@@ -287,15 +363,22 @@ def test_url_port_that_is_no_int_gives_no_domain_and_no_port(mapper, port):
 
 
 def test_a_rule_failing_on_one_entity_costs_that_document_only(tmp_path):
-    from j1filter.runtime.mapper import Mapper
     from j1filter.language.loader import load_mappings
+    from j1filter.runtime.mapper import Mapper
 
     rule = tmp_path / "abs.yml"
-    rule.write_text("version: 1\nname: abs\nrules:\n  - {to: event.risk_score, from: abs(properties.description)}\n")
+    rule.write_text(
+        "version: 1\nname: abs\nrules:\n  - {to: event.risk_score, from: abs(properties.description)}\n"
+    )
     mapper = Mapper(load_mappings([rule]))
     for how in WRAPPINGS:
-        stats, docs, _ = stream(mapper, _wrapped(json.loads(GOOD_LINE), how) + b"\n"
-                                + orjson.dumps(dict(GOOD, properties={"description": -3})) + b"\n")
+        stats, docs, _ = stream(
+            mapper,
+            _wrapped(json.loads(GOOD_LINE), how)
+            + b"\n"
+            + orjson.dumps(dict(GOOD, properties={"description": -3}))
+            + b"\n",
+        )
         assert len(docs) == (3 if how == "page" else 2)
         # The rule's own guard locates the failure (file:line rule-id); the entity's other
         # fields are still mapped.
@@ -310,7 +393,7 @@ def test_a_rule_failing_on_one_entity_costs_that_document_only(tmp_path):
 
 def test_any_exception_in_a_line_becomes_an_error_document(mapper, monkeypatch):
     """The last-resort guard does not depend on knowing what can go wrong."""
-    import j1filter.shell.stream as stream_module
+    import j1filter.stream as stream_module
 
     real = stream_module.parse_json
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from j1filter.errors import TransformError
 from j1filter.convert.transforms import TRANSFORMS
+from j1filter.errors import ConfigurationError, TransformError
 
 from .conftest import REPO
 
@@ -39,55 +39,139 @@ CASES = {
         ("Tue, 08 Jul 2025 07:00:00 GMT", "2025-07-08T07:00:00.000Z"),
         ("2025-07-08T24:00:00Z", "2025-07-09T00:00:00.000Z"),  # ISO 8601 end of day
         ("2024-02-29T12:00:00.000Z", "2024-02-29T12:00:00.000Z"),  # canonical fast path: leap day
-        ("2023-02-29T12:00:00.000Z", ERR), ("1900-02-29T00:00:00.000Z", ERR), ("0000-01-01T00:00:00.000Z", ERR),
-        ("2025-04-31T00:00:00.000Z", ERR), ("2025-07-08T07:00:00.000+00:00", "2025-07-08T07:00:00.000Z"),
-        ("2025-02-30", ERR), ("2025-07-08T25:00:00Z", ERR), ("yesterday", ERR), ("", ERR),
-        (True, ERR), (1e20, ERR), ({"a": 1}, ERR), ("2025-07-08T07:00:00+19:00", ERR),
+        ("2023-02-29T12:00:00.000Z", ERR),
+        ("1900-02-29T00:00:00.000Z", ERR),
+        ("0000-01-01T00:00:00.000Z", ERR),
+        ("2025-04-31T00:00:00.000Z", ERR),
+        ("2025-07-08T07:00:00.000+00:00", "2025-07-08T07:00:00.000Z"),
+        ("2025-02-30", ERR),
+        ("2025-07-08T25:00:00Z", ERR),
+        ("yesterday", ERR),
+        ("", ERR),
+        (True, ERR),
+        (1e20, ERR),
+        ({"a": 1}, ERR),
+        ("2025-07-08T07:00:00+19:00", ERR),
     ],
     "long": [
-        (7, 7), ("7", 7), ("+7", 7), ("-12", -12), (7.0, 7), ("7.0", 7), ("0x1F", 31), ("-0x10", -16),
-        (7.5, ERR), ("7.5", ERR), (" 7", ERR), (True, ERR), ("seven", ERR), (2**63, ERR), (float("nan"), ERR),
+        (7, 7),
+        ("7", 7),
+        ("+7", 7),
+        ("-12", -12),
+        (7.0, 7),
+        ("7.0", 7),
+        ("0x1F", 31),
+        ("-0x10", -16),
+        (7.5, ERR),
+        ("7.5", ERR),
+        (" 7", ERR),
+        (True, ERR),
+        ("seven", ERR),
+        (2**63, ERR),
+        (float("nan"), ERR),
     ],
     "double": [
-        (7.8, 7.8), (7, 7.0), ("7.5", 7.5), (" 1e2 ", 100.0), ("1.5d", 1.5), (".5", 0.5),
-        ("NaN", ERR), ("Infinity", ERR), ("inf", ERR), ("1_0", ERR), (False, ERR), ("x", ERR),
+        (7.8, 7.8),
+        (7, 7.0),
+        ("7.5", 7.5),
+        (" 1e2 ", 100.0),
+        ("1.5d", 1.5),
+        (".5", 0.5),
+        ("NaN", ERR),
+        ("Infinity", ERR),
+        ("inf", ERR),
+        ("1_0", ERR),
+        (False, ERR),
+        ("x", ERR),
     ],
     "boolean": [
-        (True, True), (False, False), ("true", True), ("FALSE", False), ("True", True), (1, True), (0, False),
-        ("yes", ERR), ("1", ERR), (2, ERR), (None, ERR),
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("FALSE", False),
+        ("True", True),
+        (1, True),
+        (0, False),
+        ("yes", ERR),
+        ("1", ERR),
+        (2, ERR),
+        (None, ERR),
     ],
     "ip": [
-        ("198.51.100.1", "198.51.100.1"), ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
-        ("fe80::1%eth0", "fe80::1"), ("::ffff:192.0.2.1", "::ffff:192.0.2.1"), (" 192.0.2.1 ", "192.0.2.1"),
-        ("10.0.0.300", ERR), ("010.0.0.1", ERR), ("host.example.com", ERR), (3232235777, ERR),
+        ("198.51.100.1", "198.51.100.1"),
+        ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
+        (" 192.0.2.1 ", "192.0.2.1"),
+        ("10.0.0.300", ERR),
+        ("010.0.0.1", ERR),
+        ("host.example.com", ERR),
+        (3232235777, ERR),
     ],
     "only_ips": [
-        ("192.0.2.7", "192.0.2.7"), ("web-01.example.com", None), ("2001:db8::7", "2001:db8::7"), (12, None),
+        ("192.0.2.7", "192.0.2.7"),
+        ("web-01.example.com", None),
+        ("2001:db8::7", "2001:db8::7"),
+        (12, None),
     ],
     "string": [(1, "1"), (1.0, "1.0"), (1e10, "1.0E10"), (True, "true"), ("x", "x"), (1.5e-5, "1.5E-5")],
     "lowercase": [("INFO", "info"), (True, "true")],
     "uppercase": [("get", "GET"), ("Mixed", "MIXED")],
     "trim": [("  a  ", "a"), ("   ", None)],
     "mac": [
-        ("42-53-45-41-56-43", "42-53-45-41-56-43"), ("0a:1b:2c:3d:4e:5f", "0A-1B-2C-3D-4E-5F"),
-        ("0a1b.2c3d.4e5f", "0A-1B-2C-3D-4E-5F"), ("0a1b2c3d4e5f6a7b", "0A-1B-2C-3D-4E-5F-6A-7B"),
-        ("not a mac", "not a mac"), (12, 12),
+        ("42-53-45-41-56-43", "42-53-45-41-56-43"),
+        ("0a:1b:2c:3d:4e:5f", "0A-1B-2C-3D-4E-5F"),
+        ("0a1b.2c3d.4e5f", "0A-1B-2C-3D-4E-5F"),
+        ("0a1b2c3d4e5f6a7b", "0A-1B-2C-3D-4E-5F-6A-7B"),
+        ("not a mac", "not a mac"),
+        (12, 12),
     ],
-    "basename": [("C:\\Windows\\System32\\cmd.exe", "cmd.exe"), ("/usr/bin/python3", "python3"), ("dir/", None)],
+    "basename": [
+        ("C:\\Windows\\System32\\cmd.exe", "cmd.exe"),
+        ("/usr/bin/python3", "python3"),
+        ("dir/", None),
+    ],
     "first": [(["a", "b"], "a"), ("a", "a"), ([], None)],
     "to_list": [("a", ["a"]), (["a"], ["a"])],
     "url_parts": [
-        ("https://apps.us.jupiterone.io/alerts?alertId=ruleAlert:c97",
-         {"original": "https://apps.us.jupiterone.io/alerts?alertId=ruleAlert:c97", "scheme": "https",
-          "domain": "apps.us.jupiterone.io", "path": "/alerts", "query": "alertId=ruleAlert:c97"}),
-        ("http://u:p@example.com:8080/a%20b/f.tar.gz?x=%41#top",
-         {"original": "http://u:p@example.com:8080/a%20b/f.tar.gz?x=%41#top", "scheme": "http",
-          "domain": "example.com", "port": 8080, "path": "/a b/f.tar.gz", "extension": "gz",
-          "query": "x=A", "fragment": "top", "user_info": "u:p", "username": "u", "password": "p"}),
+        (
+            "https://apps.us.jupiterone.io/alerts?alertId=ruleAlert:c97",
+            {
+                "original": "https://apps.us.jupiterone.io/alerts?alertId=ruleAlert:c97",
+                "scheme": "https",
+                "domain": "apps.us.jupiterone.io",
+                "path": "/alerts",
+                "query": "alertId=ruleAlert:c97",
+            },
+        ),
+        (
+            "http://u:p@example.com:8080/a%20b/f.tar.gz?x=%41#top",
+            {
+                "original": "http://u:p@example.com:8080/a%20b/f.tar.gz?x=%41#top",
+                "scheme": "http",
+                "domain": "example.com",
+                "port": 8080,
+                "path": "/a b/f.tar.gz",
+                "extension": "gz",
+                "query": "x=A",
+                "fragment": "top",
+                "user_info": "u:p",
+                "username": "u",
+                "password": "p",
+            },
+        ),
         ("https://my_host/x", {"original": "https://my_host/x", "scheme": "https", "path": "/x"}),
-        ("https://example.com/a b", {"original": "https://example.com/a b", "scheme": "https",
-                                     "domain": "example.com", "path": "/a b"}),  # URL fallback, raw
-        ("mailto:a b", ERR), (42, ERR),
+        (
+            "https://example.com/a b",
+            {
+                "original": "https://example.com/a b",
+                "scheme": "https",
+                "domain": "example.com",
+                "path": "/a b",
+            },
+        ),  # URL fallback, raw
+        ("mailto:a b", ERR),
+        (42, ERR),
     ],
     "duration_ns": [
         (("2025-11-04T06:48:22.119Z", "2025-11-06T06:48:22.119Z"), 172800000000000),
@@ -96,21 +180,35 @@ CASES = {
         (("2025-11-06", "garbage"), ERR),
     ],
     "cvss_version": [
-        ("CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H", "3.1"), ("CVSS:4.0/AV:N/AC:L", "4.0"),
-        ("AV:N/AC:L/Au:N/C:P/I:P/A:P", "2.0"), ("(AV:N/AC:M/Au:N/C:N/I:P/A:N)", "2.0"),
-        ("AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", None), ("high", None), (3, None),
+        ("CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H", "3.1"),
+        ("CVSS:4.0/AV:N/AC:L", "4.0"),
+        ("AV:N/AC:L/Au:N/C:P/I:P/A:P", "2.0"),
+        ("(AV:N/AC:M/Au:N/C:N/I:P/A:N)", "2.0"),
+        ("AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", None),
+        ("high", None),
+        (3, None),
     ],
     "cvss_classification": [("CVSS:3.0/AV:N", "CVSS"), ("AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS"), ("x", None)],
     "id_scheme": [
-        ("CVE-2025-49693", "CVE"), ("cve-2021-44228", "CVE"), (["CVE-2016-2183", "CVE-2016-6329"], "CVE"),
-        ("GHSA-jfh8-c2jp-5v3q", "GHSA"), ("SNYK-JS-LODASH-567746", "SNYK"), ("CWE-79", "CWE"),
-        ("38657", None), ("CVE-25-1", None), ([], None),
+        ("CVE-2025-49693", "CVE"),
+        ("cve-2021-44228", "CVE"),
+        (["CVE-2016-2183", "CVE-2016-6329"], "CVE"),
+        ("GHSA-jfh8-c2jp-5v3q", "GHSA"),
+        ("SNYK-JS-LODASH-567746", "SNYK"),
+        ("CWE-79", "CWE"),
+        ("38657", None),
+        ("CVE-25-1", None),
+        ([], None),
     ],
     "command_line_args": [
-        ('"C:\\Program Files\\A B\\x.exe" -y "two words"', ["C:\\Program Files\\A B\\x.exe", "-y", "two words"]),
+        (
+            '"C:\\Program Files\\A B\\x.exe" -y "two words"',
+            ["C:\\Program Files\\A B\\x.exe", "-y", "two words"],
+        ),
         ('C:\\x.exe a\\\\\\"b c', ["C:\\x.exe", 'a\\"b', "c"]),
         ("/bin/sh -c 'echo hi'", ["/bin/sh", "-c", "echo hi"]),
-        ("/bin/sh -c 'unbalanced", None), ("   ", None),
+        ("/bin/sh -c 'unbalanced", None),
+        ("   ", None),
     ],
     "executable_name": [('"C:\\a b\\x.exe" -y', "x.exe"), ("/usr/bin/curl -s x", "curl"), ("", None)],
 }
@@ -159,14 +257,17 @@ def test_parameterised_transform_table(name, params, value, expected):
     assert run(name, value, **params) == expected
 
 
-@pytest.mark.parametrize("name,params,message", [
-    ("lookup", {"table": {}}, "non-empty"),
-    ("extract", {"pattern": "("}, "invalid pattern"),
-    ("extract", {"pattern": "(a)", "group": 2}, "group 2"),
-    ("split", {"separator": ""}, "non-empty"),
-])
+@pytest.mark.parametrize(
+    "name,params,message",
+    [
+        ("lookup", {"table": {}}, "non-empty"),
+        ("extract", {"pattern": "("}, "invalid pattern"),
+        ("extract", {"pattern": "(a)", "group": 2}, "group 2"),
+        ("split", {"separator": ""}, "non-empty"),
+    ],
+)
 def test_bad_parameters_fail_at_compile_time(name, params, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         TRANSFORMS[name].factory(**params)
 
 

@@ -20,39 +20,77 @@ def test_every_builtin_transform_declares_its_result():
     assert lookup.result_type({"table": {"a": "x"}, "default": "y"}) == "keyword"
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("event.severity", "long"), ("host.ip", "ip"), ("url", "object"), ("labels.team", "keyword"),
-    ("myorg.team", "any"), ("nothing.here", None), ("vulnerability.scroe.base", None),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("event.severity", "long"),
+        ("host.ip", "ip"),
+        ("url", "object"),
+        ("labels.team", "keyword"),
+        ("myorg.team", "any"),
+        ("nothing.here", None),
+        ("vulnerability.scroe.base", None),
+    ],
+)
 def test_target_types(path, expected):
     assert target_type(path, frozenset({"myorg"})) == expected
 
 
-@pytest.mark.parametrize("result, target, fit, sure", [
-    ("keyword", "keyword", True, True), ("long", "keyword", True, True), ("keyword", "long", False, False),
-    ("long", "float", True, True), ("double", "long", False, False), ("date", "date", True, True),
-    ("keyword", "date", False, False), ("ip", "ip", True, True), ("object", "keyword", False, False),
-    ("object", "object", True, True), ("any", "long", True, False), ("long", "integer", True, False),
-])
+@pytest.mark.parametrize(
+    "result, target, fit, sure",
+    [
+        ("keyword", "keyword", True, True),
+        ("long", "keyword", True, True),
+        ("keyword", "long", False, False),
+        ("long", "float", True, True),
+        ("double", "long", False, False),
+        ("date", "date", True, True),
+        ("keyword", "date", False, False),
+        ("ip", "ip", True, True),
+        ("object", "keyword", False, False),
+        ("object", "object", True, True),
+        ("any", "long", True, False),
+        ("long", "integer", True, False),
+    ],
+)
 def test_fits_and_proven(result, target, fit, sure):
     assert fits(result, target) is fit
     assert proven(result, target) is sure
 
 
-@pytest.mark.parametrize("es_type, value, expected", [
-    ("long", "7", 7), ("long", 7.0, 7), ("long", [1, "2"], [1, 2]), ("float", 3, 3), ("float", "2.5", 2.5),
-    ("ip", "2001:DB8::1", "2001:db8::1"), ("boolean", "TRUE", True), ("keyword", 12, 12),
-    ("date", 0, "1970-01-01T00:00:00.000Z"), ("object", {"a": 1}, {"a": 1}),
-])
+@pytest.mark.parametrize(
+    "es_type, value, expected",
+    [
+        ("long", "7", 7),
+        ("long", 7.0, 7),
+        ("long", [1, "2"], [1, 2]),
+        ("float", 3, 3),
+        ("float", "2.5", 2.5),
+        ("ip", "2001:DB8::1", "2001:db8::1"),
+        ("boolean", "TRUE", True),
+        ("keyword", 12, 12),
+        ("date", 0, "1970-01-01T00:00:00.000Z"),
+        ("object", {"a": 1}, {"a": 1}),
+    ],
+)
 def test_coercers_convert(es_type, value, expected):
     convert = coercer(es_type)
     assert convert is not None and convert(value) == expected
 
 
-@pytest.mark.parametrize("es_type, value", [
-    ("long", "high"), ("long", 9.8), ("byte", 300), ("ip", "not-an-ip"), ("keyword", {"a": 1}),
-    ("object", "text"), ("boolean", "maybe"), ("date", "soon"),
-])
+@pytest.mark.parametrize(
+    "es_type, value",
+    [
+        ("long", "high"),
+        ("long", 9.8),
+        ("byte", 300),
+        ("ip", "not-an-ip"),
+        ("keyword", {"a": 1}),
+        ("object", "text"),
+        ("boolean", "maybe"),
+        ("date", "soon"),
+    ],
+)
 def test_coercers_refuse(es_type, value):
     convert = coercer(es_type)
     assert convert is not None

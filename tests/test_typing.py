@@ -17,6 +17,11 @@ STRICT = ["j1filter"]
 
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed (test extra)")
 def test_mypy_strict():
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-error-summary", *STRICT],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", *STRICT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -26,11 +26,16 @@ def _json(body: JsonObject) -> bytes:
 def _install_env(names: Names) -> bytes:
     """The names install.sh uses (validated names: no quoting needed, quoted anyway)."""
     pairs = {
-        "J1_DATA_STREAM": names.data_stream, "J1_ILM_POLICY": names.ilm_policy,
-        "J1_FINAL_PIPELINE": names.final_pipeline, "J1_SETTINGS_COMPONENT": names.settings_component,
-        "J1_ECS_COMPONENT": names.ecs_component, "J1_JUPITER_ONE_COMPONENT": names.jupiter_one_component,
-        "J1_SOURCE_TEMPLATE": names.source_template, "J1_LATEST_TEMPLATE": names.latest_template,
-        "J1_LATEST_INDEX": names.latest_index, "J1_LATEST_ALIAS": names.latest_alias,
+        "J1_DATA_STREAM": names.data_stream,
+        "J1_ILM_POLICY": names.ilm_policy,
+        "J1_FINAL_PIPELINE": names.final_pipeline,
+        "J1_SETTINGS_COMPONENT": names.settings_component,
+        "J1_ECS_COMPONENT": names.ecs_component,
+        "J1_JUPITER_ONE_COMPONENT": names.jupiter_one_component,
+        "J1_SOURCE_TEMPLATE": names.source_template,
+        "J1_LATEST_TEMPLATE": names.latest_template,
+        "J1_LATEST_INDEX": names.latest_index,
+        "J1_LATEST_ALIAS": names.latest_alias,
         "J1_TRANSFORM": names.transform,
     }
     lines = ["# Rendered by `j1filter assets`: the names install.sh creates. Do not edit; re-render."]
@@ -43,7 +48,7 @@ def render(names: Names | None = None, specs: list[MappingSpec] | None = None) -
     names = names or Names()
     specs = load_mappings() if specs is None else specs
     used = fields_used()
-    raw_used = {f[len(ASSET_ROOT) + 1:] for f in used if f.startswith(ASSET_ROOT + ".")}
+    raw_used = {f[len(ASSET_ROOT) + 1 :] for f in used if f.startswith(ASSET_ROOT + ".")}
     ecs_used = {f for f in used if not f.startswith("jupiter_one.")}
     bodies = {
         "ilm-policy.json": es.ilm_policy(names),

@@ -3,7 +3,7 @@ templates, the latest view's index and its transform. Pure functions of Names an
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..language.spec import MappingSpec
 from .fieldtypes import JsonObject, dynamic_templates, ecs_properties, jupiter_one_properties
@@ -16,36 +16,58 @@ TOTAL_FIELDS_LIMIT = 5000
 
 
 def ilm_policy(names: Names) -> JsonObject:
-    return {"policy": {
-        "phases": {
-            "hot": {"min_age": "0ms", "actions": {"rollover": {"max_age": "7d", "max_primary_shard_size": "50gb"}}},
-            "delete": {"min_age": "30d", "actions": {"delete": {}}},
-        },
-        "_meta": {**MANAGED, "description": "History of J1 entity versions: roll over weekly, "
-                                            "delete 30 days after rollover"},
-    }}
+    return {
+        "policy": {
+            "phases": {
+                "hot": {
+                    "min_age": "0ms",
+                    "actions": {"rollover": {"max_age": "7d", "max_primary_shard_size": "50gb"}},
+                },
+                "delete": {"min_age": "30d", "actions": {"delete": {}}},
+            },
+            "_meta": {
+                **MANAGED,
+                "description": "History of J1 entity versions: roll over weekly, "
+                "delete 30 days after rollover",
+            },
+        }
+    }
 
 
 def final_pipeline(names: Names) -> JsonObject:
     return {
         "description": "j1filter: stamp event.ingested (the latest transform syncs on it). Nothing else: "
-                       "j1filter already produced the ECS document.",
-        "processors": [{"set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}",
-                                "tag": "set_event_ingested"}}],
+        "j1filter already produced the ECS document.",
+        "processors": [
+            {
+                "set": {
+                    "field": "event.ingested",
+                    "value": "{{{_ingest.timestamp}}}",
+                    "tag": "set_event_ingested",
+                }
+            }
+        ],
         "_meta": MANAGED,
     }
 
 
 def settings_component(names: Names) -> JsonObject:
     return {
-        "template": {"settings": {"index": {
-            "lifecycle": {"name": names.ilm_policy},
-            # Elastic's JupiterOne ingest pipeline must not run again on finished documents.
-            "default_pipeline": "_none",
-            "final_pipeline": names.final_pipeline,
-            "mapping": {"total_fields": {"limit": TOTAL_FIELDS_LIMIT}},
-        }}},
-        "_meta": {**MANAGED, "description": "Source data stream settings: ILM policy, no default ingest pipeline"},
+        "template": {
+            "settings": {
+                "index": {
+                    "lifecycle": {"name": names.ilm_policy},
+                    # Elastic's JupiterOne ingest pipeline must not run again on finished documents.
+                    "default_pipeline": "_none",
+                    "final_pipeline": names.final_pipeline,
+                    "mapping": {"total_fields": {"limit": TOTAL_FIELDS_LIMIT}},
+                }
+            }
+        },
+        "_meta": {
+            **MANAGED,
+            "description": "Source data stream settings: ILM policy, no default ingest pipeline",
+        },
     }
 
 
@@ -58,23 +80,30 @@ def ecs_component(specs: list[MappingSpec], used: Iterable[str] = ()) -> JsonObj
 
 def jupiter_one_component(specs: list[MappingSpec], used: Iterable[str] = ()) -> JsonObject:
     return {
-        "template": {"mappings": {
-            "date_detection": False,
-            "numeric_detection": False,
-            "dynamic_templates": dynamic_templates(specs),
-            "properties": jupiter_one_properties(specs, used),
-        }},
-        "_meta": {**MANAGED, "description": "The raw J1 entity under jupiter_one.asset; types from the "
-                                            "mappings' fields: coercions"},
+        "template": {
+            "mappings": {
+                "date_detection": False,
+                "numeric_detection": False,
+                "dynamic_templates": dynamic_templates(specs),
+                "properties": jupiter_one_properties(specs, used),
+            }
+        },
+        "_meta": {
+            **MANAGED,
+            "description": "The raw J1 entity under jupiter_one.asset; types from the "
+            "mappings' fields: coercions",
+        },
     }
 
 
 def _data_stream_fields(names: Names, *, constant: bool) -> JsonObject:
     if not constant:  # the latest view holds documents of any namespace the source had
         return {k: {"type": "keyword", "ignore_above": 1024} for k in ("type", "dataset", "namespace")}
-    return {"type": {"type": "constant_keyword", "value": names.type},
-            "dataset": {"type": "constant_keyword", "value": names.dataset},
-            "namespace": {"type": "constant_keyword"}}
+    return {
+        "type": {"type": "constant_keyword", "value": names.type},
+        "dataset": {"type": "constant_keyword", "value": names.dataset},
+        "namespace": {"type": "constant_keyword"},
+    }
 
 
 def _is_transform_source(value: str) -> JsonObject:
@@ -88,10 +117,14 @@ def source_template(names: Names) -> JsonObject:
         "data_stream": {},
         "priority": PRIORITY,
         "composed_of": [names.settings_component, names.ecs_component, names.jupiter_one_component],
-        "template": {"mappings": {"properties": {
-            "data_stream": {"properties": _data_stream_fields(names, constant=True)},
-            **_is_transform_source("true"),
-        }}},
+        "template": {
+            "mappings": {
+                "properties": {
+                    "data_stream": {"properties": _data_stream_fields(names, constant=True)},
+                    **_is_transform_source("true"),
+                }
+            }
+        },
         "_meta": {**MANAGED, "description": "j1filter ECS documents: history of every J1 entity version"},
     }
 
@@ -102,14 +135,24 @@ def latest_template(names: Names) -> JsonObject:
         "priority": PRIORITY,
         "composed_of": [names.ecs_component, names.jupiter_one_component],
         "template": {
-            "settings": {"index": {"default_pipeline": "_none", "final_pipeline": "_none",
-                                   "mapping": {"total_fields": {"limit": TOTAL_FIELDS_LIMIT}}}},
-            "mappings": {"properties": {
-                "data_stream": {"properties": _data_stream_fields(names, constant=False)},
-                **_is_transform_source("false"),
-            }},
+            "settings": {
+                "index": {
+                    "default_pipeline": "_none",
+                    "final_pipeline": "_none",
+                    "mapping": {"total_fields": {"limit": TOTAL_FIELDS_LIMIT}},
+                }
+            },
+            "mappings": {
+                "properties": {
+                    "data_stream": {"properties": _data_stream_fields(names, constant=False)},
+                    **_is_transform_source("false"),
+                }
+            },
         },
-        "_meta": {**MANAGED, "description": "Latest view (transform destination): one document per J1 entity"},
+        "_meta": {
+            **MANAGED,
+            "description": "Latest view (transform destination): one document per J1 entity",
+        },
     }
 
 
@@ -120,9 +163,11 @@ def latest_index(names: Names) -> JsonObject:
 def latest_transform(names: Names) -> JsonObject:
     return {
         "description": f"j1filter: latest version of every J1 entity in {names.data_stream} "
-                       f"(collections every {names.interval}, full snapshot every {names.full_interval})",
-        "source": {"index": [names.data_stream],
-                   "query": {"bool": {"filter": [{"exists": {"field": "event.id"}}]}}},
+        f"(collections every {names.interval}, full snapshot every {names.full_interval})",
+        "source": {
+            "index": [names.data_stream],
+            "query": {"bool": {"filter": [{"exists": {"field": "event.id"}}]}},
+        },
         "dest": {"index": names.latest_index},
         # As Elastic's: one document per (dataset, J1 id), the newest collection wins.
         "latest": {"unique_key": ["event.dataset", "event.id"], "sort": "@timestamp"},

@@ -4,11 +4,13 @@ mappings' own `fields:` coercions for `jupiter_one.*`."""
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..ecs import ecs_fields
 from ..language.spec import Expression, MappingSpec
-from ..runtime.compiler import CompiledMappings, coercion_types as compiled_coercion_types
+from ..runtime.compiler import CompiledMappings
+from ..runtime.compiler import coercion_types as compiled_coercion_types
 
 JsonObject = dict[str, Any]
 
@@ -18,15 +20,29 @@ ASSET_ROOT = "jupiter_one.asset"
 #: ECS fields written by something other than a mapping rule, so no rule names them.
 INFRASTRUCTURE_ECS_FIELDS = (
     # the filter itself (runtime/mapper.py), also on error documents
-    "@timestamp", "ecs.version", "event.original", "event.dataset", "event.module", "event.kind",
-    "error.message", "error.type", "tags",
+    "@timestamp",
+    "ecs.version",
+    "event.original",
+    "event.dataset",
+    "event.module",
+    "event.kind",
+    "error.message",
+    "error.type",
+    "tags",
     # the final ingest pipeline; the latest transform syncs on it
     "event.ingested",
     # Filebeat (filestream) and Logstash
-    "agent.id", "agent.name", "agent.type", "agent.version", "agent.ephemeral_id",
+    "agent.id",
+    "agent.name",
+    "agent.type",
+    "agent.version",
+    "agent.ephemeral_id",
     "log.file.path",
     # Logstash http_poller failure events (j1-http-poller.conf)
-    "url.full", "http.request.method", "host.hostname", "event.duration",
+    "url.full",
+    "http.request.method",
+    "host.hostname",
+    "event.duration",
 )
 #: Fields outside ECS written by the shippers, with their mapping.
 SHIPPER_FIELDS: dict[str, JsonObject] = {
@@ -41,10 +57,21 @@ COLLECTION_FIELDS: dict[str, JsonObject] = {
 }
 #: J1's entity metadata every entity carries (J1 data model); keyword unless a mapping coerces it.
 ENTITY_METADATA = (
-    "id", "entity._account_id", "entity._class", "entity._id", "entity._integration_class",
-    "entity._integration_definition_id", "entity._integration_instance_id",
-    "entity._integration_name", "entity._integration_type", "entity._key", "entity._scope",
-    "entity._source", "entity._type", "entity._version", "entity._raw_data_hashes",
+    "id",
+    "entity._account_id",
+    "entity._class",
+    "entity._id",
+    "entity._integration_class",
+    "entity._integration_definition_id",
+    "entity._integration_instance_id",
+    "entity._integration_name",
+    "entity._integration_type",
+    "entity._key",
+    "entity._scope",
+    "entity._source",
+    "entity._type",
+    "entity._version",
+    "entity._raw_data_hashes",
     "entity.display_name",
 )
 
@@ -60,8 +87,14 @@ _COERCED: dict[str, JsonObject] = {
     "string": _KEYWORD,
 }
 # JSON value kinds a wildcard coercion's dynamic template must catch, per result type.
-_DYNAMIC_KINDS = {"date": ("string", "long"), "long": ("string", "long"), "double": ("string", "long", "double"),
-                  "ip": ("string",), "boolean": ("string", "boolean"), "string": ("string", "long", "double", "boolean")}
+_DYNAMIC_KINDS = {
+    "date": ("string", "long"),
+    "long": ("string", "long"),
+    "double": ("string", "long", "double"),
+    "ip": ("string",),
+    "boolean": ("string", "boolean"),
+    "string": ("string", "long", "double", "boolean"),
+}
 
 
 def coercion_types(specs: Iterable[MappingSpec]) -> dict[str, str]:
@@ -146,14 +179,20 @@ def jupiter_one_leaves(specs: list[MappingSpec], used: Iterable[str] = ()) -> di
 
 def jupiter_one_properties(specs: list[MappingSpec], used: Iterable[str] = ()) -> JsonObject:
     leaves = jupiter_one_leaves(specs, used)
-    flat_properties = {p[len("properties."):]: m for p, m in leaves.items() if p.startswith("properties.")}
+    flat_properties = {p[len("properties.") :]: m for p, m in leaves.items() if p.startswith("properties.")}
     nested = nest({p: m for p, m in leaves.items() if not p.startswith("properties.")})
     # Below `properties` J1 integrations disagree on shapes (Qualys `port: 3389`, Tenable
     # `port: {port: 443}`): subobjects false keeps both as the leaves `port` and `port.port`.
-    nested["properties"] = {"type": "object", "subobjects": False,
-                            "properties": {k: flat_properties[k] for k in sorted(flat_properties)}}
-    return {"jupiter_one": {"properties": {"asset": {"properties": nested},
-                                           "collection": {"properties": COLLECTION_FIELDS}}}}
+    nested["properties"] = {
+        "type": "object",
+        "subobjects": False,
+        "properties": {k: flat_properties[k] for k in sorted(flat_properties)},
+    }
+    return {
+        "jupiter_one": {
+            "properties": {"asset": {"properties": nested}, "collection": {"properties": COLLECTION_FIELDS}}
+        }
+    }
 
 
 def dynamic_templates(specs: list[MappingSpec]) -> list[JsonObject]:
@@ -163,13 +202,29 @@ def dynamic_templates(specs: list[MappingSpec]) -> list[JsonObject]:
     for path, result in coercion_types(specs).items():
         if "*" not in path:
             continue
-        stem = re.sub(r"[^a-z0-9]+", "_", path.replace("*", "")).strip("_")  # properties.*_on -> properties_on
+        stem = re.sub(r"[^a-z0-9]+", "_", path.replace("*", "")).strip(
+            "_"
+        )  # properties.*_on -> properties_on
         for kind in _DYNAMIC_KINDS[result]:
-            out.append({f"j1_{stem}_{kind}_as_{result}": {
-                "path_match": f"{ASSET_ROOT}.{path}", "match_mapping_type": kind, "mapping": _COERCED[result]}})
+            out.append(
+                {
+                    f"j1_{stem}_{kind}_as_{result}": {
+                        "path_match": f"{ASSET_ROOT}.{path}",
+                        "match_mapping_type": kind,
+                        "mapping": _COERCED[result],
+                    }
+                }
+            )
     for kind in ("string", "long", "double", "boolean"):
-        out.append({f"j1_other_{kind}_as_keyword": {
-            "path_match": "jupiter_one.*", "match_mapping_type": kind, "mapping": _KEYWORD}})
+        out.append(
+            {
+                f"j1_other_{kind}_as_keyword": {
+                    "path_match": "jupiter_one.*",
+                    "match_mapping_type": kind,
+                    "mapping": _KEYWORD,
+                }
+            }
+        )
     out.append({"catch_all_strings_as_keyword": {"match_mapping_type": "string", "mapping": _KEYWORD}})
     return out
 

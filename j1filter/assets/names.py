@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
 from ..datastream import data_stream_problems
-from ..errors import J1FilterError
+from ..errors import AssetNameError
 
 _TRANSFORM_ID = re.compile(r"[a-z0-9](?:[a-z0-9_\-]*[a-z0-9])?")
 _TRANSFORM_ID_MAX = 64
@@ -17,15 +17,13 @@ _DURATION = re.compile(r"([1-9][0-9]*)(s|m|h|d)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class AssetNameError(J1FilterError):
-    """A data stream type, dataset or namespace Elasticsearch would refuse, or a bad schedule."""
-
-
 def parse_duration(text: str) -> int:
     """'90s', '30m', '1h', '7d' -> seconds."""
     m = _DURATION.fullmatch(text.strip())
     if not m:
-        raise AssetNameError(f"duration {text!r}: expected a positive number and a unit s, m, h or d, e.g. 1h")
+        raise AssetNameError(
+            f"duration {text!r}: expected a positive number and a unit s, m, h or d, e.g. 1h"
+        )
     return int(m[1]) * _UNIT_SECONDS[m[2]]
 
 
@@ -48,7 +46,7 @@ def _transform_id(text: str) -> str:
     candidate = text.replace(".", "_")
     if len(candidate) > _TRANSFORM_ID_MAX:
         digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-        candidate = f"{candidate[:_TRANSFORM_ID_MAX - 11].rstrip('_-')}-{digest}"
+        candidate = f"{candidate[: _TRANSFORM_ID_MAX - 11].rstrip('_-')}-{digest}"
     assert _TRANSFORM_ID.fullmatch(candidate), candidate
     return candidate
 
@@ -71,7 +69,9 @@ class Names:
             # below that the transform's retention (>= 60s in Elasticsearch) and its 120s sync delay make no sense
             raise AssetNameError(f"--full-interval {self.full_interval} is shorter than 1m")
         if self.full_interval_seconds < self.interval_seconds:
-            raise AssetNameError(f"--full-interval {self.full_interval} is shorter than --interval {self.interval}")
+            raise AssetNameError(
+                f"--full-interval {self.full_interval} is shorter than --interval {self.interval}"
+            )
 
     @property
     def interval_seconds(self) -> int:
@@ -135,4 +135,7 @@ class Names:
     @property
     def is_default(self) -> bool:
         return (self.type, self.dataset, self.namespace) == (
-            DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE)
+            DEFAULT_DATA_STREAM_TYPE,
+            DEFAULT_DATASET,
+            DEFAULT_NAMESPACE,
+        )

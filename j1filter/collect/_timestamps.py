@@ -7,7 +7,7 @@ Entity timestamps are data, not trusted: year 10000, negative values, 1e20 or a
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..convert.dates import from_epoch_ms
 
@@ -58,7 +58,7 @@ def _iso_to_ms(text: str) -> int | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
         return round(moment.timestamp() * 1000)
     except (OverflowError, OSError, ValueError):

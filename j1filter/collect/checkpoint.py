@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ..errors import J1FilterError
+from ..errors import CheckpointError
 from ._timestamps import MAX_RENDERABLE_MS, MIN_RENDERABLE_MS, iso_from_ms
 
 log = logging.getLogger("j1filter.collect")
@@ -40,10 +40,6 @@ Kind = Literal["full", "incremental"]
 _SIMPLE_FIND = re.compile(r"^\s*(FIND\s+.+?)(?:\s+WITH\s+(.+?))?\s*$", re.IGNORECASE | re.DOTALL)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _UNSUPPORTED_WORDS = re.compile(r"\b(THAT|RETURN|LIMIT|SKIP|ORDER|AS)\b", re.IGNORECASE)
-
-
-class CheckpointError(J1FilterError):
-    """The checkpoint file cannot be read or written (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +212,11 @@ def _time(document: dict[str, Any], key: str) -> int | None:
     value = document.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or not MIN_RENDERABLE_MS <= value <= MAX_RENDERABLE_MS:
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not MIN_RENDERABLE_MS <= value <= MAX_RENDERABLE_MS
+    ):
         raise ValueError(f"{key} is not a time in epoch milliseconds")
     return value
 

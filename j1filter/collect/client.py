@@ -43,8 +43,15 @@ from urllib.parse import quote, quote_plus, urlsplit
 import orjson
 
 from .._meta import __version__
-from ..errors import J1FilterError
-from ..shell.output import plural
+from ..errors import (
+    AuthError,
+    CollectError,
+    MalformedResponseError,
+    QueryError,
+    ResponseTooLargeError,
+    RunawayPagingError,
+)
+from ..io.output import plural
 
 log = logging.getLogger("j1filter.collect")
 
@@ -73,30 +80,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 _READ_CHUNK = 1 << 16
 
 
-class CollectError(J1FilterError):
-    """A collection failed; `str()` is one line, safe to show (no token)."""
-
-
-class AuthError(CollectError):
-    """HTTP 401/403: retrying cannot help."""
-
-
-class QueryError(CollectError):
-    """J1 refused or failed the query (GraphQL errors, a FAILED deferred job)."""
-
-
-class MalformedResponseError(CollectError):
-    """An answer that is not the queryV1 shape this client expects."""
-
-
-class RunawayPagingError(CollectError):
-    """The cursor cycles, or paging goes on past the configured caps."""
-
-
-class ResponseTooLargeError(CollectError):
-    """One answer is larger than --max-response-bytes."""
-
-
 class _Retryable(Exception):
     """One attempt failed in a way that may pass; `wait_hint` is the server's ask in seconds."""
 
@@ -109,7 +92,7 @@ class _Retryable(Exception):
 class Secret:
     """A string that never shows itself in repr(), str() or tracebacks."""
 
-    __slots__ = ("_value", "_pattern")
+    __slots__ = ("_pattern", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
@@ -240,7 +223,9 @@ def resolve_endpoint(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"endpoint must be 'us', 'eu' or an http(s) URL, not {value!r}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError("plain http is allowed only for loopback endpoints (the token would travel in clear)")
+        raise ValueError(
+            "plain http is allowed only for loopback endpoints (the token would travel in clear)"
+        )
     return value
 
 
@@ -318,7 +303,9 @@ class J1Client:
                 )
             digest = hashlib.blake2b(page.cursor.encode("utf-8", "surrogatepass"), digest_size=16).digest()
             if digest in seen_cursors or page.cursor == cursor:
-                raise RunawayPagingError(f"page {number}: the cursor repeats an earlier one (a cursor cycle); stopping")
+                raise RunawayPagingError(
+                    f"page {number}: the cursor repeats an earlier one (a cursor cycle); stopping"
+                )
             seen_cursors.add(digest)
             cursor = page.cursor
 
@@ -344,7 +331,9 @@ class J1Client:
 
     def _post_once(self, body: bytes) -> Any:
         self._rate_limiter.acquire()
-        request = urllib.request.Request(self._settings.endpoint, data=body, method="POST", headers=self._api_headers())
+        request = urllib.request.Request(
+            self._settings.endpoint, data=body, method="POST", headers=self._api_headers()
+        )
         status, headers, payload = self._send(self._api_opener, request)
         if status in (401, 403):
             raise AuthError(
@@ -363,7 +352,9 @@ class J1Client:
         errors = document.get("errors") if isinstance(document, dict) else None
         if not errors:
             return
-        messages = "; ".join(_error_message(error) for error in errors) if isinstance(errors, list) else str(errors)
+        messages = (
+            "; ".join(_error_message(error) for error in errors) if isinstance(errors, list) else str(errors)
+        )
         messages = self._token.redact(messages)
         if _mentions_rate_limit(messages):  # J1's older way to say 429
             raise _Retryable(f"rate limited: {messages}")
@@ -386,7 +377,9 @@ class J1Client:
         deadline = self._clock() + self._deferred_timeout
         wait = self._poll_interval
         while True:
-            state = _json_object(self._get_json(state_url, f"page {page_number} deferred state"), "deferred state")
+            state = _json_object(
+                self._get_json(state_url, f"page {page_number} deferred state"), "deferred state"
+            )
             status = state.get("status")
             if status == "COMPLETED":
                 if "data" in state:
@@ -399,7 +392,9 @@ class J1Client:
                 reason = self._token.redact(str(state.get("error") or "no reason given"))
                 raise QueryError(f"deferred query failed on page {page_number}: {reason}")
             if status != "IN_PROGRESS":
-                raise MalformedResponseError(f"deferred status {status!r} is not one of {', '.join(DEFERRED_STATUSES)}")
+                raise MalformedResponseError(
+                    f"deferred status {status!r} is not one of {', '.join(DEFERRED_STATUSES)}"
+                )
             if self._clock() >= deadline:
                 raise CollectError(
                     f"deferred query for page {page_number} still IN_PROGRESS after {self._deferred_timeout:g} s"
@@ -441,7 +436,12 @@ class J1Client:
                 delay = self._retry.delay(attempt, failure.wait_hint)
                 self.stats.retries += 1
                 log.info(
-                    "%s: %s; retrying in %.2f s (attempt %d of %d)", what, failure.reason, delay, attempt + 1, attempts
+                    "%s: %s; retrying in %.2f s (attempt %d of %d)",
+                    what,
+                    failure.reason,
+                    delay,
+                    attempt + 1,
+                    attempts,
                 )
                 self._sleep(delay)
         raise AssertionError("unreachable: the last attempt either returns or raises")
@@ -564,7 +564,10 @@ def _server_wait_hint(headers: Message | None) -> float:
     """Seconds the server asked us to wait, from Retry-After (seconds or HTTP date) or RateLimit-Reset."""
     if headers is None:
         return 0.0
-    hints = [_seconds_from_header(headers.get("Retry-After")), _seconds_from_header(headers.get("RateLimit-Reset"))]
+    hints = [
+        _seconds_from_header(headers.get("Retry-After")),
+        _seconds_from_header(headers.get("RateLimit-Reset")),
+    ]
     return max(hints)
 
 
@@ -586,7 +589,9 @@ def _seconds_from_header(value: str | None) -> float:
 def _error_message(error: object) -> str:
     if isinstance(error, dict):
         message = str(error.get("message", error))
-        code = (error.get("extensions") or {}).get("code") if isinstance(error.get("extensions"), dict) else None
+        code = (
+            (error.get("extensions") or {}).get("code") if isinstance(error.get("extensions"), dict) else None
+        )
         return f"{message} ({code})" if code else message
     return str(error)
 
@@ -690,7 +695,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises the 3xx as an HTTPError
 
 
-def _build_opener(settings: ConnectionSettings, url: str, *, follow_redirects: bool) -> urllib.request.OpenerDirector:
+def _build_opener(
+    settings: ConnectionSettings, url: str, *, follow_redirects: bool
+) -> urllib.request.OpenerDirector:
     """An opener for requests to `url`'s host."""
     context = ssl.create_default_context(cafile=settings.ca_bundle)
     if not settings.verify_tls:

@@ -22,10 +22,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 
-from ..shell.output import LineWriter, plural
-from ..shell.stops import GUARD
+from ..io.output import LineWriter, plural
+from ..io.stops import GUARD
 from ._timestamps import compact_iso_from_ms, iso_from_ms, timestamp_ms
-from .checkpoint import Checkpoint, CollectionPlan, fsync_directory, load_checkpoint, plan_collection, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    CollectionPlan,
+    fsync_directory,
+    load_checkpoint,
+    plan_collection,
+    save_checkpoint,
+)
 from .client import ClientStats, J1Client
 
 if TYPE_CHECKING:
@@ -64,7 +71,9 @@ class CollectionSummary:
 class Progress:
     """Progress lines on the `j1filter.collect` logger: at most one every `every` seconds, plus a summary."""
 
-    def __init__(self, stats: ClientStats, every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stats: ClientStats, every: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._stats = stats
         self._every = every
         self._clock = clock
@@ -76,7 +85,12 @@ class Progress:
             log.info("page %d: %s", summary.pages, self._counts(summary))
 
     def done(self, summary: CollectionSummary) -> None:
-        log.info("%s collection complete: %s, %s", summary.kind, plural(summary.pages, "page"), self._counts(summary))
+        log.info(
+            "%s collection complete: %s, %s",
+            summary.kind,
+            plural(summary.pages, "page"),
+            self._counts(summary),
+        )
 
     def _counts(self, summary: CollectionSummary) -> str:
         elapsed = max(self._clock() - self._started, 1e-9)
@@ -102,7 +116,9 @@ class Collector:
         """Run one collection to the end; raises `CollectError` (after flushing what arrived) on failure."""
         options = self._options
         checkpoint = (
-            load_checkpoint(options.checkpoint_path, options.query) if options.checkpoint_path else self._memory
+            load_checkpoint(options.checkpoint_path, options.query)
+            if options.checkpoint_path
+            else self._memory
         )
         plan = plan_collection(
             checkpoint,
@@ -152,7 +168,9 @@ class Collector:
     @contextmanager
     def _output(self, plan: CollectionPlan) -> Iterator[_Output]:
         output: _Output = (
-            _SpoolOutput(self._options.spool_dir, plan) if self._options.spool_dir else _StreamOutput(self._out)
+            _SpoolOutput(self._options.spool_dir, plan)
+            if self._options.spool_dir
+            else _StreamOutput(self._out)
         )
         try:
             yield output
@@ -254,7 +272,7 @@ class _Renderer:
             "snapshot": iso_from_ms(plan.snapshot_ms),
         }
         self._mapper = mapper
-        from ..shell.stream import map_line  # the filter's own line handling, guard included
+        from ..stream import map_line  # the filter's own line handling, guard included
 
         self._map_line = map_line
 

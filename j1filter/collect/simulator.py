@@ -66,10 +66,16 @@ DEMO_ACCOUNT_ID = "demo-account"
 
 DELETED_RETENTION_MS = 7 * 86_400_000  # J1 serves deleted entities (includeDeleted) this long
 
-_BEGIN_ON_FILTER = re.compile(r"_beginOn\s*>\s*(?:date\(\s*([^)]*?)\s*\)|'([^']*)'|\"([^\"]*)\"|(\d+))", re.IGNORECASE)
-_FIND = re.compile(r"^\s*FIND\s+(\*|\([^)]*\)|[A-Za-z_][\w-]*)(?:\s+WITH\s+(.*?))?\s*$", re.IGNORECASE | re.DOTALL)
+_BEGIN_ON_FILTER = re.compile(
+    r"_beginOn\s*>\s*(?:date\(\s*([^)]*?)\s*\)|'([^']*)'|\"([^\"]*)\"|(\d+))", re.IGNORECASE
+)
+_FIND = re.compile(
+    r"^\s*FIND\s+(\*|\([^)]*\)|[A-Za-z_][\w-]*)(?:\s+WITH\s+(.*?))?\s*$", re.IGNORECASE | re.DOTALL
+)
 _AND = re.compile(r"\s+AND\s+(?=(?:[^'\"]|'[^']*'|\"[^\"]*\")*$)", re.IGNORECASE)
-_EQUALS = re.compile(r"^\(*\s*([\w.]+)\s*=\s*('([^']*)'|\"([^\"]*)\"|true|false|-?\d+(?:\.\d+)?)\s*\)*$", re.IGNORECASE)
+_EQUALS = re.compile(
+    r"^\(*\s*([\w.]+)\s*=\s*('([^']*)'|\"([^\"]*)\"|true|false|-?\d+(?:\.\d+)?)\s*\)*$", re.IGNORECASE
+)
 _BEGIN_ON_CONDITION = re.compile(r"^\(*\s*_beginOn\s*>", re.IGNORECASE)
 
 
@@ -373,7 +379,11 @@ class Simulator:
                 return {"status": "IN_PROGRESS", "correlationId": job_id}
         if job.failure is not None:
             return {"status": "FAILED", "error": job.failure, "correlationId": job_id}
-        state = {"status": "COMPLETED", "correlationId": job_id, "url": f"{base_url}/deferred/{job_id}/result.json"}
+        state = {
+            "status": "COMPLETED",
+            "correlationId": job_id,
+            "url": f"{base_url}/deferred/{job_id}/result.json",
+        }
         if self.deferred_inline:
             state.update(job.result or {})
         return state
@@ -387,7 +397,9 @@ class Simulator:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a slow-fault thread must not hold up stop()
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], simulator: Simulator) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], simulator: Simulator
+    ) -> None:
         super().__init__(address, handler)
         self.simulator = simulator
 
@@ -423,7 +435,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             sim._record(RecordedRequest("POST", self.path, 400, has_credentials))
             self._send(
-                *_json_answer(400, {"errors": [{"message": "Must provide a queryV1 operation with a $query variable"}]})
+                *_json_answer(
+                    400, {"errors": [{"message": "Must provide a queryV1 operation with a $query variable"}]}
+                )
             )
             return
         fault = sim._next_fault()
@@ -466,7 +480,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         failure = fault.message if fault and fault.kind == "deferred_failed" else None
         try:
-            result = None if failure else self._page_for(record, empty=bool(fault and fault.kind == "empty_page"))
+            result = (
+                None if failure else self._page_for(record, empty=bool(fault and fault.kind == "empty_page"))
+            )
         except ValueError as error:
             return _json_answer(200, {"errors": [{"message": str(error)}], "data": None})
         if record.deferred:
@@ -489,7 +505,9 @@ class _Handler(BaseHTTPRequestHandler):
         document = None
         if match:
             job_id, which = match.groups()
-            document = sim._job_state(job_id, self._base_url()) if which == "state" else sim._job_result(job_id)
+            document = (
+                sim._job_state(job_id, self._base_url()) if which == "state" else sim._job_result(job_id)
+            )
         status = 200 if document is not None else 404
         sim._record(RecordedRequest("GET", self.path, status, "Authorization" in self.headers))
         self._send(*_json_answer(status, document if document is not None else {"error": "Not Found"}))
@@ -532,7 +550,9 @@ def _matching(
         entity = item.get("entity") or {}
         if entity.get("_deleted") is True:
             ended = timestamp_ms(entity.get("_endOn"))
-            if not include_deleted or (retained_since is not None and ended is not None and ended < retained_since):
+            if not include_deleted or (
+                retained_since is not None and ended is not None and ended < retained_since
+            ):
                 continue
         if since_ms is not None:
             begin_ms = timestamp_ms(entity.get("_beginOn"))
@@ -552,7 +572,9 @@ def _find_clause(j1ql: str) -> tuple[set[str] | None, list[tuple[str, object]]]:
         log.warning("query not understood, serving every entity: %.200s", j1ql)
         return None, []
     target, where = match.groups()
-    wanted = None if target == "*" else {name.strip() for name in target.strip("()").split("|") if name.strip()}
+    wanted = (
+        None if target == "*" else {name.strip() for name in target.strip("()").split("|") if name.strip()}
+    )
     conditions: list[tuple[str, object]] = []
     for condition in _AND.split(where or ""):
         equality = _EQUALS.match(condition.strip())

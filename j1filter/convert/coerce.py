@@ -9,18 +9,23 @@ does, but never an object.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import TransformError
 from . import dates
-from .transforms import (boolean_transform, canonical_ip, double_transform, java_string,
-                         long_transform)
+from .transforms import boolean_transform, canonical_ip, double_transform, java_string, long_transform
 
 Coercer = Callable[[Any], Any]
 
 TEXT_TYPES = frozenset({"keyword", "constant_keyword", "wildcard", "text", "match_only_text"})
-INTEGER_RANGES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1),
-                  "short": (-(2**15), 2**15 - 1), "byte": (-128, 127), "unsigned_long": (0, 2**64 - 1)}
+INTEGER_RANGES = {
+    "long": (-(2**63), 2**63 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "short": (-(2**15), 2**15 - 1),
+    "byte": (-128, 127),
+    "unsigned_long": (0, 2**64 - 1),
+}
 FLOAT_TYPES = frozenset({"float", "double", "half_float", "scaled_float"})
 OBJECT_TYPES = frozenset({"object", "flattened", "nested"})
 

@@ -12,7 +12,7 @@ Accepted, in this order:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import TypeGuard
 
@@ -36,7 +36,7 @@ _VALID_DAYS: dict[str, bool] = {}  # "yyyy-MM-dd" -> is a real calendar day (day
 _NUMERIC = re.compile(r"[+-]?\d+(?:\.\d*)?", re.ASCII)
 #: Longest zone name looked up (the longest IANA name has 32 characters).
 _MAX_ZONE_NAME = 64
-_UTC = timezone.utc
+_UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _MAX_OFFSET = timedelta(hours=18)  # as java.time.ZoneOffset
 # datetime's own range, in epoch ms; outside it no ISO form exists.
@@ -53,8 +53,12 @@ def _valid_day(text: str) -> bool:
     valid = False
     if m is not None:
         year, month, day = int(m[1]), int(m[2]), int(m[3])
-        valid = year >= 1 and 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month] and (
-            day < 29 or month != 2 or year % 4 == 0 and (year % 100 != 0 or year % 400 == 0))
+        valid = (
+            year >= 1
+            and 1 <= month <= 12
+            and 1 <= day <= _DAYS_IN_MONTH[month]
+            and (day < 29 or month != 2 or (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)))
+        )
     if len(_VALID_DAYS) > 50_000:
         _VALID_DAYS.clear()
     _VALID_DAYS[text] = valid
@@ -110,9 +114,14 @@ def _parse_elastic_iso(text: str) -> datetime | None:
     frac = m["f"] or "0"
     try:
         return datetime(
-            int(m["y"]), int(m["mo"] or 1), int(m["d"] or 1),
-            int(m["h"] or 0), int(m["mi"] or 0), int(m["s"] or 0),
-            int(frac[:6].ljust(6, "0")), tzinfo=zone,
+            int(m["y"]),
+            int(m["mo"] or 1),
+            int(m["d"] or 1),
+            int(m["h"] or 0),
+            int(m["mi"] or 0),
+            int(m["s"] or 0),
+            int(frac[:6].ljust(6, "0")),
+            tzinfo=zone,
         )
     except ValueError:  # impossible calendar values: strict, like Java's resolver
         return None
@@ -168,8 +177,12 @@ def _parse_lenient(text: str) -> datetime | None:
 
 def is_normalized(value: object) -> TypeGuard[str]:
     """Whether ``value`` already is a real instant in the form ``yyyy-MM-ddTHH:mm:ss.SSSZ``."""
-    return (value.__class__ is str and len(value) == 24 and _CANONICAL_TIME.match(value, 10) is not None
-            and _valid_day(value[:10]))
+    return (
+        value.__class__ is str
+        and len(value) == 24
+        and _CANONICAL_TIME.match(value, 10) is not None
+        and _valid_day(value[:10])
+    )
 
 
 def normalize_date(value: object) -> str:
@@ -184,7 +197,9 @@ def normalize_date(value: object) -> str:
         raise TransformError(f"unable to parse date [{value!r}]: not a string or number")
     text = value.strip()
     if len(text) > MAX_DATE_TEXT:
-        raise TransformError(f"unable to parse date [{preview(value)}]: longer than {MAX_DATE_TEXT} characters")
+        raise TransformError(
+            f"unable to parse date [{preview(value)}]: longer than {MAX_DATE_TEXT} characters"
+        )
     if not text.isascii():  # dates are ASCII; other digits (e.g. "١٢") are no numbers
         raise TransformError(f"unable to parse date [{value}]: not ASCII text")
     quick = _utc_iso_text(text)

@@ -25,6 +25,7 @@ def preview(text: str, limit: int = 100) -> str:
 def bounded(text: str, limit: int, what: str) -> str:
     """``text`` if it has at most ``limit`` characters, else a TransformError saying so."""
     if len(text) > limit:
-        raise TransformError(f"unable to convert [{preview(text)}] to {what}: "
-                             f"longer than {limit:,} characters")
+        raise TransformError(
+            f"unable to convert [{preview(text)}] to {what}: longer than {limit:,} characters"
+        )
     return text

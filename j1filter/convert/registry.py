@@ -13,13 +13,14 @@ fits the ECS field a rule writes: an Elasticsearch type (``keyword``, ``long``, 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Union
+from typing import Any
 
 from ..errors import J1FilterError
 from .transforms import TRANSFORMS, ValueFn
 
-ResultType = Union[str, Callable[[dict[str, Any]], str]]
+ResultType = str | Callable[[dict[str, Any]], str]
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,30 @@ def _lookup_result(params: dict[str, Any]) -> str:
 
 #: The declared result type of every built-in transform.
 BUILTIN_RESULTS: dict[str, ResultType] = {
-    "date": "date", "long": "long", "double": "double", "boolean": "boolean", "ip": "ip",
-    "only_ips": "ip", "string": "keyword", "lowercase": "keyword", "uppercase": "keyword",
-    "trim": "keyword", "mac": "keyword", "basename": "keyword", "extract": "keyword",
-    "lookup": _lookup_result, "only_urls": "keyword", "first": "same", "to_list": "same",
-    "split": "keyword", "url_parts": "object", "duration_ns": "long", "cvss_version": "keyword",
-    "cvss_classification": "keyword", "id_scheme": "keyword", "command_line_args": "keyword",
+    "date": "date",
+    "long": "long",
+    "double": "double",
+    "boolean": "boolean",
+    "ip": "ip",
+    "only_ips": "ip",
+    "string": "keyword",
+    "lowercase": "keyword",
+    "uppercase": "keyword",
+    "trim": "keyword",
+    "mac": "keyword",
+    "basename": "keyword",
+    "extract": "keyword",
+    "lookup": _lookup_result,
+    "only_urls": "keyword",
+    "first": "same",
+    "to_list": "same",
+    "split": "keyword",
+    "url_parts": "object",
+    "duration_ns": "long",
+    "cvss_version": "keyword",
+    "cvss_classification": "keyword",
+    "id_scheme": "keyword",
+    "command_line_args": "keyword",
     "executable_name": "keyword",
 }
 
@@ -78,14 +97,16 @@ class TransformRegistry:
     def __init__(self, entries: dict[str, RegisteredTransform] | None = None):
         self._entries: dict[str, RegisteredTransform] = dict(entries or {})
 
-    def register(self, name: str, factory: Callable[..., ValueFn], *, result: ResultType,
-                 per_item: bool = False) -> None:
+    def register(
+        self, name: str, factory: Callable[..., ValueFn], *, result: ResultType, per_item: bool = False
+    ) -> None:
         """Add a transform: ``factory(**params)`` returns the function applied to values,
         which returns the new value, ``None`` for nothing, or raises TransformError."""
         if name in self._entries:
             raise J1FilterError(f"transform '{name}' is already registered")
-        self._entries[name] = RegisteredTransform(name, factory, per_item, result,
-                                                  (factory.__doc__ or "").strip())
+        self._entries[name] = RegisteredTransform(
+            name, factory, per_item, result, (factory.__doc__ or "").strip()
+        )
 
     def get(self, name: str) -> RegisteredTransform | None:
         return self._entries.get(name)
@@ -93,7 +114,7 @@ class TransformRegistry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
-    def copy(self) -> "TransformRegistry":
+    def copy(self) -> TransformRegistry:
         return TransformRegistry(self._entries)
 
     def __iter__(self) -> Iterator[RegisteredTransform]:
@@ -102,8 +123,11 @@ class TransformRegistry:
 
 def builtin_transforms() -> TransformRegistry:
     """A new registry holding the built-in transforms."""
-    return TransformRegistry({
-        name: RegisteredTransform(name, entry.factory, entry.per_item, BUILTIN_RESULTS.get(name, "any"),
-                                  entry.doc)
-        for name, entry in TRANSFORMS.items()
-    })
+    return TransformRegistry(
+        {
+            name: RegisteredTransform(
+                name, entry.factory, entry.per_item, BUILTIN_RESULTS.get(name, "any"), entry.doc
+            )
+            for name, entry in TRANSFORMS.items()
+        }
+    )

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from math import isfinite
-from typing import Any, Callable
+from typing import Any
 
+from ..errors import ConfigurationError, TransformError
 from . import commandline, dates, urls
 from .limits import MAX_NUMBER_TEXT, bounded
-from ..errors import J1FilterError, TransformError
 
 ValueFn = Callable[[Any], Any]
 
@@ -37,7 +38,9 @@ class Transform:
 TRANSFORMS: dict[str, Transform] = {}
 
 
-def transform(name: str, *, per_item: bool = False) -> Callable[[Callable[..., ValueFn]], Callable[..., ValueFn]]:
+def transform(
+    name: str, *, per_item: bool = False
+) -> Callable[[Callable[..., ValueFn]], Callable[..., ValueFn]]:
     """Register a transform factory under ``name``; its docstring is the reference text."""
 
     def register(factory: Callable[..., ValueFn]) -> Callable[..., ValueFn]:
@@ -79,9 +82,8 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _DEC_INT = re.compile(r"[+-]?\d+", re.ASCII)
 _HEX_INT = re.compile(r"([+-]?)0[xX]([0-9a-fA-F]+)")
 _INTEGRAL_DECIMAL = re.compile(r"[+-]?\d+\.0*", re.ASCII)
-_JAVA_DOUBLE = re.compile(
-    r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[dDfF]?", re.ASCII
-)
+_JAVA_DOUBLE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[dDfF]?", re.ASCII)
+
 
 @transform("date", per_item=True)
 def date_transform() -> ValueFn:
@@ -155,9 +157,7 @@ def boolean_transform() -> ValueFn:
                 return False
         elif isinstance(value, int) and value in (0, 1):
             return value == 1
-        raise TransformError(
-            f"[{java_string(value)}] is not a boolean value, cannot convert to boolean"
-        )
+        raise TransformError(f"[{java_string(value)}] is not a boolean value, cannot convert to boolean")
 
     return to_boolean
 
@@ -236,7 +236,7 @@ def uppercase_transform() -> ValueFn:
 @transform("trim", per_item=True)
 def trim_transform() -> ValueFn:
     """Strip surrounding white space from text; ``None`` when nothing is left."""
-    return lambda value: (java_string(value).strip() or None)
+    return lambda value: java_string(value).strip() or None
 
 
 _MAC_SEPARATORS = re.compile(r"[:\-.\s]")
@@ -272,9 +272,9 @@ def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise J1FilterError(f"invalid pattern: {exc}") from None
+        raise ConfigurationError(f"invalid pattern: {exc}") from None
     if not 0 <= group <= regex.groups:
-        raise J1FilterError(f"group {group} does not exist in pattern")
+        raise ConfigurationError(f"group {group} does not exist in pattern")
 
     def extract(value: Any) -> Any:
         m = regex.search(java_string(value))
@@ -288,7 +288,7 @@ def lookup_transform(*, table: dict[Any, Any], default: Any = None, ignore_case:
     """Translate a value through ``table`` (keys compared as text, case-insensitive unless
     ``ignore_case: false``); ``default`` (or nothing) when the value is not in the table."""
     if not isinstance(table, dict) or not table:
-        raise J1FilterError("table must be a non-empty mapping")
+        raise ConfigurationError("table must be a non-empty mapping")
     fold: Callable[[str], str] = str.lower if ignore_case else str
     prepared = {fold(java_string(k)): v for k, v in table.items()}
 
@@ -328,7 +328,7 @@ def to_list_transform() -> ValueFn:
 def split_transform(*, separator: str = ",") -> ValueFn:
     """Split text on ``separator`` into a list of trimmed, non-empty parts."""
     if not isinstance(separator, str) or not separator:
-        raise J1FilterError("separator must be a non-empty string")
+        raise ConfigurationError("separator must be a non-empty string")
 
     def split(value: Any) -> Any:
         if isinstance(value, list):

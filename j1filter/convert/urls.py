@@ -9,7 +9,8 @@ decoding). A host that is not a valid server name (e.g. one with ``_``) gives no
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from ..errors import TransformError
@@ -56,8 +57,9 @@ def _add_authority(parts: dict[str, Any], authority: str, decode: Callable[[str]
     host, port = host_port, ""
     if not host_port.endswith("]") and ":" in host_port:
         host, _, port = host_port.rpartition(":")
-    if port and not (port.isascii() and port.isdigit() and len(port) <= MAX_PORT_DIGITS
-                     and int(port) <= _MAX_PORT):
+    if port and not (
+        port.isascii() and port.isdigit() and len(port) <= MAX_PORT_DIGITS and int(port) <= _MAX_PORT
+    ):
         return  # registry-based authority (as Java's URI for a port it cannot read): no host, no port
     if host and _SERVER_HOST.fullmatch(host):
         parts["domain"] = host

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
+from collections.abc import Iterable
 from pathlib import Path as FsPath
-from typing import Any, Iterable
+from typing import Any
 
 import jmespath
 import yaml
@@ -21,8 +22,17 @@ from ..convert.casing import snake_case
 from ..errors import MappingError, Problem
 from .spec import Condition, Expression, FieldType, Location, MappingSpec, Rule, Source, TransformCall
 
-FILE_KEYS = ("version", "name", "description", "order", "when", "fields", "duplicates", "rules",
-             "custom_namespaces")
+FILE_KEYS = (
+    "version",
+    "name",
+    "description",
+    "order",
+    "when",
+    "fields",
+    "duplicates",
+    "rules",
+    "custom_namespaces",
+)
 RULE_KEYS = ("id", "to", "from", "collect", "args", "value", "transform", "mode", "when")
 SOURCE_KEYS = ("from", "collect", "args", "value")
 WHEN_KEYS = ("class", "not_class", "type", "integration_type", "has", "missing")
@@ -67,9 +77,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:
             )
         if index >= merged:  # the node's own keys override merged ones, but not each other
             if key in own_keys:
-                raise yaml.MarkedYAMLError(
-                    None, None, f"duplicate key '{key}'", key_node.start_mark
-                )
+                raise yaml.MarkedYAMLError(None, None, f"duplicate key '{key}'", key_node.start_mark)
             own_keys.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_marks[key] = key_node.start_mark
@@ -133,7 +141,8 @@ class _Checker:
         items = value if isinstance(value, list) else [value]
         if not items or not all(isinstance(i, str) and i for i in items):
             self.add(
-                node.value_marks[key], f"{where}.{key}",
+                node.value_marks[key],
+                f"{where}.{key}",
                 f"expected text or a list of text, found {_kind(value)}",
             )
             return ()
@@ -143,8 +152,13 @@ class _Checker:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
-    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "text"),
-                       (dict, "a mapping"), (list, "a list")):
+    for kind, name in (
+        (bool, "a boolean"),
+        ((int, float), "a number"),
+        (str, "text"),
+        (dict, "a mapping"),
+        (list, "a list"),
+    ):
         if isinstance(value, kind):
             return name
     return type(value).__name__
@@ -155,7 +169,7 @@ def _dotted(text: str) -> tuple[str, ...] | None:
     return parts if all(parts) else None
 
 
-def _raw_path(text: str, check: "_Checker", mark: Any, where: str) -> tuple[str, ...] | None:
+def _raw_path(text: str, check: _Checker, mark: Any, where: str) -> tuple[str, ...] | None:
     """A dotted path into the raw entity. Its keys are snake_cased before any rule runs, so a
     camelCase key could never match: say which name to write instead."""
     dotted = _dotted(text)
@@ -164,8 +178,9 @@ def _raw_path(text: str, check: "_Checker", mark: Any, where: str) -> tuple[str,
         return None
     fixed = ".".join(snake_case(part) for part in dotted)
     if fixed != text:
-        check.add(mark, where, f"'{text}' can never match: entity keys are snake_cased first",
-                  f"write '{fixed}'")
+        check.add(
+            mark, where, f"'{text}' can never match: entity keys are snake_cased first", f"write '{fixed}'"
+        )
         return None
     return dotted
 
@@ -174,15 +189,19 @@ def _raw_path(text: str, check: "_Checker", mark: Any, where: str) -> tuple[str,
 _EXPRESSION_CHARS = frozenset("[]|()*@&!=<>'\"`{},? \t")
 
 
-def _source(text: str, check: "_Checker", mark: Any, where: str) -> Source | None:
+def _source(text: str, check: _Checker, mark: Any, where: str) -> Source | None:
     if not _EXPRESSION_CHARS.intersection(text):
         return _raw_path(text, check, mark, where)
     try:
         return Expression(text, jmespath.compile(text))
     except JMESPathError as exc:
         detail = str(exc).splitlines()[0].rstrip(": ")
-        check.add(mark, where, f"invalid JMESPath expression '{text}': {detail}",
-                  "see https://jmespath.org; quote keys with dashes: properties.\"my-key\"")
+        check.add(
+            mark,
+            where,
+            f"invalid JMESPath expression '{text}': {detail}",
+            'see https://jmespath.org; quote keys with dashes: properties."my-key"',
+        )
         return None
 
 
@@ -216,9 +235,13 @@ def _alias_bomb(node: yaml.Node, sizes: dict[int, int], limit: int) -> yaml.Node
     """The innermost node whose expansion is over ``limit``, if any: where aliases blow up."""
     if sizes[id(node)] <= limit:
         return None
-    children = (node.value if isinstance(node, yaml.SequenceNode)
-                else [v for pair in node.value for v in pair] if isinstance(node, yaml.MappingNode)
-                else [])
+    children = (
+        node.value
+        if isinstance(node, yaml.SequenceNode)
+        else [v for pair in node.value for v in pair]
+        if isinstance(node, yaml.MappingNode)
+        else []
+    )
     for child in children:
         if sizes[id(child)] > limit:
             return _alias_bomb(child, sizes, limit)
@@ -243,8 +266,12 @@ def _load_yaml(text: str) -> Any:
         bomb = _alias_bomb(node, sizes, limit)
         if bomb is not None:
             raise _AliasBomb(
-                None, None, f"aliases expand this value to {sizes[id(bomb)]:,} nodes and characters "
-                f"(the whole file to {total:,}); the limit is {limit:,}", bomb.start_mark)
+                None,
+                None,
+                f"aliases expand this value to {sizes[id(bomb)]:,} nodes and characters "
+                f"(the whole file to {total:,}); the limit is {limit:,}",
+                bomb.start_mark,
+            )
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -258,8 +285,11 @@ def parse_mapping(text: str, file: str) -> MappingSpec:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or exc.context or "invalid YAML"
-        hint = ("use fewer or less nested aliases" if isinstance(exc, _AliasBomb)
-                else "check indentation and quoting")
+        hint = (
+            "use fewer or less nested aliases"
+            if isinstance(exc, _AliasBomb)
+            else "check indentation and quoting"
+        )
         raise MappingError([Problem(file, line, col, "yaml", what, hint)]) from None
     except yaml.YAMLError as exc:
         raise MappingError([Problem(file, 1, 1, "yaml", str(exc))]) from None
@@ -267,8 +297,12 @@ def parse_mapping(text: str, file: str) -> MappingSpec:
         raise MappingError([Problem(file, 1, 1, "yaml", "nested too deeply")]) from None
     check = _Checker(file)
     if not isinstance(document, MarkedDict):
-        check.add(getattr(document, "mark", None), "file", "a mapping file must be a YAML mapping",
-                  "start with 'version: 1' and 'name: ...'")
+        check.add(
+            getattr(document, "mark", None),
+            "file",
+            "a mapping file must be a YAML mapping",
+            "start with 'version: 1' and 'name: ...'",
+        )
         raise MappingError(check.problems)
     spec = _parse_file(document, check)
     if check.problems:
@@ -281,8 +315,12 @@ def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec:
     version = doc.get("version")
     if version != MAPPING_FORMAT_VERSION:
         mark = doc.value_marks.get("version", doc.mark)
-        check.add(mark, "version", f"unsupported format version {version!r}",
-                  f"this release reads version: {MAPPING_FORMAT_VERSION}")
+        check.add(
+            mark,
+            "version",
+            f"unsupported format version {version!r}",
+            f"this release reads version: {MAPPING_FORMAT_VERSION}",
+        )
     name = check.text(doc, "name", "file", required=True)
     description = check.text(doc, "description", "file") or ""
     order = doc.get("order", 100)
@@ -296,11 +334,22 @@ def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec:
     namespaces = check.text_list(doc, "custom_namespaces", "file")
     for namespace in namespaces:
         if not namespace.isidentifier() or namespace in ("jupiter_one", "labels"):
-            check.add(doc.value_marks["custom_namespaces"], "custom_namespaces",
-                      f"invalid namespace '{namespace}'", "a single name such as myorg")
+            check.add(
+                doc.value_marks["custom_namespaces"],
+                "custom_namespaces",
+                f"invalid namespace '{namespace}'",
+                "a single name such as myorg",
+            )
     return MappingSpec(
-        name=name or "", file=check.file, order=order, description=description, when=when,
-        fields=fields, duplicates=duplicates, rules=rules, custom_namespaces=frozenset(namespaces),
+        name=name or "",
+        file=check.file,
+        order=order,
+        description=description,
+        when=when,
+        fields=fields,
+        duplicates=duplicates,
+        rules=rules,
+        custom_namespaces=frozenset(namespaces),
         location=check.loc(doc.mark),
     )
 
@@ -311,8 +360,12 @@ def _parse_when(node: MarkedDict, key: str, check: _Checker, where: str = "") ->
         return Condition()
     when = node[key]
     if not isinstance(when, MarkedDict):
-        check.add(node.value_marks[key], where, f"expected a mapping, found {_kind(when)}",
-                  "e.g. when: {class: Vulnerability}")
+        check.add(
+            node.value_marks[key],
+            where,
+            f"expected a mapping, found {_kind(when)}",
+            "e.g. when: {class: Vulnerability}",
+        )
         return Condition()
     check.unknown_keys(when, WHEN_KEYS, where)
     paths = {}
@@ -329,7 +382,8 @@ def _parse_when(node: MarkedDict, key: str, check: _Checker, where: str = "") ->
         not_classes=frozenset(check.text_list(when, "not_class", where)),
         types=frozenset(check.text_list(when, "type", where)),
         integration_types=frozenset(check.text_list(when, "integration_type", where)),
-        has=paths["has"], missing=paths["missing"],
+        has=paths["has"],
+        missing=paths["missing"],
     )
 
 
@@ -350,7 +404,9 @@ def _parse_transforms(node: MarkedDict, key: str, check: _Checker, where: str) -
             params = {k: v for k, v in item.items() if k != "name"}
             calls.append(TransformCall(item["name"], params, check.loc(mark)))
         else:
-            check.add(mark, spot, f"expected a transform name or {{name: ..., param: ...}}, found {_kind(item)}")
+            check.add(
+                mark, spot, f"expected a transform name or {{name: ..., param: ...}}, found {_kind(item)}"
+            )
     return tuple(calls)
 
 
@@ -359,15 +415,23 @@ def _parse_fields(doc: MarkedDict, check: _Checker) -> tuple[FieldType, ...]:
         return ()
     fields = doc["fields"]
     if not isinstance(fields, MarkedDict):
-        check.add(doc.value_marks["fields"], "fields", f"expected a mapping of path: transform, found {_kind(fields)}")
+        check.add(
+            doc.value_marks["fields"],
+            "fields",
+            f"expected a mapping of path: transform, found {_kind(fields)}",
+        )
         return ()
     result = []
     for path, spec in fields.items():
         where = f"fields.{path}"
         parts = _dotted(path)
         if parts is None or any("*" in p for p in parts[:-1]):
-            check.add(fields.key_marks[path], where, f"invalid field path '{path}'",
-                      "dotted path; '*' only in its last segment")
+            check.add(
+                fields.key_marks[path],
+                where,
+                f"invalid field path '{path}'",
+                "dotted path; '*' only in its last segment",
+            )
             continue
         if _raw_path(path, check, fields.key_marks[path], where) is None:
             continue
@@ -376,8 +440,12 @@ def _parse_fields(doc: MarkedDict, check: _Checker) -> tuple[FieldType, ...]:
             check.unknown_keys(spec, FIELD_KEYS, where)
             on_error = spec.get("on_error", "remove")
             if on_error not in ON_ERROR:
-                check.add(spec.value_marks.get("on_error"), f"{where}.on_error",
-                          f"unknown on_error '{on_error}'", "one of: " + ", ".join(ON_ERROR))
+                check.add(
+                    spec.value_marks.get("on_error"),
+                    f"{where}.on_error",
+                    f"unknown on_error '{on_error}'",
+                    "one of: " + ", ".join(ON_ERROR),
+                )
             calls = _parse_transforms(spec, "transform", check, where)
         else:
             calls = _parse_transforms(fields, path, check, "fields")
@@ -423,9 +491,13 @@ def _parse_rule(node: MarkedDict, check: _Checker, where: str) -> Rule | None:
         check.add(node.value_marks["to"], f"{where}.to", f"invalid target path '{target}'")
     given = [k for k in SOURCE_KEYS if k in node]
     if len(given) != 1:
-        check.add(node.mark, where, "a rule needs exactly one of: from, collect, args, value"
-                  + (f" (found {', '.join(given)})" if given else ""),
-                  "from: a path (or a list: first present wins)")
+        check.add(
+            node.mark,
+            where,
+            "a rule needs exactly one of: from, collect, args, value"
+            + (f" (found {', '.join(given)})" if given else ""),
+            "from: a path (or a list: first present wins)",
+        )
     kind = given[0] if given else "value"
     sources: list[Source] = []
     if kind != "value":
@@ -434,20 +506,35 @@ def _parse_rule(node: MarkedDict, check: _Checker, where: str) -> Rule | None:
             if source is not None:
                 sources.append(source)
         if kind == "args" and len(sources) < 2:
-            check.add(node.value_marks[kind], f"{where}.args", "args needs at least two paths",
-                      "use from: for a single source")
+            check.add(
+                node.value_marks[kind],
+                f"{where}.args",
+                "args needs at least two paths",
+                "use from: for a single source",
+            )
     mode = node.get("mode", "set")
     if mode not in MODES:
-        check.add(node.value_marks.get("mode"), f"{where}.mode", f"unknown mode '{mode}'",
-                  "one of: " + ", ".join(MODES))
+        check.add(
+            node.value_marks.get("mode"),
+            f"{where}.mode",
+            f"unknown mode '{mode}'",
+            "one of: " + ", ".join(MODES),
+        )
     transforms = _parse_transforms(node, "transform", check, where)
     when = _parse_when(node, "when", check, where)
     if len(check.problems) != problems_before or to is None:
         return None
     rule_id = node.get("id") or f"{' | '.join(map(source_text, sources)) or 'value'} -> {target}"
     return Rule(
-        id=str(rule_id), to=to, source_kind=kind, sources=tuple(sources), value=node.get("value"),
-        transforms=transforms, mode=mode, when=when, location=check.loc(node.mark),
+        id=str(rule_id),
+        to=to,
+        source_kind=kind,
+        sources=tuple(sources),
+        value=node.get("value"),
+        transforms=transforms,
+        mode=mode,
+        when=when,
+        location=check.loc(node.mark),
     )
 
 
@@ -498,7 +585,7 @@ def load_mappings(extra: Iterable[str | FsPath] = (), *, shipped: bool = True) -
     """Shipped mappings, then ``extra`` files; an extra file with the name of an earlier
     mapping replaces it. Ordered by ``order`` then load order. Reports all invalid files."""
     # Shipped files are named as in the source tree (mappings/NAME.yml) wherever installed.
-    paths = ([(p, f"mappings/{p.name}") for p in shipped_mapping_paths()] if shipped else [])
+    paths = [(p, f"mappings/{p.name}") for p in shipped_mapping_paths()] if shipped else []
     paths += [(p, str(p)) for p in expand_paths(extra)]
     specs: dict[str, MappingSpec] = {}
     problems: list[Problem] = []

@@ -21,8 +21,9 @@ ANY, SAME = "any", "same"
 @functools.lru_cache(maxsize=1)
 def _ecs_prefixes() -> frozenset[str]:
     """Every proper prefix of an ECS field name (``url``, ``host.os``, ...): the field sets."""
-    return frozenset(".".join(name.split(".")[:n]) for name in ecs_fields()
-                     for n in range(1, name.count(".") + 1))
+    return frozenset(
+        ".".join(name.split(".")[:n]) for name in ecs_fields() for n in range(1, name.count(".") + 1)
+    )
 
 
 def target_type(path: str, custom_namespaces: frozenset[str]) -> str | None:

@@ -17,11 +17,12 @@ detail)`` (what ``j1filter explain --all`` shows).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
+from ..convert.coerce import TEXT_TYPES
 from ..language.loader import source_text
 from ..language.spec import Expression, Path, Source
-from ..convert.coerce import TEXT_TYPES
 from ..language.types import proven
 from .compiler import CompiledRule
 
@@ -35,8 +36,13 @@ IS_EMPTY = "(not c and c.__class__ in EMPTIABLE)"
 
 #: Outcomes a traced rule reports.
 FIRED, CONDITION, NO_SOURCE, NOTHING, KEPT, ERROR = (
-    "fired", "condition false", "source missing", "transform returned nothing",
-    "not written: field already set", "error")
+    "fired",
+    "condition false",
+    "source missing",
+    "transform returned nothing",
+    "not written: field already set",
+    "error",
+)
 
 
 class Code:
@@ -128,14 +134,23 @@ def skipped(compiled: CompiledRule, present: Present | None, fixed: Present | No
     """True when the shape proves the rule cannot fire, so no code is emitted for it."""
     rule = compiled.rule
     paths = [s for s in rule.sources if not isinstance(s, Expression)]
-    if rule.source_kind == "from" and len(paths) == len(rule.sources) and all(absent(s, present) for s in paths):
+    if (
+        rule.source_kind == "from"
+        and len(paths) == len(rule.sources)
+        and all(absent(s, present) for s in paths)
+    ):
         return True
-    if rule.source_kind == "collect" and len(paths) == len(rule.sources) and all(absent(s, present) for s in paths):
+    if (
+        rule.source_kind == "collect"
+        and len(paths) == len(rule.sources)
+        and all(absent(s, present) for s in paths)
+    ):
         return True
     if rule.source_kind == "args" and any(absent(s, present) for s in paths):
         return True
-    return (any(absent(path, present) for path in rule.when.has)
-            or any(certain(path, fixed) for path in rule.when.missing))
+    return any(absent(path, present) for path in rule.when.has) or any(
+        certain(path, fixed) for path in rule.when.missing
+    )
 
 
 def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | None) -> None:
@@ -190,33 +205,48 @@ def _emit_write(src: ProgramSource, compiled: CompiledRule, result: str, prechec
         line(fired)
 
 
-def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | None, fixed: Present | None,
-               result: str) -> None:
+def _emit_rule(
+    src: ProgramSource, compiled: CompiledRule, present: Present | None, fixed: Present | None, result: str
+) -> None:
     rule, i, code = compiled.rule, compiled.index, src.code
     code.line(f"# {rule.id!r} at {str(rule.location)!r}")
     with contextlib.ExitStack() as nested:
         nested.enter_context(code.block("try:"))
         # The entity was cleaned of empty values before the rules run: present means not None.
         for n, path in enumerate(p for p in rule.when.has if not certain(p, fixed)):
-            nested.enter_context(code.when(f"{_read_expr(path, src, f'H{i}_{n}')} is not None",
-                                           src.report(i, CONDITION, f"has: {'.'.join(path)} is missing")))
+            nested.enter_context(
+                code.when(
+                    f"{_read_expr(path, src, f'H{i}_{n}')} is not None",
+                    src.report(i, CONDITION, f"has: {'.'.join(path)} is missing"),
+                )
+            )
         for n, path in enumerate(p for p in rule.when.missing if not absent(p, present)):
-            nested.enter_context(code.when(f"{_read_expr(path, src, f'M{i}_{n}')} is None",
-                                           src.report(i, CONDITION, f"missing: {'.'.join(path)} is present")))
+            nested.enter_context(
+                code.when(
+                    f"{_read_expr(path, src, f'M{i}_{n}')} is None",
+                    src.report(i, CONDITION, f"missing: {'.'.join(path)} is present"),
+                )
+            )
         prechecked = rule.mode == "default" and bool(compiled.steps or rule.source_kind != "from")
         if prechecked:
             # Reading and converting costs more than looking: skip both when an earlier
             # rule already filled the target.
             # Parents are always objects (checked at compile time): walk them inline.
-            walk = " or ".join(f"(c := {'doc' if n == 0 else 'c'}.get({key!r})) is None"
-                               for n, key in enumerate(rule.to))
-            nested.enter_context(code.when(f"{walk} or {IS_EMPTY}",
-                                           src.report(i, KEPT)))
+            walk = " or ".join(
+                f"(c := {'doc' if n == 0 else 'c'}.get({key!r})) is None" for n, key in enumerate(rule.to)
+            )
+            nested.enter_context(code.when(f"{walk} or {IS_EMPTY}", src.report(i, KEPT)))
         _emit_read(src, compiled, present)
         read_certain = rule.source_kind == "from" and certain(_readable(rule.sources, present)[0], fixed)
-        if not read_certain and (rule.source_kind != "value" or compiled.value is None):  # a constant is there or not
-            nested.enter_context(code.when("v is not None", src.report(
-                i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null")))
+        if not read_certain and (
+            rule.source_kind != "value" or compiled.value is None
+        ):  # a constant is there or not
+            nested.enter_context(
+                code.when(
+                    "v is not None",
+                    src.report(i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null"),
+                )
+            )
         for n, step in enumerate(compiled.steps):
             fn = src.const(f"T{i}_{n}", step.fn)
             if n == 0:
@@ -225,8 +255,9 @@ def _emit_rule(src: ProgramSource, compiled: CompiledRule, present: Present | No
                 with code.block("if v is not None:"):
                     code.line(_call(fn, step.per_item))
         if compiled.steps:
-            nested.enter_context(code.when("v is not None and (v or v.__class__ not in EMPTIABLE)",
-                                           src.report(i, NOTHING)))
+            nested.enter_context(
+                code.when("v is not None and (v or v.__class__ not in EMPTIABLE)", src.report(i, NOTHING))
+            )
         _emit_write(src, compiled, result, prechecked)
     with code.block("except Exception as exc:"):
         code.line(f"errors.append(failure({src.const(f'L{i}', compiled.label)}, exc))")
@@ -260,9 +291,14 @@ def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec) -> None:
         code.line(f"else: {local}[{key!r}] = v")
 
 
-def render(rules: Sequence[tuple[CompiledRule, str]], present: Present | None, trace: bool,
-           coercions: Sequence[CoercionSpec] = (), nested: bool = False,
-           volatile: frozenset[Path] = frozenset()) -> ProgramSource:
+def render(
+    rules: Sequence[tuple[CompiledRule, str]],
+    present: Present | None,
+    trace: bool,
+    coercions: Sequence[CoercionSpec] = (),
+    nested: bool = False,
+    volatile: frozenset[Path] = frozenset(),
+) -> ProgramSource:
     """The source of ``apply_rules(A, doc, errors)``: first the ``coercions`` of the raw
     fields of the shape containers, then (with ``nested``) ``coerce_nested(A, errors)`` for
     the others, then ``rules`` (each with the type its value has before it is written). With
@@ -278,8 +314,14 @@ def render(rules: Sequence[tuple[CompiledRule, str]], present: Present | None, t
     if nested:
         body.code.line("coerce_nested(A, errors)")
     volatile = volatile | {(*container, key) for container, key, *_ in coercions}
-    fixed = None if present is None else {
-        container: frozenset(k for k in keys if (*container, k) not in volatile) for container, keys in present.items()}
+    fixed = (
+        None
+        if present is None
+        else {
+            container: frozenset(k for k in keys if (*container, k) not in volatile)
+            for container, keys in present.items()
+        }
+    )
     for compiled, result in rules:
         if not skipped(compiled, present, fixed):
             _emit_rule(body, compiled, present, fixed, result)

@@ -9,25 +9,45 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
+from .._meta import ECS_VERSION
 from ..convert.coerce import Coercer, coercer
 from ..convert.registry import RegisteredTransform, TransformRegistry, builtin_transforms, constant_type
-from .._meta import ECS_VERSION
 from ..ecs import ecs_fields, field_type
-from ..errors import MappingError, Problem, TransformError
+from ..errors import ConfigurationError, MappingError, Problem, TransformError
 from ..language.spec import Condition, FieldType, Location, MappingSpec, Path, Rule, TransformCall
 from ..language.types import ANY, SAME, close_ecs_field, fits, hint_for, target_type
 
 #: Output fields the engine itself writes; a rule may not target them.
-RESERVED_TARGETS = ("@timestamp", "ecs", "data_stream", "error", "tags", "jupiter_one",
-                    "event.original", "event.dataset", "event.module")
+RESERVED_TARGETS = (
+    "@timestamp",
+    "ecs",
+    "data_stream",
+    "error",
+    "tags",
+    "jupiter_one",
+    "event.original",
+    "event.dataset",
+    "event.module",
+)
 
 #: Fields the engine writes itself, with their types (see :func:`field_types`).
-ENGINE_FIELDS = ("@timestamp", "ecs.version", "data_stream.type", "data_stream.dataset",
-                 "data_stream.namespace", "event.original", "event.dataset", "event.module",
-                 "event.kind", "error.message", "tags")
+ENGINE_FIELDS = (
+    "@timestamp",
+    "ecs.version",
+    "data_stream.type",
+    "data_stream.dataset",
+    "data_stream.namespace",
+    "event.original",
+    "event.dataset",
+    "event.module",
+    "event.kind",
+    "error.message",
+    "tags",
+)
 
 ValueFn = Callable[[Any], Any]
 
@@ -85,9 +105,7 @@ def static_match(cond: Condition, kind: EntityKind) -> bool:
         return False
     if cond.types and not cond.types & kind.types:
         return False
-    if cond.integration_types and not cond.integration_types & kind.integration_types:
-        return False
-    return True
+    return not (cond.integration_types and not cond.integration_types & kind.integration_types)
 
 
 class CompiledMappings:
@@ -97,15 +115,18 @@ class CompiledMappings:
         self.specs = tuple(specs)
         self.transforms = builtin_transforms() if transforms is None else transforms
         problems: list[Problem] = []
-        self.fields = tuple(tuple(self._compile_field(ft, problems) for ft in spec.fields)
-                            for spec in self.specs)
+        self.fields = tuple(
+            tuple(self._compile_field(ft, problems) for ft in spec.fields) for spec in self.specs
+        )
         declared = _declared_types(self.fields)
         rules: list[CompiledRule] = []
         self.rules_by_spec: tuple[tuple[CompiledRule, ...], ...] = ()
         by_spec = []
         for spec in self.specs:
-            compiled = [self._compile_rule(len(rules) + n, rule, spec, declared, problems)
-                        for n, rule in enumerate(spec.rules)]
+            compiled = [
+                self._compile_rule(len(rules) + n, rule, spec, declared, problems)
+                for n, rule in enumerate(spec.rules)
+            ]
             rules.extend(compiled)
             by_spec.append(tuple(compiled))
         self.rules = tuple(rules)
@@ -118,14 +139,16 @@ class CompiledMappings:
     def select(self, kind: EntityKind) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The mapping files and the rules that apply to ``kind`` (by static conditions)."""
         spec_ids = tuple(n for n, spec in enumerate(self.specs) if static_match(spec.when, kind))
-        rule_ids = tuple(c.index for n in spec_ids for c in self.rules_by_spec[n]
-                         if static_match(c.rule.when, kind))
+        rule_ids = tuple(
+            c.index for n in spec_ids for c in self.rules_by_spec[n] if static_match(c.rule.when, kind)
+        )
         return spec_ids, rule_ids
 
     # -- compiling ----------------------------------------------------------------------------
 
-    def _steps(self, calls: tuple[TransformCall, ...], problems: list[Problem], where: str,
-               start: str) -> tuple[tuple[Step, ...], str]:
+    def _steps(
+        self, calls: tuple[TransformCall, ...], problems: list[Problem], where: str, start: str
+    ) -> tuple[tuple[Step, ...], str]:
         """The bound steps of a transform chain and the type of its result."""
         steps, result = [], start
         for index, call in enumerate(calls):
@@ -143,7 +166,7 @@ class CompiledMappings:
                 continue
             try:
                 fn = entry.factory(**call.params)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, ConfigurationError) as exc:  # a custom factory may raise either
                 problems.append(_problem(call.location, spot, f"transform '{call.name}': {exc}"))
                 continue
             steps.append(Step(call.name, fn, entry.per_item))
@@ -155,8 +178,9 @@ class CompiledMappings:
         steps, result = self._steps(ft.transforms, problems, f"fields.{ft.path}", ANY)
         return CompiledField(ft, steps, ANY if ft.on_error == "keep" else result, result)
 
-    def _compile_rule(self, index: int, rule: Rule, spec: MappingSpec, declared: dict[Path, str],
-                      problems: list[Problem]) -> CompiledRule:
+    def _compile_rule(
+        self, index: int, rule: Rule, spec: MappingSpec, declared: dict[Path, str], problems: list[Problem]
+    ) -> CompiledRule:
         where = f"rule '{rule.id}'"
         start = SAME
         if rule.source_kind == "value":
@@ -173,9 +197,14 @@ class CompiledMappings:
             target = ANY  # refused by _target_problems
         if target is None:
             close = close_ecs_field(dotted)
-            hint = (f"did you mean '{close}'?" if close else
-                    "use labels.* or declare its namespace in custom_namespaces")
-            problems.append(_problem(loc, f"{where}.to", f"'{dotted}' is not an ECS {ECS_VERSION} field", hint))
+            hint = (
+                f"did you mean '{close}'?"
+                if close
+                else "use labels.* or declare its namespace in custom_namespaces"
+            )
+            problems.append(
+                _problem(loc, f"{where}.to", f"'{dotted}' is not an ECS {ECS_VERSION} field", hint)
+            )
             target = ANY
         coerce = coercer(target)
         if rule.source_kind == "value" and not steps:
@@ -183,15 +212,29 @@ class CompiledMappings:
                 value = value if coerce is None else coerce(value)
                 result = target  # written as it is
             except TransformError as exc:
-                problems.append(_problem(loc, f"{where}.value", f"{value!r} cannot go into "
-                                         f"'{dotted}' ({target}): {exc}", hint_for(target)))
+                problems.append(
+                    _problem(
+                        loc,
+                        f"{where}.value",
+                        f"{value!r} cannot go into '{dotted}' ({target}): {exc}",
+                        hint_for(target),
+                    )
+                )
         elif not fits(checked, target):
             spot = rule.transforms[-1].location if rule.transforms else loc
-            what = (f"transform '{rule.transforms[-1].name}' returns {checked}" if rule.transforms
-                    else f"source is {checked}")
-            problems.append(_problem(spot, f"{where}.transform" if rule.transforms else where,
-                                     f"{what}, which cannot go into '{dotted}' ({target})",
-                                     hint_for(target)))
+            what = (
+                f"transform '{rule.transforms[-1].name}' returns {checked}"
+                if rule.transforms
+                else f"source is {checked}"
+            )
+            problems.append(
+                _problem(
+                    spot,
+                    f"{where}.transform" if rule.transforms else where,
+                    f"{what}, which cannot go into '{dotted}' ({target})",
+                    hint_for(target),
+                )
+            )
         return CompiledRule(index, rule, rule_label(rule), steps, value, target, result, coerce)
 
     # -- facts for other tools ------------------------------------------------------------------
@@ -238,8 +281,11 @@ def field_types(compiled: CompiledMappings) -> dict[str, str]:
 
 
 def _ecs_children(prefix: str) -> list[tuple[str, str]]:
-    return [(name, str(spec["type"])) for name, spec in ecs_fields().items()
-            if name.startswith(prefix + ".") and name.count(".") == prefix.count(".") + 1]
+    return [
+        (name, str(spec["type"]))
+        for name, spec in ecs_fields().items()
+        if name.startswith(prefix + ".") and name.count(".") == prefix.count(".") + 1
+    ]
 
 
 def _wider(known: str | None, other: str) -> str:
@@ -297,29 +343,51 @@ def _target_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
         for rule in spec.rules:
             dotted = ".".join(rule.to)
             if _reserved(dotted):
-                problems.append(_problem(rule.location, f"rule '{rule.id}'.to",
-                                         f"'{dotted}' is written by j1filter itself", "choose another target"))
+                problems.append(
+                    _problem(
+                        rule.location,
+                        f"rule '{rule.id}'.to",
+                        f"'{dotted}' is written by j1filter itself",
+                        "choose another target",
+                    )
+                )
             targets.setdefault(rule.to, rule)
     for path, rule in targets.items():
         for depth in range(1, len(path)):
             other = targets.get(path[:depth])
             if other is not None:
-                problems.append(_problem(
-                    rule.location, f"rule '{rule.id}'.to",
-                    f"'{'.'.join(path)}' is inside '{'.'.join(other.to)}', which rule '{other.id}' "
-                    f"({other.location}) sets as a whole", "a field is either a value or an object",
-                ))
+                problems.append(
+                    _problem(
+                        rule.location,
+                        f"rule '{rule.id}'.to",
+                        f"'{'.'.join(path)}' is inside '{'.'.join(other.to)}', which rule '{other.id}' "
+                        f"({other.location}) sets as a whole",
+                        "a field is either a value or an object",
+                    )
+                )
     return problems
 
 
 def _file_condition_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
     return [
-        _problem(s.location, "when",
-                 "a file-level condition may only test class, not_class, type and integration_type",
-                 "put has/missing on the rules")
-        for s in specs if not s.when.is_static
+        _problem(
+            s.location,
+            "when",
+            "a file-level condition may only test class, not_class, type and integration_type",
+            "put has/missing on the rules",
+        )
+        for s in specs
+        if not s.when.is_static
     ]
 
 
-__all__ = ["CompiledMappings", "CompiledRule", "CompiledField", "EntityKind", "Step", "field_types",
-           "rule_label", "static_match"]
+__all__ = [
+    "CompiledField",
+    "CompiledMappings",
+    "CompiledRule",
+    "EntityKind",
+    "Step",
+    "field_types",
+    "rule_label",
+    "static_match",
+]

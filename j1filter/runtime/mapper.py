@@ -6,22 +6,31 @@
 3. finish: drop the duplicated custom fields unless asked to keep them, add the data
    stream, ``event.original`` and, when anything went wrong, the error flags.
 
-Nothing here reads or writes files: :mod:`j1filter.shell.stream` feeds lines in.
+Nothing here reads or writes files: :mod:`j1filter.stream` feeds lines in.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from .._meta import (DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE, ECS_VERSION,
-                     ERROR_TAG, EVENT_MODULE, PRESERVE_DUPLICATES_TAG)
+from .._meta import (
+    DEFAULT_DATA_STREAM_TYPE,
+    DEFAULT_DATASET,
+    DEFAULT_NAMESPACE,
+    ECS_VERSION,
+    ERROR_TAG,
+    EVENT_MODULE,
+    PRESERVE_DUPLICATES_TAG,
+)
 from ..convert.dates import is_normalized
+from ..errors import TooDeepError
 from ..language.loader import load_mappings
 from ..language.spec import MappingSpec, Path
 from .compiler import CompiledMappings
-from .paths import TooDeepError, delete_path, expand_dots, get_path, snake_clean
+from .paths import delete_path, expand_dots, get_path, snake_clean
 from .program import DEFAULT_CACHE_SIZE, Program, Runtime, Tracer, json_kind
 
 _last_clock: list[Any] = [None, ""]  # [epoch ms, its text]: formatting once per millisecond
@@ -52,15 +61,19 @@ class Mapper:
     """Turns raw J1 entities into ECS documents. Its mappings and options are fixed at
     construction; it only caches programs (per kind of entity) as entities arrive."""
 
-    def __init__(self, mappings: CompiledMappings | Iterable[MappingSpec] | None = None,
-                 options: Options = Options()):
+    def __init__(
+        self, mappings: CompiledMappings | Iterable[MappingSpec] | None = None, options: Options = Options()
+    ):
         if mappings is None:
             mappings = load_mappings()
         self.mappings = mappings if isinstance(mappings, CompiledMappings) else CompiledMappings(mappings)
         self.options = options
         self.runtime = Runtime(self.mappings, options.program_cache_size)
-        self._data_stream = {"type": options.data_stream_type, "dataset": options.dataset,
-                             "namespace": options.namespace}
+        self._data_stream = {
+            "type": options.data_stream_type,
+            "dataset": options.dataset,
+            "namespace": options.namespace,
+        }
 
     def _skeleton(self, original: str) -> dict[str, Any]:
         return {
@@ -70,7 +83,9 @@ class Mapper:
             "event": {"original": original, "dataset": self.options.dataset, "module": EVENT_MODULE},
         }
 
-    def error_document(self, original: str, messages: list[str], *, tags: Iterable[str] = ()) -> dict[str, Any]:
+    def error_document(
+        self, original: str, messages: list[str], *, tags: Iterable[str] = ()
+    ) -> dict[str, Any]:
         """A document for input that could not be mapped at all; keeps the original text."""
         doc = self._skeleton(original)
         doc["event"]["kind"] = "pipeline_error"
@@ -78,13 +93,15 @@ class Mapper:
         doc["tags"] = _merge_tags(tags, [ERROR_TAG])
         return doc
 
-    def map_entity(self, raw: Any, original: str, *, tags: Iterable[str] = (),
-                   trace: Tracer | None = None) -> dict[str, Any]:
+    def map_entity(
+        self, raw: Any, original: str, *, tags: Iterable[str] = (), trace: Tracer | None = None
+    ) -> dict[str, Any]:
         """Map one raw entity (the ``queryV1`` list item) given with its original JSON text.
         With ``trace``, every rule of its kind reports its outcome to it (``j1filter explain``)."""
         if not isinstance(raw, dict):
             return self.error_document(
-                original, [f"expected a JSON object (a J1 entity), found {json_kind(raw)}"], tags=tags)
+                original, [f"expected a JSON object (a J1 entity), found {json_kind(raw)}"], tags=tags
+            )
         collection = raw.get("_collection")
         if collection is not None:  # written by `collect`: about the collection, not the entity
             raw = {key: value for key, value in raw.items() if key != "_collection"}
@@ -140,8 +157,10 @@ def _apply_collection(doc: dict[str, Any], collection: Any, errors: list[str]) -
     kind = collection.get("kind") if isinstance(collection, dict) else None
     snapshot = collection.get("snapshot") if isinstance(collection, dict) else None
     if not (is_normalized(started) and kind in ("full", "incremental") and is_normalized(snapshot)):
-        errors.append("_collection: expected {started, kind: full|incremental, snapshot} with "
-                      "times like 2026-01-01T00:00:00.000Z; @timestamp is the time j1filter saw the entity")
+        errors.append(
+            "_collection: expected {started, kind: full|incremental, snapshot} with "
+            "times like 2026-01-01T00:00:00.000Z; @timestamp is the time j1filter saw the entity"
+        )
         return
     doc["@timestamp"] = started
     doc["jupiter_one"]["collection"] = {"kind": kind, "snapshot": snapshot}

@@ -7,17 +7,16 @@ cleaning go too): the key rename and the cleanup Elastic's pipeline does in two 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from ..convert.casing import _CACHE as _NAMES, snake_case
-from ..errors import J1FilterError
+from ..convert.casing import _CACHE as _NAMES
+from ..convert.casing import snake_case
+from ..errors import TooDeepError
 
 #: Deepest nesting accepted in an entity. orjson refuses output nested more than 254
 #: levels deep, and nothing in J1's data model comes near this.
 MAX_DEPTH = 64
-
-class TooDeepError(J1FilterError):
-    pass
 
 
 class PerKeySet(dict[tuple[str, ...], Any]):
@@ -144,8 +143,10 @@ def expand_dots(properties: dict[str, Any]) -> list[str]:
         value = properties.pop(key)
         parts = key.split(".")
         if len(parts) > MAX_DEPTH:  # nothing may nest deeper than a whole entity may
-            problems.append(f"properties.{key[:100]}...: cannot expand a key of {len(parts)} "
-                            f"segments, deeper than {MAX_DEPTH} levels")
+            problems.append(
+                f"properties.{key[:100]}...: cannot expand a key of {len(parts)} "
+                f"segments, deeper than {MAX_DEPTH} levels"
+            )
             continue
         if not all(parts):
             problems.append(f"properties.{key}: cannot expand [{key}], it has an empty path segment")

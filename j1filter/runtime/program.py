@@ -21,9 +21,10 @@ import linecache
 import re
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import translate
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from jmespath.exceptions import JMESPathError
 
@@ -135,9 +136,17 @@ def failure(label: str, exc: BaseException) -> str:
     return f"{label}: {type(exc).__name__}: {exc}"
 
 
-_NAMESPACE = {"EMPTY": EMPTY, "EMPTIABLE": frozenset((str, list, dict)), "get_path": get_path,
-              "delete_path": delete_path, "map_items": map_items, "collect_values": collect_values,
-              "all_args": all_args, "append_values": append_values, "failure": failure}
+_NAMESPACE = {
+    "EMPTY": EMPTY,
+    "EMPTIABLE": frozenset((str, list, dict)),
+    "get_path": get_path,
+    "delete_path": delete_path,
+    "map_items": map_items,
+    "collect_values": collect_values,
+    "all_args": all_args,
+    "append_values": append_values,
+    "failure": failure,
+}
 
 
 # --- coercions of the raw entity ------------------------------------------------------------------
@@ -197,13 +206,22 @@ def coercion_failed(errors: list[str], failed: tuple[Coercion, Path], exc: Excep
         return value
     where = f"jupiter_one.asset.{'.'.join(path)}"
     loc = coercion.compiled.field.location
-    errors.append(f"{where}: {exc}" if isinstance(exc, TransformError)
-                  else failure(f"{loc.file}:{loc.line} fields.{'.'.join(path)}", exc))
+    errors.append(
+        f"{where}: {exc}"
+        if isinstance(exc, TransformError)
+        else failure(f"{loc.file}:{loc.line} fields.{'.'.join(path)}", exc)
+    )
     return None
 
 
-def _apply_coercion(asset: dict[str, Any], container: dict[str, Any], container_path: Path, key: str,
-                    coercion: Coercion, errors: list[str]) -> None:
+def _apply_coercion(
+    asset: dict[str, Any],
+    container: dict[str, Any],
+    container_path: Path,
+    key: str,
+    coercion: Coercion,
+    errors: list[str],
+) -> None:
     value = container.get(key)
     if value is None:  # removed meanwhile (e.g. by an earlier failure that emptied its parent)
         return
@@ -217,7 +235,9 @@ def _apply_coercion(asset: dict[str, Any], container: dict[str, Any], container_
         container[key] = value
 
 
-def coerce_tables(tables: tuple[tuple[Path, FieldTable], ...], asset: dict[str, Any], errors: list[str]) -> None:
+def coerce_tables(
+    tables: tuple[tuple[Path, FieldTable], ...], asset: dict[str, Any], errors: list[str]
+) -> None:
     """Convert every key of the given containers that has a coercion (containers whose keys
     the program was not specialised for)."""
     for container_path, table in tables:
@@ -266,8 +286,10 @@ class Selection:
                     if len(path) >= 2 and (path[0],) in self.reads:
                         self.reads[(path[0],)].add(path[1])
         # The keys above deeper tables and duplicates too: a program skips those not there.
-        for path in (*(p for p in self.tables if p not in self.reads),
-                     *((*parent, leaf) for parent, leaves in self.duplicates for leaf in leaves)):
+        for path in (
+            *(p for p in self.tables if p not in self.reads),
+            *((*parent, leaf) for parent, leaves in self.duplicates for leaf in leaves),
+        ):
             holder, shape_name = shape_key(path)
             self.reads[holder].add(shape_name)
 
@@ -318,22 +340,36 @@ class Program:
         present: Present | None = None if shape is None else dict(zip(SHAPE_CONTAINERS, shape))
         coercions: list[CoercionSpec] = []
         if present is not None:  # the coercions of the keys present, inline
-            coercions = [(container, name, c.fn, c.per_item, (c, (*container, name)))
-                         for container in SHAPE_CONTAINERS
-                         if (table := selection.tables.get(container)) is not None
-                         for name in sorted(present[container]) if (c := table.lookup(name))]
-        tables = tuple((path, table) for path, table in selection.tables.items()
-                       if present is None or (path not in present and not absent(path, present)))
-        self.duplicates = selection.duplicates if present is None else tuple(
-            (container, kept) for container, keys in selection.duplicates
-            if (kept := tuple(k for k in keys if not absent((*container, k), present))))
+            coercions = [
+                (container, name, c.fn, c.per_item, (c, (*container, name)))
+                for container in SHAPE_CONTAINERS
+                if (table := selection.tables.get(container)) is not None
+                for name in sorted(present[container])
+                if (c := table.lookup(name))
+            ]
+        tables = tuple(
+            (path, table)
+            for path, table in selection.tables.items()
+            if present is None or (path not in present and not absent(path, present))
+        )
+        self.duplicates = (
+            selection.duplicates
+            if present is None
+            else tuple(
+                (container, kept)
+                for container, keys in selection.duplicates
+                if (kept := tuple(k for k in keys if not absent((*container, k), present)))
+            )
+        )
         # A nested table's coercion may empty, and so remove, the shape key above it.
         volatile = frozenset((*container, key) for container, key in map(shape_key, (p for p, _ in tables)))
         source = render(selection.typed_rules, present, trace, coercions, bool(tables), volatile)
         source.namespace["coerce_nested"] = functools.partial(coerce_tables, tables)
         self.source = source.code.text()
-        self.filename = (f"<j1filter program {next(_program_numbers)}: {', '.join(selection.names)}"
-                         f"{'' if shape is None else ' (shape-specialised)'}>")
+        self.filename = (
+            f"<j1filter program {next(_program_numbers)}: {', '.join(selection.names)}"
+            f"{'' if shape is None else ' (shape-specialised)'}>"
+        )
         namespace = dict(_NAMESPACE, coercion_failed=coercion_failed, **source.namespace)
         exec(compile(self.source, self.filename, "exec"), namespace)  # noqa: S102 - validated specs
         self.apply_rules: Callable[..., None] = namespace["apply_rules"]
@@ -388,11 +424,17 @@ class Runtime:
             entity = EMPTY
         properties = asset.get("properties")
         classes, types, integration = kind = (
-            entity.get("_class"), entity.get("_type"), entity.get("_integration_type"))
+            entity.get("_class"),
+            entity.get("_type"),
+            entity.get("_integration_type"),
+        )
         keys = (tuple(asset), tuple(entity), tuple(properties) if properties.__class__ is dict else ())
-        key = (tuple(classes) if classes.__class__ is list else classes,
-               tuple(types) if types.__class__ is list else types,
-               tuple(integration) if integration.__class__ is list else integration, keys)
+        key = (
+            tuple(classes) if classes.__class__ is list else classes,
+            tuple(types) if types.__class__ is list else types,
+            tuple(integration) if integration.__class__ is list else integration,
+            keys,
+        )
         try:
             program = self._cache[key]
         except KeyError:
@@ -413,16 +455,21 @@ class Runtime:
         return program
 
     def selection(self, raw_kind: tuple[Any, Any, Any], errors: list[str]) -> Selection:
-        kind = EntityKind(*(_text_set(value, f"entity.{name}", errors)
-                            for value, name in zip(raw_kind, ("_class", "_type", "_integration_type"))))
+        kind = EntityKind(
+            *(
+                _text_set(value, f"entity.{name}", errors)
+                for value, name in zip(raw_kind, ("_class", "_type", "_integration_type"))
+            )
+        )
         key = self.compiled.select(kind)
         selection = self._selections.get(key)
         if selection is None:
             selection = self._selections[key] = Selection(self.compiled, key)
         return selection
 
-    def _build(self, raw_kind: tuple[Any, Any, Any], keys: tuple[tuple[str, ...], ...],
-               errors: list[str]) -> Program:
+    def _build(
+        self, raw_kind: tuple[Any, Any, Any], keys: tuple[tuple[str, ...], ...], errors: list[str]
+    ) -> Program:
         selection = self.selection(raw_kind, errors)
         shape = selection.shape(keys)
         program = self._programs.get((selection.key, shape))
@@ -430,15 +477,17 @@ class Runtime:
             program = self._programs[(selection.key, shape)] = Program(selection, shape)
         return program
 
-    def explain(self, asset: dict[str, Any], doc: dict[str, Any], errors: list[str],
-                trace: Tracer) -> Program:
+    def explain(
+        self, asset: dict[str, Any], doc: dict[str, Any], errors: list[str], trace: Tracer
+    ) -> Program:
         """Coerce and write as the filter does, with a generic program (every rule of the
         kind emitted) that reports each rule's outcome to ``trace``. Not cached."""
         entity = asset.get("entity")
         if entity.__class__ is not dict:
             entity = EMPTY
-        selection = self.selection((entity.get("_class"), entity.get("_type"),
-                                    entity.get("_integration_type")), errors)
+        selection = self.selection(
+            (entity.get("_class"), entity.get("_type"), entity.get("_integration_type")), errors
+        )
         program = Program(selection, None, trace=True)
         program.apply_rules.__globals__["trace"] = trace
         program.apply_rules(asset, doc, errors)

@@ -28,7 +28,9 @@ FAST_OPTIONS = [
 ]
 
 
-def make_entity(index: int, *, version: int = 1, begin_ms: int | None = None, deleted: bool = False) -> dict[str, Any]:
+def make_entity(
+    index: int, *, version: int = 1, begin_ms: int | None = None, deleted: bool = False
+) -> dict[str, Any]:
     """One invented queryV1 list item; even indexes render `_beginOn` as ISO, odd ones as epoch ms."""
     entity_id = f"0d5e1c4a-0000-4000-8000-{index:012d}"
     begin_ms = BASE_BEGIN_MS + index * 60_000 if begin_ms is None else begin_ms
@@ -48,7 +50,12 @@ def make_entity(index: int, *, version: int = 1, begin_ms: int | None = None, de
             "_accountId": ACCOUNT_ID,
             "displayName": f"Invented finding {index}",
         },
-        "properties": {"name": f"Invented finding {index}", "severity": "high", "numericSeverity": 7, "open": True},
+        "properties": {
+            "name": f"Invented finding {index}",
+            "severity": "high",
+            "numericSeverity": 7,
+            "open": True,
+        },
     }
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from collect_helpers import ACCOUNT_ID, FAST_OPTIONS, TOKEN, Collect, CollectResult, make_entities
 
-from j1filter.collect.cli import collect_main
+from j1filter.cli.collect import collect_main
 from j1filter.collect.simulator import Simulator
 
 

@@ -103,8 +103,12 @@ class LatestTransform:
         body = json.loads(path.read_text())
         retention = body["retention_policy"]["time"]
         number, unit = _DURATION.match(retention["max_age"]).groups()  # type: ignore[union-attr]
-        return cls(tuple(body["latest"]["unique_key"]), body["latest"]["sort"], retention["field"],
-                   int(number) * _UNITS_MS[unit])
+        return cls(
+            tuple(body["latest"]["unique_key"]),
+            body["latest"]["sort"],
+            retention["field"],
+            int(number) * _UNITS_MS[unit],
+        )
 
     def ingest(self, doc: dict[str, Any]) -> None:
         """A new source document: it becomes its key's latest when its sort value is greater."""
@@ -120,7 +124,8 @@ class LatestTransform:
         """The destination index at `now_ms`: per unique key the document with the greatest sort
         value, minus those whose retention field is older than max_age."""
         return {
-            key: doc for key, (_, doc) in self._latest.items()
+            key: doc
+            for key, (_, doc) in self._latest.items()
             if now_ms - _ms(field_value(doc, self.retention_field)) <= self.max_age_ms
         }
 

@@ -69,7 +69,10 @@ class PipeForm:
 
     def start(self, *extra: str) -> list[subprocess.Popen[bytes]]:
         collector = subprocess.Popen(
-            collect_command(self.sim, self.state, *extra), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV
+            collect_command(self.sim, self.state, *extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=ENV,
         )
         mapper = subprocess.Popen(
             [*J1FILTER, "--line-buffered", "--quiet"],
@@ -85,7 +88,9 @@ class PipeForm:
     def documents(self) -> list[dict[str, Any]]:
         if not self.delivered.exists():
             return []
-        return [orjson.loads(line) for line in self.delivered.read_bytes().splitlines() if line.endswith(b"}")]
+        return [
+            orjson.loads(line) for line in self.delivered.read_bytes().splitlines() if line.endswith(b"}")
+        ]
 
 
 class SpoolForm:
@@ -106,7 +111,9 @@ class SpoolForm:
         documents = []
         for path in sorted(self.spool.glob("*.ndjson")):
             lines = path.read_bytes().splitlines()
-            assert all(line.endswith(b"}") for line in lines), f"{path.name}: a renamed spool file is complete"
+            assert all(line.endswith(b"}") for line in lines), (
+                f"{path.name}: a renamed spool file is complete"
+            )
             documents.extend(orjson.loads(line) for line in lines)
         return documents
 
@@ -154,11 +161,17 @@ def delivered_versions(documents: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 def missing(form: PipeForm | SpoolForm, sim: Simulator) -> list[str]:
     delivered = delivered_versions(form.documents())
-    return [f"{key[-4:]}@v{version}" for key, version in current_versions(sim).items() if (key, version) not in delivered]
+    return [
+        f"{key[-4:]}@v{version}"
+        for key, version in current_versions(sim).items()
+        if (key, version) not in delivered
+    ]
 
 
 @pytest.mark.parametrize("form_class", [PipeForm, SpoolForm], ids=["pipe", "spool"])
-def test_nothing_is_lost_whatever_is_stopped_when(tmp_path: Path, form_class: type[PipeForm | SpoolForm]) -> None:
+def test_nothing_is_lost_whatever_is_stopped_when(
+    tmp_path: Path, form_class: type[PipeForm | SpoolForm]
+) -> None:
     rng = random.Random(f"at-least-once-{form_class.name}")
     entities = [make_entity(index) for index in range(24)]
     with Simulator(entities, token=TOKEN, account_id=ACCOUNT_ID, page_size=3) as sim:
@@ -180,7 +193,9 @@ def test_nothing_is_lost_whatever_is_stopped_when(tmp_path: Path, form_class: ty
         else:  # differential: everything changed since the last full snapshot came again
             state = orjson.loads((tmp_path / "checkpoint.json").read_bytes())
             since = state["full_started_ms"] - 50
-            changed = [item for item in sim.entities if (timestamp_ms(item["entity"]["_beginOn"]) or 0) > since]
+            changed = [
+                item for item in sim.entities if (timestamp_ms(item["entity"]["_beginOn"]) or 0) > since
+            ]
             lost = set(missing(form, sim)) & {f"{i['id'][-4:]}@v{i['entity']['_version']}" for i in changed}
             assert not lost, f"changed since the last full snapshot, lost after {stops}"
         full = form.start("--full")  # the schedule's next full collection

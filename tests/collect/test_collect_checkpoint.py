@@ -12,7 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from collect_helpers import ACCOUNT_ID, BASE_BEGIN_MS, FAST_OPTIONS, TOKEN, Collect, make_entities, make_entity
+from collect_helpers import (
+    ACCOUNT_ID,
+    FAST_OPTIONS,
+    TOKEN,
+    Collect,
+    make_entity,
+)
 
 from j1filter.collect._timestamps import iso_from_ms, timestamp_ms
 from j1filter.collect.checkpoint import (
@@ -75,7 +81,8 @@ def test_incremental_query_adds_the_time_filter(query: str, expected: str) -> No
 
 
 @pytest.mark.parametrize(
-    "query", ["FIND Finding THAT HAS Host", "FIND Finding AS f RETURN f._id", "FIND Finding LIMIT 5", "MATCH x"]
+    "query",
+    ["FIND Finding THAT HAS Host", "FIND Finding AS f RETURN f._id", "FIND Finding LIMIT 5", "MATCH x"],
 )
 def test_queries_that_cannot_be_narrowed_are_refused(query: str) -> None:
     with pytest.raises(ValueError, match="need a query of the form"):
@@ -153,7 +160,9 @@ def test_a_checkpoint_of_another_query_or_the_old_format_starts_over(tmp_path: P
 def test_a_corrupt_checkpoint_is_an_error_that_says_what_to_do(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "state.json"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="is not a valid j1filter checkpoint .*; delete it to start over"):
+    with pytest.raises(
+        CheckpointError, match=r"is not a valid j1filter checkpoint .*; delete it to start over"
+    ):
         load_checkpoint(path, QUERY)
 
 
@@ -253,7 +262,7 @@ def test_a_killed_run_keeps_the_checkpoint_and_the_rerun_loses_nothing(
         [
             sys.executable,
             "-m",
-            "j1filter.collect.cli",
+            "j1filter",
             "collect",
             *FAST_OPTIONS,
             "--timeout",

@@ -13,19 +13,19 @@ from pathlib import Path
 import pytest
 from collect_helpers import ACCOUNT_ID, FAST_OPTIONS, TOKEN, Collect, make_entities
 
-from j1filter.collect.cli import collect_main, parse_duration
-from j1filter.collect.collector import CollectionSummary, Progress
+from j1filter.cli.collect import collect_main, parse_duration
 from j1filter.collect.client import ClientStats
+from j1filter.collect.collector import CollectionSummary, Progress
 from j1filter.collect.simulator import Fault, Simulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_cli(*argv: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen[bytes]:
-    """`python -m j1filter.collect.cli ...` as a child process, with the test credentials unless `env` is given."""
+    """`python -m j1filter ...` as a child process, with the test credentials unless `env` is given."""
     environment = {**os.environ, "J1_API_TOKEN": TOKEN, "J1_ACCOUNT_ID": ACCOUNT_ID} if env is None else env
     return subprocess.Popen(
-        [sys.executable, "-m", "j1filter.collect.cli", *argv],
+        [sys.executable, "-m", "j1filter", *argv],
         cwd=REPO_ROOT,
         env=environment,
         stdout=subprocess.PIPE,
@@ -53,7 +53,9 @@ def read_lines(stream: object, count: int, timeout: float) -> list[bytes]:
 def test_a_missing_token_is_a_usage_error(collect: Collect, simulator: Simulator) -> None:
     result = collect("--endpoint", simulator.url, token=None)
     assert result.code == 2
-    assert result.stderr == "j1filter collect: error: no API token: set J1_API_TOKEN or pass --token-file FILE\n"
+    assert (
+        result.stderr == "j1filter collect: error: no API token: set J1_API_TOKEN or pass --token-file FILE\n"
+    )
     assert simulator.requests == []
 
 
@@ -79,14 +81,19 @@ def test_the_token_can_come_from_a_file(collect: Collect, simulator: Simulator, 
         (["--token-file", "/nonexistent/token"], "cannot read --token-file /nonexistent/token"),
         (["--endpoint", "http://graphql.example.com/"], "plain http is allowed only for loopback endpoints"),
         (["--endpoint", "mars"], "endpoint must be 'us', 'eu' or an http(s) URL"),
-        (["--checkpoint", "state.json", "--query", "FIND Finding THAT HAS Host"], "--checkpoint needs a query"),
+        (
+            ["--checkpoint", "state.json", "--query", "FIND Finding THAT HAS Host"],
+            "--checkpoint needs a query",
+        ),
         (["--ca-bundle", "/nonexistent/ca.pem"], "cannot use --ca-bundle /nonexistent/ca.pem"),
         (["--interval", "soon"], "invalid duration 'soon'"),
         (["--interval", "0s"], "duration must be above zero"),
         (["--once", "--interval", "1m"], "not allowed with argument"),
     ],
 )
-def test_configuration_errors_exit_2_with_one_clear_line(collect: Collect, argv: list[str], message: str) -> None:
+def test_configuration_errors_exit_2_with_one_clear_line(
+    collect: Collect, argv: list[str], message: str
+) -> None:
     result = collect(*argv)
     assert result.code == 2
     assert message in result.stderr
@@ -97,7 +104,9 @@ def test_a_token_with_control_characters_is_refused(collect: Collect) -> None:
     assert result.code == 2 and "control or non-ASCII characters" in result.stderr
 
 
-def test_a_corrupt_checkpoint_is_a_usage_error(collect: Collect, simulator: Simulator, tmp_path: Path) -> None:
+def test_a_corrupt_checkpoint_is_a_usage_error(
+    collect: Collect, simulator: Simulator, tmp_path: Path
+) -> None:
     checkpoint = tmp_path / "state.json"
     checkpoint.write_text("not json")
     result = collect("--endpoint", simulator.url, "--checkpoint", str(checkpoint))
@@ -189,7 +198,10 @@ def test_interval_mode_survives_a_failed_collection(simulator: Simulator) -> Non
         process.kill()
         _, stderr = process.communicate(timeout=10)
     assert len(lines) == 27  # page 1 of the failed run, then a whole collection
-    assert b"collection failed, will retry at the next interval: J1 returned GraphQL errors: Internal error" in stderr
+    assert (
+        b"collection failed, will retry at the next interval: J1 returned GraphQL errors: Internal error"
+        in stderr
+    )
 
 
 def test_a_closed_stdout_ends_the_run_quietly(simulator: Simulator) -> None:
@@ -202,12 +214,6 @@ def test_a_closed_stdout_ends_the_run_quietly(simulator: Simulator) -> None:
     process.stderr.close()  # type: ignore[union-attr]
     assert process.returncode == 0
     assert stderr == b""
-
-
-def test_a_cli_without_a_command_is_a_usage_error() -> None:
-    process = start_cli()
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 2 and b"usage" in stderr
 
 
 def test_simulate_serves_until_interrupted(tmp_path: Path, collect: Collect) -> None:
@@ -234,7 +240,9 @@ def test_simulate_does_not_print_a_custom_token(tmp_path: Path) -> None:
     token_file.write_text(TOKEN)
     entities_file = tmp_path / "entities.ndjson"
     entities_file.write_text(json.dumps(make_entities(1)[0]) + "\n")
-    process = start_cli("simulate", "--port", "0", "--entities", str(entities_file), "--token-file", str(token_file))
+    process = start_cli(
+        "simulate", "--port", "0", "--entities", str(entities_file), "--token-file", str(token_file)
+    )
     try:
         banner = b"".join(read_lines(process.stdout, count=3, timeout=10))
     finally:

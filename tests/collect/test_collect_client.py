@@ -146,7 +146,11 @@ def test_a_missing_or_empty_cursor_ends_the_results() -> None:
 
 @pytest.mark.parametrize(
     "result",
-    [{"type": "list", "data": None}, {"type": "list", "data": [1]}, {"type": "list", "data": [], "cursor": 5}],
+    [
+        {"type": "list", "data": None},
+        {"type": "list", "data": [1]},
+        {"type": "list", "data": [], "cursor": 5},
+    ],
 )
 def test_malformed_results_are_refused(result: dict[str, object]) -> None:
     with pytest.raises(MalformedResponseError):

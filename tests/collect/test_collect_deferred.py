@@ -9,7 +9,9 @@ from j1filter.collect.simulator import Fault, Simulator
 
 
 @pytest.mark.parametrize("inline", [True, False], ids=["results-inline", "results-behind-url"])
-def test_deferred_pages_deliver_every_entity_once(collect: Collect, simulator: Simulator, inline: bool) -> None:
+def test_deferred_pages_deliver_every_entity_once(
+    collect: Collect, simulator: Simulator, inline: bool
+) -> None:
     simulator.deferred_inline = inline
     simulator.deferred_polls = 2
     result = collect("--endpoint", simulator.url, "--deferred")
@@ -21,7 +23,9 @@ def test_deferred_pages_deliver_every_entity_once(collect: Collect, simulator: S
     assert len(posts) == 13 and all(request.deferred for request in posts)
     # Per page: two IN_PROGRESS polls, one COMPLETED, and the results file when not inline.
     assert len(downloads) == 13 * (3 if inline else 4)
-    assert not any(request.has_credentials for request in downloads), "the token must not go to the download host"
+    assert not any(request.has_credentials for request in downloads), (
+        "the token must not go to the download host"
+    )
 
 
 def test_a_failed_deferred_job_is_fatal(collect: Collect, simulator: Simulator) -> None:

@@ -79,7 +79,8 @@ def test_graphql_errors_in_a_200_are_fatal_not_empty(collect: Collect, simulator
     assert len(result.ids) == 2  # page 1 made it out before page 2 failed
     last_line = result.stderr.strip().splitlines()[-1]
     assert (
-        last_line == 'j1filter collect: error: J1 returned GraphQL errors: Error parsing J1QL: unexpected token "FNID"'
+        last_line
+        == 'j1filter collect: error: J1 returned GraphQL errors: Error parsing J1QL: unexpected token "FNID"'
     )
     assert len(simulator.graphql_requests()) == 2  # not retried
 

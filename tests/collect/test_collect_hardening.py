@@ -68,7 +68,10 @@ def test_timeout_is_a_deadline_for_the_whole_request(collect: Collect, simulator
     result = collect("--endpoint", simulator.url, "--timeout", "0.5", "--max-retries", "0")
     elapsed = time.monotonic() - started
     assert result.code == 1
-    assert "page 1: gave up after 1 attempt; last error: no complete answer within --timeout 0.5 s" in result.stderr
+    assert (
+        "page 1: gave up after 1 attempt; last error: no complete answer within --timeout 0.5 s"
+        in result.stderr
+    )
     assert elapsed < 3, elapsed
 
 
@@ -120,8 +123,12 @@ def test_redaction_leaves_other_text_alone() -> None:
     assert Secret(ODD_TOKEN).redact("nothing secret here, 42") == "nothing secret here, 42"
 
 
-@pytest.mark.parametrize("argv", [["--token", "SECRET-VALUE-1"], ["--token=SECRET-VALUE-1"], ["--tok", "SECRET-VALUE-1"]])
-def test_an_abbreviated_token_option_is_an_error_that_does_not_echo_the_value(collect: Collect, argv: list[str]) -> None:
+@pytest.mark.parametrize(
+    "argv", [["--token", "SECRET-VALUE-1"], ["--token=SECRET-VALUE-1"], ["--tok", "SECRET-VALUE-1"]]
+)
+def test_an_abbreviated_token_option_is_an_error_that_does_not_echo_the_value(
+    collect: Collect, argv: list[str]
+) -> None:
     result = collect(*argv)
     assert result.code == 2
     assert "SECRET-VALUE-1" not in result.stderr
@@ -135,13 +142,17 @@ def test_loopback_requests_never_go_through_an_explicit_proxy(collect: Collect, 
     assert proxy.raw_requests == []
 
 
-def test_a_token_file_others_can_read_is_warned_about(collect: Collect, simulator: Simulator, tmp_path: Path) -> None:
+def test_a_token_file_others_can_read_is_warned_about(
+    collect: Collect, simulator: Simulator, tmp_path: Path
+) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     token_file.chmod(0o644)
     warned = collect("--endpoint", simulator.url, "--token-file", str(token_file), token=None)
     assert warned.code == 0
-    assert f"--token-file {token_file} can be read by group or others (mode 644): run chmod 600" in warned.stderr
+    assert (
+        f"--token-file {token_file} can be read by group or others (mode 644): run chmod 600" in warned.stderr
+    )
     token_file.chmod(0o600)
     quiet = collect("--endpoint", simulator.url, "--token-file", str(token_file), token=None)
     assert "can be read by" not in quiet.stderr
@@ -151,7 +162,9 @@ def test_a_token_file_others_can_read_is_warned_about(collect: Collect, simulato
     ("token", "account", "says"),
     [("tökén-1234", ACCOUNT_ID, "API token contains"), (TOKEN, "äccount", "J1_ACCOUNT_ID contains")],
 )
-def test_non_ascii_credentials_are_a_usage_error(collect: Collect, token: str, account: str, says: str) -> None:
+def test_non_ascii_credentials_are_a_usage_error(
+    collect: Collect, token: str, account: str, says: str
+) -> None:
     result = collect(token=token, account_id=account)
     assert result.code == 2 and says in result.stderr
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
@@ -235,7 +248,9 @@ def test_a_stopped_spool_collection_leaves_no_spool_file(tmp_path: Path) -> None
     spool.mkdir()
     with Simulator(make_entities(100), token=TOKEN, account_id=ACCOUNT_ID, page_size=10) as sim:
         sim.page_delay = 0.05
-        process = start_collect("--endpoint", sim.url, "--spool", str(spool), "--checkpoint", str(tmp_path / "c"))
+        process = start_collect(
+            "--endpoint", sim.url, "--spool", str(spool), "--checkpoint", str(tmp_path / "c")
+        )
         wait_for_requests(sim, 3)
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
@@ -246,7 +261,9 @@ def test_a_stopped_spool_collection_leaves_no_spool_file(tmp_path: Path) -> None
 # -- spool and --map ---------------------------------------------------------------------
 
 
-def test_the_spool_gets_one_complete_file_per_collection(collect: Collect, simulator: Simulator, tmp_path: Path) -> None:
+def test_the_spool_gets_one_complete_file_per_collection(
+    collect: Collect, simulator: Simulator, tmp_path: Path
+) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
     (spool / ".j1-20260101T000000.000Z-full.ndjson.part").write_text('{"half": ')  # a killed run's leftover
@@ -264,7 +281,9 @@ def test_the_spool_gets_one_complete_file_per_collection(collect: Collect, simul
     }
     simulator.add_fault(Fault.graphql_error("boom"), after=1)
     before = checkpoint.read_bytes()
-    failed = collect("--endpoint", simulator.url, "--spool", str(spool), "--checkpoint", str(checkpoint), "--full")
+    failed = collect(
+        "--endpoint", simulator.url, "--spool", str(spool), "--checkpoint", str(checkpoint), "--full"
+    )
     assert failed.code == 1 and checkpoint.read_bytes() == before
     assert [path.name for path in spool.iterdir()] == [written.name], "a failed collection leaves no file"
 
@@ -273,7 +292,11 @@ def test_map_writes_what_collect_piped_into_the_filter_writes(simulator: Simulat
     simulator.entities[:] = load_sample_entities()
     raw = start_collect("--endpoint", simulator.url, "--quiet")
     mapped = subprocess.run(
-        [sys.executable, "-m", "j1filter", "--quiet"], stdin=raw.stdout, capture_output=True, cwd=REPO_ROOT, check=True
+        [sys.executable, "-m", "j1filter", "--quiet"],
+        stdin=raw.stdout,
+        capture_output=True,
+        cwd=REPO_ROOT,
+        check=True,
     )
     raw.wait(timeout=30)
     in_process = start_collect("--endpoint", simulator.url, "--quiet", "--map")
@@ -284,7 +307,10 @@ def test_map_writes_what_collect_piped_into_the_filter_writes(simulator: Simulat
     assert len(direct) == len(load_sample_entities())
     # the same documents, byte for byte but for the collection each run had of its own
     for a, b in zip(piped, direct, strict=True):
-        a_collection, b_collection = a.pop("jupiter_one").pop("collection"), b.pop("jupiter_one").pop("collection")
+        a_collection, b_collection = (
+            a.pop("jupiter_one").pop("collection"),
+            b.pop("jupiter_one").pop("collection"),
+        )
         assert a_collection["kind"] == b_collection["kind"] == "full"
         a.pop("@timestamp"), b.pop("@timestamp")
         a["event"].pop("original"), b["event"].pop("original")
@@ -299,7 +325,9 @@ def test_map_takes_the_filter_mapping_options(collect: Collect, simulator: Simul
     bad = tmp_path / "bad.yml"
     bad.write_text("not: [a mapping")
     refused = collect("--endpoint", simulator.url, "--map", "--mapping", str(bad))
-    assert refused.code == 2 and "invalid mapping" in refused.stderr and simulator.graphql_requests()[-1:] != []
+    assert (
+        refused.code == 2 and "invalid mapping" in refused.stderr and simulator.graphql_requests()[-1:] != []
+    )
 
 
 # -- the simulator honours the J1QL class --------------------------------------------------
@@ -329,7 +357,9 @@ def test_the_simulator_honours_simple_equality_conditions() -> None:
         severe, _ = sim.count("FIND Finding WITH numericSeverity = 7 AND open = true", include_deleted=True)
     assert served == sum(1 for s in samples if s["entity"]["_type"] == "qualys_host_finding") > 0
     assert severe == sum(
-        1 for s in samples
-        if "Finding" in s["entity"]["_class"] and s["properties"].get("numericSeverity") == 7
+        1
+        for s in samples
+        if "Finding" in s["entity"]["_class"]
+        and s["properties"].get("numericSeverity") == 7
         and s["properties"].get("open") is True
     )

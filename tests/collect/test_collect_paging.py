@@ -13,7 +13,9 @@ from j1filter.collect.simulator import Fault, Simulator, load_sample_entities
     [(5, 10, 1), (4, 2, 2), (25, 2, 13), (25, 1, 25)],
     ids=["one-page", "two-full-pages", "many-pages", "one-per-page"],
 )
-def test_every_entity_is_delivered_exactly_once(collect: Collect, count: int, page_size: int, pages: int) -> None:
+def test_every_entity_is_delivered_exactly_once(
+    collect: Collect, count: int, page_size: int, pages: int
+) -> None:
     entities = make_entities(count)
     with Simulator(entities, token=TOKEN, account_id=ACCOUNT_ID, page_size=page_size) as sim:
         result = collect("--endpoint", sim.url)

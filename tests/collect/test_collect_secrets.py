@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from collect_helpers import ACCOUNT_ID, FAST_OPTIONS, TOKEN, Collect
 
-from j1filter.collect.client import CollectError, ConnectionSettings, J1Client, RetryPolicy, Secret
+from j1filter.collect.client import ConnectionSettings, J1Client, RetryPolicy, Secret
 from j1filter.collect.simulator import Fault, Simulator
+from j1filter.errors import CollectError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +76,7 @@ def test_the_token_never_leaves_a_child_process(simulator: Simulator, tmp_path: 
         [
             sys.executable,
             "-m",
-            "j1filter.collect.cli",
+            "j1filter",
             "collect",
             *FAST_OPTIONS,
             "--endpoint",

@@ -22,7 +22,9 @@ def post(sim: Simulator, variables: dict[str, Any], headers: dict[str, str] | No
         "JupiterOne-Account": ACCOUNT_ID,
         "Content-Type": "application/json",
     }
-    request = urllib.request.Request(sim.url, data=body, headers=headers if headers is not None else default_headers)
+    request = urllib.request.Request(
+        sim.url, data=body, headers=headers if headers is not None else default_headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())
@@ -51,7 +53,9 @@ def test_credentials_are_checked(simulator: Simulator, headers: dict[str, str]) 
 
 def test_the_older_account_header_is_accepted(simulator: Simulator) -> None:
     status, _ = post(
-        simulator, {"query": "FIND Finding"}, {"Authorization": f"Bearer {TOKEN}", "LifeOmic-Account": ACCOUNT_ID}
+        simulator,
+        {"query": "FIND Finding"},
+        {"Authorization": f"Bearer {TOKEN}", "LifeOmic-Account": ACCOUNT_ID},
     )
     assert status == 200
 

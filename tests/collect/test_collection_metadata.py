@@ -10,10 +10,14 @@ import pytest
 from collect_helpers import make_entity
 
 from j1filter.runtime.mapper import Mapper, Options
-from j1filter.shell.stream import run
+from j1filter.stream import run
 
 SEEN_AT = "2030-01-01T00:00:00.000Z"
-COLLECTION = {"started": "2026-12-01T09:00:00.000Z", "kind": "incremental", "snapshot": "2026-12-01T00:00:00.000Z"}
+COLLECTION = {
+    "started": "2026-12-01T09:00:00.000Z",
+    "kind": "incremental",
+    "snapshot": "2026-12-01T00:00:00.000Z",
+}
 
 
 def filter_lines(*lines: bytes) -> list[dict]:

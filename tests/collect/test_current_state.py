@@ -38,7 +38,7 @@ from j1filter.collect.client import ConnectionSettings, J1Client, RetryPolicy, S
 from j1filter.collect.collector import DEFAULT_QUERY, CollectOptions, Collector
 from j1filter.collect.simulator import DELETED_RETENTION_MS, Simulator
 from j1filter.runtime.mapper import Mapper
-from j1filter.shell.stream import run as filter_stream
+from j1filter.stream import run as filter_stream
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -154,9 +154,13 @@ def check(world: World) -> None:
         deleted_for = now - (timestamp_ms(entity["_endOn"]) or 0)
         shown_deleted = doc is not None and field_value(doc, "jupiter_one.asset.entity._deleted") is True
         if doc is not None and not shown_deleted:
-            assert deleted_for < FULL_INTERVAL + INTERVAL, f"{where}: deleted {deleted_for / HOUR:.1f} h ago, still live"
+            assert deleted_for < FULL_INTERVAL + INTERVAL, (
+                f"{where}: deleted {deleted_for / HOUR:.1f} h ago, still live"
+            )
         if deleted_for > DELETED_RETENTION_MS + world.transform.max_age_ms:
-            assert doc is None, f"{where}: forgotten by J1 {deleted_for / DAY:.1f} days after deletion, still shown"
+            assert doc is None, (
+                f"{where}: forgotten by J1 {deleted_for / DAY:.1f} days after deletion, still shown"
+            )
 
 
 @pytest.mark.parametrize(("seed", "days"), CASES)
@@ -179,6 +183,8 @@ def _simulate(world: World, days: int) -> None:
     # the schedule itself: a full collection a day, incremental ones in between
     assert world.kinds == {"full": days, "incremental": days * 23}
     deleted = [item for item in world.sim.entities if item["entity"]["_deleted"]]
-    forgotten = [i for i in deleted if world.now - (timestamp_ms(i["entity"]["_endOn"]) or 0) > DELETED_RETENTION_MS]
+    forgotten = [
+        i for i in deleted if world.now - (timestamp_ms(i["entity"]["_endOn"]) or 0) > DELETED_RETENTION_MS
+    ]
     assert forgotten and len(deleted) > len(forgotten), "the run must cover recent and long-gone deletions"
     assert world.stream.conflicts > 0, "incremental re-collections must be idempotent (409)"

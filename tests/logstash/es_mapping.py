@@ -22,9 +22,10 @@ import fnmatch
 import ipaddress
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 
 def merge_mappings(*mappings: dict) -> dict:
@@ -86,9 +87,9 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
 class Resolution:
     path: str
     value: Any
-    mapping: dict | None          # None: no explicit property and no dynamic template
-    source: str                   # "explicit" | "dynamic:<template name>" | "unmapped"
-    error: str | None = None      # structural conflict (object vs leaf)
+    mapping: dict | None  # None: no explicit property and no dynamic template
+    source: str  # "explicit" | "dynamic:<template name>" | "unmapped"
+    error: str | None = None  # structural conflict (object vs leaf)
 
 
 class Mapper:
@@ -111,7 +112,7 @@ class Mapper:
 
     def dynamic(self, path: str, leaf_name: str, json_type: str) -> tuple[str, dict] | None:
         for entry in self.dynamic_templates:
-            (name, t), = entry.items()
+            ((name, t),) = entry.items()
             regex = t.get("match_pattern") == "regex"
             mmt = t.get("match_mapping_type")
             if mmt is not None:
@@ -159,26 +160,42 @@ class Mapper:
                 continue
             if isinstance(v, dict):
                 if spec is not None and "type" in spec and spec["type"] not in ("object", "nested"):
-                    yield Resolution(path, v, spec, "explicit",
-                                     error=f"{path} is mapped as {spec['type']} but the document has an object")
+                    yield Resolution(
+                        path,
+                        v,
+                        spec,
+                        "explicit",
+                        error=f"{path} is mapped as {spec['type']} but the document has an object",
+                    )
                     continue
                 if spec is None:
                     dyn = self.dynamic(path, head, "object")
                     if dyn and dyn[1].get("type") not in (None, "object"):
-                        yield Resolution(path, v, dyn[1], f"dynamic:{dyn[0]}",
-                                         error=f"{path}: object value hits dynamic template {dyn[0]}")
+                        yield Resolution(
+                            path,
+                            v,
+                            dyn[1],
+                            f"dynamic:{dyn[0]}",
+                            error=f"{path}: object value hits dynamic template {dyn[0]}",
+                        )
                         continue
                     spec = {"properties": {}}
-                yield from self._resolve_object(spec.get("properties", {}), path + ".", v,
-                                                spec.get("subobjects", True))
+                yield from self._resolve_object(
+                    spec.get("properties", {}), path + ".", v, spec.get("subobjects", True)
+                )
             else:
                 yield self._resolve_leaf(spec, path, head, v)
 
     def _resolve_leaf(self, spec: dict | None, path: str, leaf_name: str, value: Any) -> Resolution:
         if spec is not None:
             if "properties" in spec and "type" not in spec:
-                return Resolution(path, value, spec, "explicit",
-                                  error=f"{path} is mapped as an object but the document has {value!r}")
+                return Resolution(
+                    path,
+                    value,
+                    spec,
+                    "explicit",
+                    error=f"{path} is mapped as an object but the document has {value!r}",
+                )
             return Resolution(path, value, spec, "explicit")
         dyn = self.dynamic(path, leaf_name, _json_type(value))
         if dyn:
@@ -196,9 +213,7 @@ def _nest(parts: list[str], value: Any) -> dict:
 # value checks
 # --------------------------------------------------------------------------
 
-_ISO = re.compile(
-    r"\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}([.,]\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?)?)?"
-)
+_ISO = re.compile(r"\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}([.,]\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?)?)?")
 INT64 = (-(2**63), 2**63 - 1)
 
 

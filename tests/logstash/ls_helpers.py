@@ -34,6 +34,7 @@ PLACEHOLDER = re.compile(r"\$\{([a-zA-Z_.][a-zA-Z0-9_.]*)(:[^}]*)?\}")
 # Logstash config parsing
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class Codec:
     """A plugin used as an option value: `codec => json { target => "[j1]" }`."""
@@ -114,7 +115,8 @@ def _walk(section: str, items: list, conditions: list[str], out: list[PluginRef]
 
 def parse_conf_tree(text: str) -> list:
     Pipeline = pytest.importorskip(
-        "logstash_pipeline_parser", reason="logstash-pipeline-parser (test extra, Python 3.11-3.13) is not installed"
+        "logstash_pipeline_parser",
+        reason="logstash-pipeline-parser (test extra, Python 3.11-3.13) is not installed",
     ).Pipeline
 
     pipeline = Pipeline(text)
@@ -148,6 +150,7 @@ def confs() -> dict[str, list[PluginRef]]:
 # Elasticsearch assets
 # --------------------------------------------------------------------------
 
+
 def load_asset(name: str) -> dict:
     return json.loads((ES_ASSETS / name).read_text())
 
@@ -156,11 +159,15 @@ def load_asset(name: str) -> dict:
 # Running j1filter
 # --------------------------------------------------------------------------
 
+
 def j1filter_runnable() -> bool:
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "j1filter"], input=b"{}\n", capture_output=True,
-            cwd=REPO, timeout=60,
+            [sys.executable, "-m", "j1filter"],
+            input=b"{}\n",
+            capture_output=True,
+            cwd=REPO,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -169,8 +176,11 @@ def j1filter_runnable() -> bool:
 
 def run_j1filter(lines: bytes, *args: str, timeout: float = 120) -> list[dict]:
     proc = subprocess.run(
-        [sys.executable, "-m", "j1filter", *args], input=lines, capture_output=True,
-        cwd=REPO, timeout=timeout,
+        [sys.executable, "-m", "j1filter", *args],
+        input=lines,
+        capture_output=True,
+        cwd=REPO,
+        timeout=timeout,
     )
     assert proc.returncode == 0, f"j1filter failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]

@@ -19,11 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from ls_helpers import ES_ASSETS, LOGSTASH, REPO, load_asset
 
 from j1filter.assets import Names, render
 from j1filter.assets.names import parse_duration
-
-from ls_helpers import ES_ASSETS, LOGSTASH, REPO, load_asset
 
 INSTALLER = ES_ASSETS / "install.sh"
 DASHBOARDS = LOGSTASH / "kibana" / "j1filter-dashboards.ndjson"
@@ -37,6 +36,7 @@ def _env(path: Path) -> dict[str, str]:
 # the shipped files are the renderer's output
 # --------------------------------------------------------------------------
 
+
 def test_shipped_assets_are_exactly_the_rendered_defaults():
     rendered = render()
     problems = []
@@ -45,16 +45,24 @@ def test_shipped_assets_are_exactly_the_rendered_defaults():
         if not shipped.exists():
             problems.append(f"{shipped.relative_to(REPO)}: missing")
         elif shipped.read_bytes() != data:
-            diff = difflib.unified_diff(shipped.read_text().splitlines(), data.decode().splitlines(),
-                                        f"shipped {rel}", f"rendered {rel}", lineterm="", n=2)
+            diff = difflib.unified_diff(
+                shipped.read_text().splitlines(),
+                data.decode().splitlines(),
+                f"shipped {rel}",
+                f"rendered {rel}",
+                lineterm="",
+                n=2,
+            )
             problems.append("\n".join(list(diff)[:60]))
     for folder in (ES_ASSETS, LOGSTASH / "kibana"):
         for path in folder.iterdir():
             rel = f"{folder.name}/{path.name}"
             if rel not in rendered:
                 problems.append(f"{path.relative_to(REPO)}: shipped but not rendered (stale?)")
-    assert not problems, ("the shipped bundle drifted from `j1filter assets --out logstash`; "
-                          "re-render it:\n" + "\n\n".join(problems))
+    assert not problems, (
+        "the shipped bundle drifted from `j1filter assets --out logstash`; "
+        "re-render it:\n" + "\n\n".join(problems)
+    )
 
 
 def test_drift_check_can_fail(tmp_path):
@@ -63,29 +71,42 @@ def test_drift_check_can_fail(tmp_path):
 
 
 def test_cli_renders_the_same_files(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "j1filter", "assets", "--out", str(tmp_path)],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "assets", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     for rel, data in render().items():
         assert (tmp_path / rel).read_bytes() == data, rel
     assert os.access(tmp_path / "elasticsearch" / "install.sh", os.X_OK)
 
 
-@pytest.mark.parametrize("args, why", [
-    (["--namespace", "Prod-EU"], "lowercase"),
-    (["--namespace", "prod-eu"], "'-'"),
-    (["--dataset", "jupiter one"], "' '"),
-    (["--dataset", "x" * 101], "at most 100"),
-    (["--dataset", "_j1"], "must not start with '_'"),
-    (["--type", "_logs"], "must be one of logs, metrics"),
-    (["--dataset", "x" * 60, "--namespace", "y" * 60], "keep <type>-<dataset>-<namespace> within 100"),
-    (["--interval", "1 hour"], "duration"),
-    (["--interval", "2d", "--full-interval", "1d"], "shorter than --interval"),
-    (["--interval", "10s", "--full-interval", "30s"], "shorter than 1m"),
-])
+@pytest.mark.parametrize(
+    "args, why",
+    [
+        (["--namespace", "Prod-EU"], "lowercase"),
+        (["--namespace", "prod-eu"], "'-'"),
+        (["--dataset", "jupiter one"], "' '"),
+        (["--dataset", "x" * 101], "at most 100"),
+        (["--dataset", "_j1"], "must not start with '_'"),
+        (["--type", "_logs"], "must be one of logs, metrics"),
+        (["--dataset", "x" * 60, "--namespace", "y" * 60], "keep <type>-<dataset>-<namespace> within 100"),
+        (["--interval", "1 hour"], "duration"),
+        (["--interval", "2d", "--full-interval", "1d"], "shorter than --interval"),
+        (["--interval", "10s", "--full-interval", "30s"], "shorter than 1m"),
+    ],
+)
 def test_cli_refuses_names_elasticsearch_would_refuse(tmp_path, args, why):
-    proc = subprocess.run([sys.executable, "-m", "j1filter", "assets", "--out", str(tmp_path), *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "assets", "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode == 2 and why in proc.stderr, proc.stderr
     assert not any(tmp_path.iterdir()), "nothing is written for a refused name"
 
@@ -93,6 +114,7 @@ def test_cli_refuses_names_elasticsearch_would_refuse(tmp_path, args, why):
 # --------------------------------------------------------------------------
 # what the bodies say
 # --------------------------------------------------------------------------
+
 
 def test_installer_names_match_the_bodies():
     env = _env(ES_ASSETS / "assets.env")
@@ -102,8 +124,11 @@ def test_installer_names_match_the_bodies():
     # Elastic's own ingest pipeline must not run again on j1filter documents.
     assert settings["default_pipeline"] == "_none"
     source, latest = load_asset("index-template-source.json"), load_asset("index-template-latest.json")
-    assert source["composed_of"] == [env["J1_SETTINGS_COMPONENT"], env["J1_ECS_COMPONENT"],
-                                     env["J1_JUPITER_ONE_COMPONENT"]]
+    assert source["composed_of"] == [
+        env["J1_SETTINGS_COMPONENT"],
+        env["J1_ECS_COMPONENT"],
+        env["J1_JUPITER_ONE_COMPONENT"],
+    ]
     assert latest["composed_of"] == [env["J1_ECS_COMPONENT"], env["J1_JUPITER_ONE_COMPONENT"]]
     for template in (source, latest):
         assert template["priority"] > 200, "must win over Elastic's jupiter_one templates (priority 200)"
@@ -130,8 +155,10 @@ def test_types_come_from_the_mappings_and_ecs():
 def test_a_user_mapping_types_its_own_fields(tmp_path):
     (tmp_path / "90-mine.yml").write_text(
         "version: 1\nname: mine\norder: 90\ndescription: test\nfields:\n  properties.risk_points: long\n"
-        "rules:\n  - {to: event.reference, from: properties.ticket_url}\n")
+        "rules:\n  - {to: event.reference, from: properties.ticket_url}\n"
+    )
     from j1filter.language.loader import load_mappings
+
     files = render(Names(), load_mappings([tmp_path / "90-mine.yml"]))
     raw = json.loads(files["elasticsearch/component-template-jupiter_one-mappings.json"])
     raw = raw["template"]["mappings"]["properties"]["jupiter_one"]["properties"]["asset"]["properties"]
@@ -141,8 +168,9 @@ def test_a_user_mapping_types_its_own_fields(tmp_path):
 
 def test_final_pipeline_only_stamps_event_ingested():
     p = load_asset("ingest-pipeline-final.json")
-    assert p["processors"] == [{"set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}",
-                                        "tag": "set_event_ingested"}}]
+    assert p["processors"] == [
+        {"set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}", "tag": "set_event_ingested"}}
+    ]
 
 
 def test_latest_transform_follows_the_design():
@@ -155,18 +183,29 @@ def test_latest_transform_follows_the_design():
     assert t["dest"]["index"] == env["J1_LATEST_INDEX"]
     assert t["settings"]["deduce_mappings"] is False
     latest = load_asset("index-template-latest.json")
-    assert any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), t["dest"]["index"])
-               for p in latest["index_patterns"])
+    assert any(
+        re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), t["dest"]["index"])
+        for p in latest["index_patterns"]
+    )
     # Elastic's dashboards read `logs-*`: the latest view must stay out of it or they count twice
     assert not t["dest"]["index"].startswith("logs-") and not env["J1_LATEST_ALIAS"].startswith("logs-")
     assert re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]", env["J1_TRANSFORM"]), "transform id rules"
 
 
-@pytest.mark.parametrize("interval, full, expected", [
-    ("1h", "24h", "30h"), ("1h", "1h", "3h"), ("15m", "6h", "450m"), ("6h", "7d", "210h"), ("1d", "1d", "3d"),
-])
+@pytest.mark.parametrize(
+    "interval, full, expected",
+    [
+        ("1h", "24h", "30h"),
+        ("1h", "1h", "3h"),
+        ("15m", "6h", "450m"),
+        ("6h", "7d", "210h"),
+        ("1d", "1d", "3d"),
+    ],
+)
 def test_retention_follows_the_schedule(interval, full, expected):
-    t = json.loads(render(Names(interval=interval, full_interval=full))["elasticsearch/transform-latest.json"])
+    t = json.loads(
+        render(Names(interval=interval, full_interval=full))["elasticsearch/transform-latest.json"]
+    )
     max_age = t["retention_policy"]["time"]["max_age"]
     assert max_age == expected
     i, f = parse_duration(interval), parse_duration(full)
@@ -207,6 +246,7 @@ def test_long_names_still_give_a_valid_transform_id():
 # installer against a fake Elasticsearch and a fake Kibana
 # --------------------------------------------------------------------------
 
+
 class FakeServer:
     """Records every request; GET of an unknown path is 404; `answers` overrides by (method, path)."""
 
@@ -220,8 +260,9 @@ class FakeServer:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                fake.requests.append({"method": self.command, "path": self.path,
-                                      "headers": dict(self.headers), "body": body})
+                fake.requests.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                )
                 path = self.path.split("?")[0]
                 if (self.command, path) in fake.answers:
                     status, answer = fake.answers[(self.command, path)]
@@ -270,8 +311,11 @@ def curl_spy(tmp_path: Path) -> Path:
 
 
 def _run_installer(env_extra: dict, spybin: Path, installer: Path = INSTALLER) -> subprocess.CompletedProcess:
-    env = {"PATH": f"{spybin}{os.pathsep}{os.environ['PATH']}", "HOME": os.environ.get("HOME", "/tmp"),
-           **env_extra}
+    env = {
+        "PATH": f"{spybin}{os.pathsep}{os.environ['PATH']}",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        **env_extra,
+    }
     return subprocess.run(["sh", str(installer)], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -283,9 +327,17 @@ def test_installer_loads_everything_in_dependency_order(curl_spy, tmp_path):
     es, kibana = FakeServer(), FakeServer(answers={IMPORT: IMPORT_OK})
     secret = 'k3y-"quoted"\\x'
     try:
-        proc = _run_installer({"ES_URL": es.url + "/", "ES_USER": "j1-installer-user", "ES_PASSWORD": secret,
-                               "KIBANA_URL": kibana.url, "KIBANA_USER": "kib-user", "KIBANA_PASSWORD": secret},
-                              curl_spy)
+        proc = _run_installer(
+            {
+                "ES_URL": es.url + "/",
+                "ES_USER": "j1-installer-user",
+                "ES_PASSWORD": secret,
+                "KIBANA_URL": kibana.url,
+                "KIBANA_USER": "kib-user",
+                "KIBANA_PASSWORD": secret,
+            },
+            curl_spy,
+        )
     finally:
         es.close()
         kibana.close()
@@ -304,9 +356,12 @@ def test_installer_loads_everything_in_dependency_order(curl_spy, tmp_path):
         ("POST", "/_transform/j1filter-latest-logs-jupiter_one_risks_and_alerts-default/_start"),
     ], writes
     by_path = {r["path"].split("?")[0]: r for r in es.requests if r["method"] == "PUT"}
-    assert json.loads(by_path["/_index_template/j1filter-logs-jupiter_one.risks_and_alerts"]["body"]) == \
-        load_asset("index-template-source.json")
-    transform_put = next(r for r in es.requests if r["path"].startswith("/_transform/") and r["method"] == "PUT")
+    assert json.loads(
+        by_path["/_index_template/j1filter-logs-jupiter_one.risks_and_alerts"]["body"]
+    ) == load_asset("index-template-source.json")
+    transform_put = next(
+        r for r in es.requests if r["path"].startswith("/_transform/") and r["method"] == "PUT"
+    )
     assert json.loads(transform_put["body"]) == load_asset("transform-latest.json")
     assert "defer_validation=true" in transform_put["path"], "the source data stream may not exist yet"
     assert all(r["headers"].get("Authorization") == _basic("j1-installer-user", secret) for r in es.requests)
@@ -318,41 +373,63 @@ def test_installer_loads_everything_in_dependency_order(curl_spy, tmp_path):
     assert imp["headers"]["Content-Type"].startswith("multipart/form-data")
     assert DASHBOARDS.read_bytes() in imp["body"] and b'name="file"' in imp["body"]
     argv = (tmp_path / "argv.log").read_text()
-    assert secret not in argv and "j1-installer-user" not in argv and "kib-user" not in argv, \
+    assert secret not in argv and "j1-installer-user" not in argv and "kib-user" not in argv, (
         "credentials must not appear on curl's command line"
+    )
 
 
 def test_installer_api_key_and_rerun(curl_spy, tmp_path):
-    es = FakeServer(existing={"/_data_stream/logs-jupiter_one.risks_and_alerts-default",
-                              "/j1filter-latest-logs-jupiter_one.risks_and_alerts-default-1",
-                              "/_transform/j1filter-latest-logs-jupiter_one_risks_and_alerts-default"})
+    es = FakeServer(
+        existing={
+            "/_data_stream/logs-jupiter_one.risks_and_alerts-default",
+            "/j1filter-latest-logs-jupiter_one.risks_and_alerts-default-1",
+            "/_transform/j1filter-latest-logs-jupiter_one_risks_and_alerts-default",
+        }
+    )
     kibana = FakeServer(answers={("POST", "/s/soc/api/saved_objects/_import"): IMPORT_OK})
     try:
-        proc = _run_installer({"ES_URL": es.url, "ES_API_KEY": "myid:mysecretkey", "KIBANA_URL": kibana.url,
-                               "KIBANA_SPACE": "soc"}, curl_spy)
+        proc = _run_installer(
+            {
+                "ES_URL": es.url,
+                "ES_API_KEY": "myid:mysecretkey",
+                "KIBANA_URL": kibana.url,
+                "KIBANA_SPACE": "soc",
+            },
+            curl_spy,
+        )
     finally:
         es.close()
         kibana.close()
     assert proc.returncode == 0, proc.stderr + proc.stdout
     expected = "ApiKey " + base64.b64encode(b"myid:mysecretkey").decode()
-    assert all(r["headers"].get("Authorization") == expected for r in es.requests + kibana.requests), \
+    assert all(r["headers"].get("Authorization") == expected for r in es.requests + kibana.requests), (
         "Kibana falls back to the Elasticsearch credentials"
+    )
     writes = [(r["method"], r["path"].split("?")[0]) for r in es.requests if r["method"] != "GET"]
     transform = "/_transform/j1filter-latest-logs-jupiter_one_risks_and_alerts-default"
     # the existing data stream is rolled over so it picks up the new mappings,
     # the existing destination index is kept, the transform is replaced
     assert ("POST", "/logs-jupiter_one.risks_and_alerts-default/_rollover") in writes
     assert not any(w[1].startswith("/j1filter-latest-") for w in writes)
-    assert writes.index(("POST", f"{transform}/_stop")) < writes.index(("DELETE", transform)) \
+    assert (
+        writes.index(("POST", f"{transform}/_stop"))
+        < writes.index(("DELETE", transform))
         < writes.index(("PUT", transform))
+    )
     assert [r["path"] for r in kibana.requests] == ["/s/soc/api/saved_objects/_import?overwrite=true"]
     assert "mysecretkey" not in (tmp_path / "argv.log").read_text()
 
 
 def test_installer_fails_when_kibana_refuses_objects(curl_spy):
     # Kibana answers 200 with success false when an object cannot be imported
-    kibana = FakeServer(answers={IMPORT: (200, {"success": False, "successCount": 0,
-                                                "errors": [{"id": "x", "error": {"type": "unknown"}}]})})
+    kibana = FakeServer(
+        answers={
+            IMPORT: (
+                200,
+                {"success": False, "successCount": 0, "errors": [{"id": "x", "error": {"type": "unknown"}}]},
+            )
+        }
+    )
     try:
         proc = _run_installer({"KIBANA_URL": kibana.url}, curl_spy)
     finally:
@@ -363,11 +440,13 @@ def test_installer_fails_when_kibana_refuses_objects(curl_spy):
 def test_rendered_installer_works_for_other_names(curl_spy, tmp_path):
     out = tmp_path / "bundle"
     from j1filter.assets import write
+
     write(render(Names(dataset="j1.findings", namespace="prod")), out)
     es, kibana = FakeServer(), FakeServer(answers={IMPORT: IMPORT_OK})
     try:
-        proc = _run_installer({"ES_URL": es.url, "KIBANA_URL": kibana.url}, curl_spy,
-                              out / "elasticsearch" / "install.sh")
+        proc = _run_installer(
+            {"ES_URL": es.url, "KIBANA_URL": kibana.url}, curl_spy, out / "elasticsearch" / "install.sh"
+        )
     finally:
         es.close()
         kibana.close()
@@ -392,7 +471,12 @@ def test_cli_refuses_a_mapping_that_check_refuses(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("version: 1\nname: bad\nrules:\n  - {to: event.severity, value: high}\n")
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "j1filter", "assets", "--out", str(out), "-m", str(bad)],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "assets", "--out", str(out), "-m", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode == 2 and f"{bad}:4:5" in proc.stderr and "(long)" in proc.stderr, proc.stderr
     assert not out.exists(), "nothing is written for a refused mapping"

@@ -22,7 +22,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from ls_helpers import ES_ASSETS, REPO, load_asset
 
 TS = REPO / "tests" / "typescript"
@@ -31,10 +30,21 @@ CLIENTS = ("es8", "es9")  # npm aliases of @elastic/elasticsearch 8.19.x and 9.x
 REQUESTS = {
     "ilm-policy.json": ("IlmPutLifecycleRequest", "name", "J1_ILM_POLICY"),
     "ingest-pipeline-final.json": ("IngestPutPipelineRequest", "id", "J1_FINAL_PIPELINE"),
-    "component-template-settings.json": ("ClusterPutComponentTemplateRequest", "name", "J1_SETTINGS_COMPONENT"),
-    "component-template-ecs-mappings.json": ("ClusterPutComponentTemplateRequest", "name", "J1_ECS_COMPONENT"),
-    "component-template-jupiter_one-mappings.json": ("ClusterPutComponentTemplateRequest", "name",
-                                                     "J1_JUPITER_ONE_COMPONENT"),
+    "component-template-settings.json": (
+        "ClusterPutComponentTemplateRequest",
+        "name",
+        "J1_SETTINGS_COMPONENT",
+    ),
+    "component-template-ecs-mappings.json": (
+        "ClusterPutComponentTemplateRequest",
+        "name",
+        "J1_ECS_COMPONENT",
+    ),
+    "component-template-jupiter_one-mappings.json": (
+        "ClusterPutComponentTemplateRequest",
+        "name",
+        "J1_JUPITER_ONE_COMPONENT",
+    ),
     "index-template-source.json": ("IndicesPutIndexTemplateRequest", "name", "J1_SOURCE_TEMPLATE"),
     "index-template-latest.json": ("IndicesPutIndexTemplateRequest", "name", "J1_LATEST_TEMPLATE"),
     "latest-index.json": ("IndicesCreateRequest", "index", "J1_LATEST_INDEX"),
@@ -60,8 +70,13 @@ def node_modules() -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         for name in ("package.json", "package-lock.json"):
             shutil.copy(TS / name, cache / name)
-        proc = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-                              cwd=cache, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=cache,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, f"npm ci failed:\n{proc.stderr[-3000:]}"
         stamp.touch()
     return cache
@@ -73,7 +88,9 @@ def _names() -> dict[str, str]:
 
 def _literal(client: str, var: str, request: str, param: str, value: str, body: dict) -> str:
     # a fresh object literal: JSON is TypeScript object-literal syntax
-    return f"export const {var}_{client}: {client}.{request} = {json.dumps({param: value, **body}, indent=1)};\n"
+    return (
+        f"export const {var}_{client}: {client}.{request} = {json.dumps({param: value, **body}, indent=1)};\n"
+    )
 
 
 def _check_file(bodies: dict[str, tuple[str, str, str, dict]]) -> str:
@@ -86,25 +103,49 @@ def _check_file(bodies: dict[str, tuple[str, str, str, dict]]) -> str:
 
 def _tsc(cache: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["node", str(cache / "node_modules" / "typescript" / "bin" / "tsc"), "--noEmit", "--strict",
-         "--skipLibCheck", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022",
-         "--pretty", "false", "shipped.ts", "broken.ts"],
-        cwd=cache, capture_output=True, text=True, timeout=600)
+        [
+            "node",
+            str(cache / "node_modules" / "typescript" / "bin" / "tsc"),
+            "--noEmit",
+            "--strict",
+            "--skipLibCheck",
+            "--module",
+            "nodenext",
+            "--moduleResolution",
+            "nodenext",
+            "--target",
+            "es2022",
+            "--pretty",
+            "false",
+            "shipped.ts",
+            "broken.ts",
+        ],
+        cwd=cache,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_every_request_body_matches_elastic_api_types(node_modules):
     assert {p.name for p in ES_ASSETS.glob("*.json")} == set(REQUESTS), "a body without a request type"
     names = _names()
-    shipped = {Path(f).stem.replace("-", "_"): (req, param, names[env], load_asset(f))
-               for f, (req, param, env) in REQUESTS.items()}
+    shipped = {
+        Path(f).stem.replace("-", "_"): (req, param, names[env], load_asset(f))
+        for f, (req, param, env) in REQUESTS.items()
+    }
     (node_modules / "shipped.ts").write_text(_check_file(shipped))
     # The proof that the check bites: an unknown key and a wrong value type.
     template = load_asset("index-template-source.json")
     transform = load_asset("transform-latest.json")
     broken = {
         "unknown_key": ("IndicesPutIndexTemplateRequest", "name", "x", {**template, "priorty": 300}),
-        "wrong_type": ("TransformPutTransformRequest", "transform_id", "x",
-                       {**transform, "latest": {**transform["latest"], "unique_key": "event.id"}}),
+        "wrong_type": (
+            "TransformPutTransformRequest",
+            "transform_id",
+            "x",
+            {**transform, "latest": {**transform["latest"], "unique_key": "event.id"}},
+        ),
     }
     (node_modules / "broken.ts").write_text(_check_file(broken))
     proc = _tsc(node_modules)

@@ -11,17 +11,31 @@ import re
 from collections import Counter
 
 import pytest
+from es_mapping import template_mappings
+from ls_helpers import LOGSTASH, REPO, load_asset, run_j1filter
 
 from j1filter.assets import Names, render
 from j1filter.assets.fieldtypes import field_mapping
 from j1filter.assets.kibana import DELETED, NOT_DELETED, dashboards, fields_used
 
-from es_mapping import template_mappings
-from ls_helpers import LOGSTASH, REPO, load_asset, run_j1filter
-
 NDJSON = LOGSTASH / "kibana" / "j1filter-dashboards.ndjson"
-AGGREGATABLE = {"keyword", "constant_keyword", "long", "integer", "short", "byte", "double", "float",
-                "half_float", "scaled_float", "date", "date_nanos", "ip", "boolean", "wildcard"}
+AGGREGATABLE = {
+    "keyword",
+    "constant_keyword",
+    "long",
+    "integer",
+    "short",
+    "byte",
+    "double",
+    "float",
+    "half_float",
+    "scaled_float",
+    "date",
+    "date_nanos",
+    "ip",
+    "boolean",
+    "wildcard",
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +56,14 @@ def test_ndjson_is_importable_shape(objects):
     assert all(n == 1 for n in ids.values()), ids
     assert {o["type"] for o in objects} == {"index-pattern", "dashboard"}
     for o in objects:
-        assert set(o) >= {"id", "type", "attributes", "references", "coreMigrationVersion", "typeMigrationVersion"}
+        assert set(o) >= {
+            "id",
+            "type",
+            "attributes",
+            "references",
+            "coreMigrationVersion",
+            "typeMigrationVersion",
+        }
         if o["type"] == "dashboard":
             for key in ("panelsJSON", "optionsJSON"):
                 json.loads(o["attributes"][key])
@@ -82,20 +103,44 @@ def test_every_panel_excludes_deleted_entities(objects):
     for o in (o for o in objects if o["type"] == "dashboard"):
         for p in _panels(o):
             query = p["embeddableConfig"]["attributes"]["state"]["query"]
-            assert query["language"] == "kuery" and f"({NOT_DELETED})" in query["query"], (o["id"], p["panelIndex"])
+            assert query["language"] == "kuery" and f"({NOT_DELETED})" in query["query"], (
+                o["id"],
+                p["panelIndex"],
+            )
 
 
 def test_panels_cover_elastic_dashboards_and_more():
     titles = {p.title for _, _, panels in dashboards() for p in panels}
-    elastic = {"Assets by status", "Assets by type", "Assets by source", "Assets by class",
-               "Assets by classification", "Open alerts", "Closed alerts", "Open vulnerabilities",
-               "Affected entities", "Findings by device status", "Findings by MITRE technique",
-               "Findings by MITRE tactic", "Risks and alerts by category", "Findings by product",
-               "Top device IPs", "Top product name versions"}
+    elastic = {
+        "Assets by status",
+        "Assets by type",
+        "Assets by source",
+        "Assets by class",
+        "Assets by classification",
+        "Open alerts",
+        "Closed alerts",
+        "Open vulnerabilities",
+        "Affected entities",
+        "Findings by device status",
+        "Findings by MITRE technique",
+        "Findings by MITRE tactic",
+        "Risks and alerts by category",
+        "Findings by product",
+        "Top device IPs",
+        "Top product name versions",
+    }
     assert elastic <= titles, elastic - titles
     assert any(t.startswith("Severity over time") for t in titles)
-    added = ("by Qualys QID", "by CVE", "by age", "against their SLA", "Top affected hosts", "Top affected IPs",
-             "per source", "New versus resolved")
+    added = (
+        "by Qualys QID",
+        "by CVE",
+        "by age",
+        "against their SLA",
+        "Top affected hosts",
+        "Top affected IPs",
+        "per source",
+        "New versus resolved",
+    )
     assert all(any(a in t for t in titles) for a in added), added
 
 
@@ -113,9 +158,11 @@ def test_source_fields_are_what_fields_used_reports(objects):
 @pytest.mark.parametrize("template", ["index-template-latest.json", "index-template-source.json"])
 def test_every_panel_field_is_mapped_aggregatable(template):
     names = Names()
-    components = {names.settings_component: load_asset("component-template-settings.json"),
-                  names.ecs_component: load_asset("component-template-ecs-mappings.json"),
-                  names.jupiter_one_component: load_asset("component-template-jupiter_one-mappings.json")}
+    components = {
+        names.settings_component: load_asset("component-template-settings.json"),
+        names.ecs_component: load_asset("component-template-ecs-mappings.json"),
+        names.jupiter_one_component: load_asset("component-template-jupiter_one-mappings.json"),
+    }
     props = template_mappings(load_asset(template), components)["properties"]
     problems = []
     for name in sorted(fields_used()):
@@ -149,14 +196,19 @@ def test_every_panel_field_is_in_the_sample_documents(require_j1filter):
 
     missing = [name for name in sorted(fields_used()) if not any(has(d, name) for d in docs)]
     assert not missing, f"no sample document has: {missing}"
-    assert any(has(d, DELETED) and d["jupiter_one"]["asset"]["entity"]["_deleted"] for d in docs), \
+    assert any(has(d, DELETED) and d["jupiter_one"]["asset"]["entity"]["_deleted"] for d in docs), (
         "the samples must hold a tombstone the panels exclude"
+    )
 
 
 def test_fields_missing_from_the_template_are_caught():
-    props = template_mappings(load_asset("index-template-latest.json"), {
-        Names().ecs_component: {"template": {"mappings": {"properties": {}}}},
-        Names().jupiter_one_component: {"template": {"mappings": {"properties": {}}}}})["properties"]
+    props = template_mappings(
+        load_asset("index-template-latest.json"),
+        {
+            Names().ecs_component: {"template": {"mappings": {"properties": {}}}},
+            Names().jupiter_one_component: {"template": {"mappings": {"properties": {}}}},
+        },
+    )["properties"]
     assert field_mapping(props, "threat.tactic.name") is None
     assert field_mapping(props, "labels.is_transform_source")["type"] == "constant_keyword"
 

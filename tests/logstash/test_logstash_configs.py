@@ -15,9 +15,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ls_helpers import (
-    LOGSTASH, PLACEHOLDER, Codec, PluginRef, conf_files, find, parse_conf_tree, plugins_of,
+    LOGSTASH,
+    PLACEHOLDER,
+    Codec,
+    PluginRef,
+    conf_files,
+    find,
+    parse_conf_tree,
+    plugins_of,
 )
 
 # Options each plugin accepts, per the plugin sources/docs of the versions named in
@@ -26,58 +32,167 @@ from ls_helpers import (
 # plus the bundled mutate / fingerprint / uuid / file / pipeline plugins.
 COMMON = {
     "input": {"add_field", "codec", "enable_metric", "id", "tags", "type"},
-    "filter": {"add_field", "add_tag", "enable_metric", "id", "periodic_flush",
-               "remove_field", "remove_tag"},
+    "filter": {"add_field", "add_tag", "enable_metric", "id", "periodic_flush", "remove_field", "remove_tag"},
     "output": {"codec", "enable_metric", "id"},
 }
 HTTP_CLIENT_MIXIN = {
-    "request_timeout", "socket_timeout", "connect_timeout", "automatic_retries",
-    "retry_non_idempotent", "keepalive", "pool_max", "pool_max_per_route",
-    "validate_after_inactivity", "follow_redirects", "cookies", "user", "password",
-    "proxy", "ssl_enabled", "ssl_verification_mode", "ssl_certificate_authorities",
-    "ssl_truststore_path", "ssl_truststore_password", "ssl_truststore_type",
-    "ssl_keystore_path", "ssl_keystore_password", "ssl_keystore_type", "ssl_certificate",
-    "ssl_key", "ssl_cipher_suites", "ssl_supported_protocols",
+    "request_timeout",
+    "socket_timeout",
+    "connect_timeout",
+    "automatic_retries",
+    "retry_non_idempotent",
+    "keepalive",
+    "pool_max",
+    "pool_max_per_route",
+    "validate_after_inactivity",
+    "follow_redirects",
+    "cookies",
+    "user",
+    "password",
+    "proxy",
+    "ssl_enabled",
+    "ssl_verification_mode",
+    "ssl_certificate_authorities",
+    "ssl_truststore_path",
+    "ssl_truststore_password",
+    "ssl_truststore_type",
+    "ssl_keystore_path",
+    "ssl_keystore_password",
+    "ssl_keystore_type",
+    "ssl_certificate",
+    "ssl_key",
+    "ssl_cipher_suites",
+    "ssl_supported_protocols",
 }
 ES_OUTPUT_DS_OPTIONS = {
-    "hosts", "api_key", "user", "password", "cloud_id", "cloud_auth", "ssl_enabled",
-    "ssl_certificate_authorities", "ssl_verification_mode", "ssl_certificate", "ssl_key",
-    "ssl_truststore_path", "ssl_truststore_password", "ssl_keystore_path",
-    "ssl_keystore_password", "ecs_compatibility", "data_stream", "data_stream_type",
-    "data_stream_dataset", "data_stream_namespace", "data_stream_auto_routing",
-    "data_stream_sync_fields", "action", "document_id", "routing", "pipeline",
-    "manage_template", "retry_initial_interval", "retry_max_interval",
-    "dlq_custom_codes", "drop_error_types", "silence_errors_in_log", "compression_level",
-    "timeout", "proxy", "sniffing", "pool_max", "pool_max_per_route",
+    "hosts",
+    "api_key",
+    "user",
+    "password",
+    "cloud_id",
+    "cloud_auth",
+    "ssl_enabled",
+    "ssl_certificate_authorities",
+    "ssl_verification_mode",
+    "ssl_certificate",
+    "ssl_key",
+    "ssl_truststore_path",
+    "ssl_truststore_password",
+    "ssl_keystore_path",
+    "ssl_keystore_password",
+    "ecs_compatibility",
+    "data_stream",
+    "data_stream_type",
+    "data_stream_dataset",
+    "data_stream_namespace",
+    "data_stream_auto_routing",
+    "data_stream_sync_fields",
+    "action",
+    "document_id",
+    "routing",
+    "pipeline",
+    "manage_template",
+    "retry_initial_interval",
+    "retry_max_interval",
+    "dlq_custom_codes",
+    "drop_error_types",
+    "silence_errors_in_log",
+    "compression_level",
+    "timeout",
+    "proxy",
+    "sniffing",
+    "pool_max",
+    "pool_max_per_route",
 }
 # "Invalid data stream configuration" when combined with data_stream => true
 ES_OUTPUT_NOT_WITH_DS = {
-    "index", "template", "template_name", "template_api", "template_overwrite",
-    "ilm_enabled", "ilm_rollover_alias", "ilm_pattern", "ilm_policy", "doc_as_upsert",
-    "script", "script_type", "script_lang", "script_var_name", "scripted_upsert",
-    "upsert", "parent", "join_field", "retry_on_conflict", "version", "version_type",
+    "index",
+    "template",
+    "template_name",
+    "template_api",
+    "template_overwrite",
+    "ilm_enabled",
+    "ilm_rollover_alias",
+    "ilm_pattern",
+    "ilm_policy",
+    "doc_as_upsert",
+    "script",
+    "script_type",
+    "script_lang",
+    "script_var_name",
+    "scripted_upsert",
+    "upsert",
+    "parent",
+    "join_field",
+    "retry_on_conflict",
+    "version",
+    "version_type",
 }
 PLUGIN_OPTIONS = {
     ("input", "pipe"): {"command", "ecs_compatibility"},
-    ("input", "http_poller"): {"urls", "schedule", "target", "metadata_target",
-                               "ecs_compatibility"} | HTTP_CLIENT_MIXIN,
-    ("input", "file"): {"path", "mode", "start_position", "sincedb_path",
-                        "sincedb_write_interval", "sincedb_clean_after", "stat_interval",
-                        "discover_interval", "exclude", "close_older", "ignore_older",
-                        "max_open_files", "delimiter", "file_chunk_size",
-                        "file_chunk_count", "file_sort_by", "file_sort_direction",
-                        "file_completed_action", "file_completed_log_path",
-                        "exit_after_read", "check_archive_validity", "ecs_compatibility"},
+    ("input", "http_poller"): {"urls", "schedule", "target", "metadata_target", "ecs_compatibility"}
+    | HTTP_CLIENT_MIXIN,
+    ("input", "file"): {
+        "path",
+        "mode",
+        "start_position",
+        "sincedb_path",
+        "sincedb_write_interval",
+        "sincedb_clean_after",
+        "stat_interval",
+        "discover_interval",
+        "exclude",
+        "close_older",
+        "ignore_older",
+        "max_open_files",
+        "delimiter",
+        "file_chunk_size",
+        "file_chunk_count",
+        "file_sort_by",
+        "file_sort_direction",
+        "file_completed_action",
+        "file_completed_log_path",
+        "exit_after_read",
+        "check_archive_validity",
+        "ecs_compatibility",
+    },
     ("input", "pipeline"): {"address"},
-    ("filter", "mutate"): {"convert", "copy", "gsub", "join", "lowercase", "merge",
-                           "coerce", "rename", "replace", "split", "strip", "update",
-                           "uppercase", "capitalize", "tag_on_failure"},
+    ("filter", "mutate"): {
+        "convert",
+        "copy",
+        "gsub",
+        "join",
+        "lowercase",
+        "merge",
+        "coerce",
+        "rename",
+        "replace",
+        "split",
+        "strip",
+        "update",
+        "uppercase",
+        "capitalize",
+        "tag_on_failure",
+    },
     ("filter", "split"): {"field", "target", "terminator"},
-    ("filter", "ruby"): {"code", "init", "path", "script_params", "tag_on_exception",
-                         "tag_with_exception_message"},
-    ("filter", "fingerprint"): {"source", "target", "method", "key", "base64encode",
-                                "concatenate_sources", "concatenate_all_fields",
-                                "ecs_compatibility"},
+    ("filter", "ruby"): {
+        "code",
+        "init",
+        "path",
+        "script_params",
+        "tag_on_exception",
+        "tag_with_exception_message",
+    },
+    ("filter", "fingerprint"): {
+        "source",
+        "target",
+        "method",
+        "key",
+        "base64encode",
+        "concatenate_sources",
+        "concatenate_all_fields",
+        "ecs_compatibility",
+    },
     ("filter", "uuid"): {"target", "overwrite"},
     ("filter", "drop"): {"percentage"},
     ("output", "elasticsearch"): ES_OUTPUT_DS_OPTIONS,
@@ -86,8 +201,7 @@ PLUGIN_OPTIONS = {
 }
 CODEC_OPTIONS = {
     "json": {"target", "charset", "ecs_compatibility"},
-    "json_lines": {"target", "charset", "delimiter", "decode_size_limit_bytes",
-                   "ecs_compatibility"},
+    "json_lines": {"target", "charset", "delimiter", "decode_size_limit_bytes", "ecs_compatibility"},
     "plain": {"format", "charset", "ecs_compatibility"},
     "line": {"format", "charset", "delimiter", "ecs_compatibility"},
 }
@@ -108,15 +222,16 @@ def test_bundle_has_the_expected_files():
 # grammar
 # --------------------------------------------------------------------------
 
+
 def test_parser_really_checks_the_grammar():
     """Guard against a parser that accepts anything: these are all invalid."""
     ParseError = pytest.importorskip("logstash_pipeline_parser.tree").ParseError
 
     for broken in (
-        "input { pipe { command => 'x' }",                  # unbalanced braces
-        "inputs { pipe { command => 'x' } }",               # not a section name
-        "filter { if [a] == { mutate { } } }",               # missing rvalue
-        "output { elasticsearch { hosts = ['x'] } }",        # `=` instead of `=>`
+        "input { pipe { command => 'x' }",  # unbalanced braces
+        "inputs { pipe { command => 'x' } }",  # not a section name
+        "filter { if [a] == { mutate { } } }",  # missing rvalue
+        "output { elasticsearch { hosts = ['x'] } }",  # `=` instead of `=>`
     ):
         with pytest.raises(ParseError):
             parse_conf_tree(broken)
@@ -157,8 +272,9 @@ def test_placeholders_are_only_the_documented_variables(path: Path):
     """Every ${...} Logstash will substitute is one of ours: a J1QL ${param}
     would be substituted (or fail the pipeline) because Logstash has no escape."""
     text = path.read_text()
-    code = "\n".join(line.split("#", 1)[0] if not line.lstrip().startswith("body") else line
-                     for line in text.splitlines())
+    code = "\n".join(
+        line.split("#", 1)[0] if not line.lstrip().startswith("body") else line for line in text.splitlines()
+    )
     names = {m.group(1) for m in PLACEHOLDER.finditer(code)}
     assert names <= ALLOWED_VARIABLES, f"{path.name}: unexpected placeholders {names - ALLOWED_VARIABLES}"
     # Shell-style ${VAR:-x} would ALSO match Logstash's pattern: forbid it.
@@ -168,6 +284,7 @@ def test_placeholders_are_only_the_documented_variables(path: Path):
 # --------------------------------------------------------------------------
 # shared: the Elasticsearch output and the document id
 # --------------------------------------------------------------------------
+
 
 def _assert_es_output(name: str, plugins: list[PluginRef]):
     outs = find(plugins, "output", "elasticsearch")
@@ -180,29 +297,43 @@ def _assert_es_output(name: str, plugins: list[PluginRef]):
     assert es.get("action", "create") == "create", "data streams accept only `create`"
     assert es.get("document_id") == "%{[@metadata][_id]}", f"{name}: document_id"
     assert es.get("ecs_compatibility", "v8") != "disabled", "ECS off is an error with data streams"
-    assert es.get("hosts") == ["${ES_HOSTS}"] and es.get("api_key") == "${ES_API_KEY}", \
+    assert es.get("hosts") == ["${ES_HOSTS}"] and es.get("api_key") == "${ES_API_KEY}", (
         f"{name}: ES credentials must come from the keystore/environment"
+    )
     forbidden = set(es.options) & ES_OUTPUT_NOT_WITH_DS
     assert not forbidden, f"{name}: {forbidden} are rejected together with data_stream"
-    assert "version_conflict_engine_exception" in es.get("silence_errors_in_log", []), \
+    assert "version_conflict_engine_exception" in es.get("silence_errors_in_log", []), (
         "re-collected entities answer 409: keep them out of the log"
+    )
 
     # [@metadata][_id] is "<event.id>:<version>", and only when both exist
     # (otherwise the literal "%{[event][id]}" would become the id of every error doc).
-    setters = [p for p in find(plugins, "filter", "mutate")
-               if "[@metadata][_id]" in (p.get("add_field") or {})]
+    setters = [
+        p for p in find(plugins, "filter", "mutate") if "[@metadata][_id]" in (p.get("add_field") or {})
+    ]
     assert len(setters) == 1, f"{name}: one mutate must build [@metadata][_id]"
     assert setters[0].get("add_field")["[@metadata][_id]"] == DOC_ID
-    assert setters[0].conditions == ["(([event][id]) and ([jupiter_one][asset][entity][_version]))"], \
-        setters[0].conditions
+    assert setters[0].conditions == ["(([event][id]) and ([jupiter_one][asset][entity][_version]))"], setters[
+        0
+    ].conditions
     # ...then ":<jupiter_one.collection.snapshot>" when the document has one
-    (suffix,) = [p for p in find(plugins, "filter", "mutate") if "[@metadata][_id]" in (p.get("replace") or {})]
+    (suffix,) = [
+        p for p in find(plugins, "filter", "mutate") if "[@metadata][_id]" in (p.get("replace") or {})
+    ]
     assert suffix.get("replace")["[@metadata][_id]"] == SNAPSHOT_SUFFIX
-    assert suffix.conditions == setters[0].conditions + ["(([jupiter_one][collection][snapshot]))"], suffix.conditions
-    fallbacks = [p for p in plugins if p.section == "filter" and p.name in ("fingerprint", "uuid")
-                 and p.get("target") == "[@metadata][_id]"]
-    assert fallbacks and all(any(c.startswith("NOT ((") for c in p.conditions) for p in fallbacks), \
+    assert suffix.conditions == setters[0].conditions + ["(([jupiter_one][collection][snapshot]))"], (
+        suffix.conditions
+    )
+    fallbacks = [
+        p
+        for p in plugins
+        if p.section == "filter"
+        and p.name in ("fingerprint", "uuid")
+        and p.get("target") == "[@metadata][_id]"
+    ]
+    assert fallbacks and all(any(c.startswith("NOT ((") for c in p.conditions) for p in fallbacks), (
         f"{name}: documents without event.id/version need their own id, only in the else branch"
+    )
     # Whatever the branch, every event reaching the output has [@metadata][_id]:
     # the fallback chain ends with an unconditional `else`.
     uuid = [p for p in fallbacks if p.name == "uuid"]
@@ -217,6 +348,7 @@ def test_elasticsearch_output_writes_the_data_stream_once_per_version(confs, nam
 # --------------------------------------------------------------------------
 # j1-collector.conf (recommended)
 # --------------------------------------------------------------------------
+
 
 def test_collector_pipe_input(confs):
     plugins = confs["j1-collector.conf"]
@@ -236,8 +368,9 @@ def test_collector_pipe_input(confs):
 def test_collector_removes_the_injected_command_line(confs):
     plugins = confs["j1-collector.conf"]
     (pipe,) = find(plugins, "input", "pipe")
-    removers = [p for p in find(plugins, "filter", "mutate")
-                if "[process][command_line]" in p.get("remove_field", [])]
+    removers = [
+        p for p in find(plugins, "filter", "mutate") if "[process][command_line]" in p.get("remove_field", [])
+    ]
     assert len(removers) == 1
     (cond,) = removers[0].conditions
     # Only the command line the pipe input injected is removed, never one that
@@ -251,6 +384,7 @@ def test_collector_removes_the_injected_command_line(confs):
 # --------------------------------------------------------------------------
 # j1-http-poller.conf
 # --------------------------------------------------------------------------
+
 
 def _poller(confs) -> PluginRef:
     (poller,) = find(confs["j1-http-poller.conf"], "input", "http_poller")
@@ -286,19 +420,22 @@ def test_http_poller_request(confs):
 def test_http_poller_guard_and_split(confs):
     plugins = confs["j1-http-poller.conf"]
     (split,) = find(plugins, "filter", "split")
-    assert split.get("field") == "[j1][data][queryV1][data]", \
+    assert split.get("field") == "[j1][data][queryV1][data]", (
         "the codec target is [j1]: the rows are at [j1][data][queryV1][data]"
+    )
     conds = " & ".join(split.conditions)
     assert "NOT ((_http_request_failure in [tags]))" in split.conditions, conds
     assert "NOT (([@metadata][input][http_poller][response][status_code] != 200))" in split.conditions, conds
     assert "NOT (([j1][errors]))" in split.conditions, conds
     # the copy of the whole page in [event][original] is removed before split clones it
-    removes = [p for p in find(plugins, "filter", "mutate")
-               if "[event][original]" in p.get("remove_field", [])]
+    removes = [
+        p for p in find(plugins, "filter", "mutate") if "[event][original]" in p.get("remove_field", [])
+    ]
     assert removes and removes[0].conditions == split.conditions
     # a non-list [data][queryV1][data] is flagged as an API error, not shipped raw
-    guard = [p for p in find(plugins, "filter", "mutate")
-             if any("_split_type_failure" in c for c in p.conditions)]
+    guard = [
+        p for p in find(plugins, "filter", "mutate") if any("_split_type_failure" in c for c in p.conditions)
+    ]
     assert guard and "_j1_api_error" in guard[0].get("add_tag", [])
 
 
@@ -347,17 +484,29 @@ def test_no_json_lines_on_line_oriented_inputs(confs):
 # pipelines*.yml
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("yml", ["pipelines.yml", "pipelines-http-poller.yml"])
 def test_pipelines_yml(yml):
     entries = yaml.safe_load((LOGSTASH / yml).read_text())
     assert isinstance(entries, list) and entries
     ids = [e["pipeline.id"] for e in entries]
     assert len(set(ids)) == len(ids)
-    allowed = {"pipeline.id", "path.config", "pipeline.workers", "pipeline.batch.size",
-               "pipeline.batch.delay", "pipeline.ecs_compatibility", "pipeline.ordered",
-               "queue.type", "queue.max_bytes", "queue.checkpoint.writes", "queue.drain",
-               "dead_letter_queue.enable", "dead_letter_queue.max_bytes",
-               "dead_letter_queue.storage_policy"}
+    allowed = {
+        "pipeline.id",
+        "path.config",
+        "pipeline.workers",
+        "pipeline.batch.size",
+        "pipeline.batch.delay",
+        "pipeline.ecs_compatibility",
+        "pipeline.ordered",
+        "queue.type",
+        "queue.max_bytes",
+        "queue.checkpoint.writes",
+        "queue.drain",
+        "dead_letter_queue.enable",
+        "dead_letter_queue.max_bytes",
+        "dead_letter_queue.storage_policy",
+    }
     for e in entries:
         assert set(e) <= allowed, f"{e['pipeline.id']}: unknown settings {set(e) - allowed}"
         conf = Path(e["path.config"]).name
@@ -366,8 +515,9 @@ def test_pipelines_yml(yml):
         assert e.get("pipeline.ecs_compatibility") == "v8"
         plugins = plugins_of((LOGSTASH / conf).read_text())
         if find(plugins, "output", "elasticsearch"):
-            assert e.get("dead_letter_queue.enable") is True, \
+            assert e.get("dead_letter_queue.enable") is True, (
                 f"{e['pipeline.id']}: mapping rejections must land in the DLQ"
+            )
         assert "${" not in json.dumps(e), "keystore values cannot be used in pipelines.yml"
 
 
@@ -377,8 +527,10 @@ def test_recommended_pipelines_yml_runs_the_collector():
 
 
 def test_http_poller_pipelines_are_wired_to_each_other():
-    entries = {Path(e["path.config"]).name: e
-               for e in yaml.safe_load((LOGSTASH / "pipelines-http-poller.yml").read_text())}
+    entries = {
+        Path(e["path.config"]).name: e
+        for e in yaml.safe_load((LOGSTASH / "pipelines-http-poller.yml").read_text())
+    }
     assert set(entries) == {"j1-http-poller.conf", "j1-spool.conf"}
 
 
@@ -386,12 +538,14 @@ def test_http_poller_pipelines_are_wired_to_each_other():
 # filebeat.yml
 # --------------------------------------------------------------------------
 
+
 def _filebeat() -> dict:
     return yaml.safe_load((LOGSTASH / "filebeat.yml").read_text())
 
 
 def render_beats_format(fmt: str, doc: dict) -> str:
     """Beats format strings: %{[a.b]} or %{[a.b]:default} looked up in the event."""
+
     def lookup(m: re.Match) -> str:
         cur = doc
         for part in m.group(1).split("."):
@@ -401,6 +555,7 @@ def render_beats_format(fmt: str, doc: dict) -> str:
                 raise KeyError(m.group(1))
             return m.group(2)[1:]
         return str(cur)
+
     return re.sub(r"%\{\[([^\]]+)\](:[^}]*)?\}", lookup, fmt)
 
 
@@ -421,8 +576,7 @@ def test_filebeat_reads_the_spool_with_ndjson():
 def test_filebeat_routes_into_the_same_data_stream():
     out = _filebeat()["output.elasticsearch"]
     assert out["hosts"] == ["${ES_HOSTS}"] and out["api_key"] == "${ES_API_KEY}"
-    doc = {"data_stream": {"type": "logs", "dataset": "jupiter_one.risks_and_alerts",
-                           "namespace": "default"}}
+    doc = {"data_stream": {"type": "logs", "dataset": "jupiter_one.risks_and_alerts", "namespace": "default"}}
     assert render_beats_format(out["index"], doc) == "logs-jupiter_one.risks_and_alerts-default"
     assert render_beats_format(out["index"], {}) == "logs-jupiter_one.risks_and_alerts-default"
     doc["data_stream"]["namespace"] = "prod"
@@ -441,5 +595,6 @@ def test_filebeat_document_id_matches_logstash():
     assert 'event.Get("jupiter_one.collection.snapshot")' in src
     assert 'docId = docId + ":" + snapshot;' in src
     assert 'event.Put("@metadata._id", docId);' in src
-    assert re.search(r"if \(id !== null .* version !== undefined\)", src), \
+    assert re.search(r"if \(id !== null .* version !== undefined\)", src), (
         "no id at all (auto id) when a document lacks event.id or _version"
+    )

@@ -22,11 +22,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from ls_helpers import PLACEHOLDER, find, run_j1filter
 
-simulator = pytest.importorskip("j1filter.collect.simulator",
-                                reason="the J1 API simulator (j1filter.collect.simulator) is not importable")
+simulator = pytest.importorskip(
+    "j1filter.collect.simulator", reason="the J1 API simulator (j1filter.collect.simulator) is not importable"
+)
 Simulator, Fault = simulator.Simulator, simulator.Fault
 
 TOKEN, ACCOUNT = "demo-token", "demo-account"
@@ -48,6 +48,7 @@ def substitute(value, env: dict[str, str]):
         if m.group(2) is None:
             raise KeyError(f"Logstash would refuse to start: ${{{m.group(1)}}} is not set")
         return m.group(2)[1:]
+
     return PLACEHOLDER.sub(repl, value)
 
 
@@ -65,8 +66,9 @@ def field_ref(event: dict, ref: str):
 
 def replay(request_spec: dict, env: dict[str, str]) -> tuple[int, dict]:
     spec = substitute(request_spec, env)
-    req = urllib.request.Request(spec["url"], data=spec["body"].encode(), method=spec["method"].upper(),
-                                 headers=spec["headers"])
+    req = urllib.request.Request(
+        spec["url"], data=spec["body"].encode(), method=spec["method"].upper(), headers=spec["headers"]
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read() or b"{}")
@@ -106,7 +108,8 @@ def sim():
 
 
 def test_http_poller_request_gets_a_page_and_yields_the_expected_documents(
-        confs, sim, require_j1filter, j1filter_on_path, tmp_path):
+    confs, sim, require_j1filter, j1filter_on_path, tmp_path
+):
     poller, split, pipe = poller_parts(confs)
     env = {"J1_ENDPOINT": sim.url, "J1_API_TOKEN": TOKEN, "J1_ACCOUNT_ID": ACCOUNT}
     status, page = replay(poller.get("urls")["j1"], env)
@@ -125,15 +128,24 @@ def test_http_poller_request_gets_a_page_and_yields_the_expected_documents(
     fmt = pipe.get("message_format")
     m = re.fullmatch(r"%\{(\[[^}]+\])\}", fmt)
     assert m and m.group(1) == split.get("field")
-    lines = [json.dumps(field_ref(_with_row(event, split.get("field"), row), m.group(1)),
-                        separators=(",", ":"), ensure_ascii=False) for row in rows]
+    lines = [
+        json.dumps(
+            field_ref(_with_row(event, split.get("field"), row), m.group(1)),
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        for row in rows
+    ]
 
     # the pipe output's command, as written, with the spool directory moved to tmp
     command = list(pipe.get("command"))
     assert "/var/spool/j1filter/" in command[2]
-    today = dt.datetime.now(dt.timezone.utc)
-    command[2] = (command[2].replace("/var/spool/j1filter/", f"{tmp_path}/")
-                  .replace("%{+YYYY.MM.dd}", today.strftime("%Y.%m.%d")))
+    today = dt.datetime.now(dt.UTC)
+    command[2] = (
+        command[2]
+        .replace("/var/spool/j1filter/", f"{tmp_path}/")
+        .replace("%{+YYYY.MM.dd}", today.strftime("%Y.%m.%d"))
+    )
     proc = subprocess.run(command, input=("\n".join(lines) + "\n").encode(), capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert proc.stdout == b"", "the pipe output never reads the child's stdout: it must stay empty"
@@ -148,8 +160,11 @@ def test_http_poller_request_gets_a_page_and_yields_the_expected_documents(
     assert [strip(d) for d in spooled] == [strip(d) for d in direct]
     for doc, line in zip(spooled, lines):
         assert doc["event"]["original"] == line
-        assert doc["data_stream"] == {"type": "logs", "dataset": "jupiter_one.risks_and_alerts",
-                                      "namespace": "default"}
+        assert doc["data_stream"] == {
+            "type": "logs",
+            "dataset": "jupiter_one.risks_and_alerts",
+            "namespace": "default",
+        }
         assert doc["jupiter_one"]["asset"]["entity"]["_version"]
         assert doc["event"].get("kind") != "pipeline_error", doc.get("error")
 
@@ -166,10 +181,12 @@ def _with_row(event: dict, ref: str, row) -> dict:
 
 
 def test_http_poller_guard_stops_bad_answers(confs, sim):
-    poller, split, _ = poller_parts(confs)
+    poller, _split, _ = poller_parts(confs)
     request = poller.get("urls")["j1"]
     # wrong token: J1 answers 401, which http_poller still counts as a "success"
-    status, page = replay(request, {"J1_ENDPOINT": sim.url, "J1_API_TOKEN": "wrong", "J1_ACCOUNT_ID": ACCOUNT})
+    status, page = replay(
+        request, {"J1_ENDPOINT": sim.url, "J1_API_TOKEN": "wrong", "J1_ACCOUNT_ID": ACCOUNT}
+    )
     assert status == 401 and not guard_passes(status, {"j1": page})
     # GraphQL error inside an HTTP 200
     sim.add_fault(Fault.graphql_error("rate limit 429"))
@@ -188,8 +205,9 @@ def test_collector_command_streams_json_lines(confs, sim, require_j1filter, j1fi
     monkeypatch.setenv("J1_API_TOKEN", TOKEN)
     monkeypatch.setenv("J1_ACCOUNT_ID", ACCOUNT)
     # the pipe input runs the command through /bin/sh and reads stdout line by line
-    proc = subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     docs, buf = [], b""
     deadline, quiet_since = time.monotonic() + 90, None
     try:
@@ -219,5 +237,7 @@ def test_collector_command_streams_json_lines(confs, sim, require_j1filter, j1fi
     live = {e["id"] for e in sim.entities if not e.get("entity", {}).get("_deleted")}
     assert live <= {d["event"]["id"] for d in docs}
     for d in docs:
-        assert f"{d['data_stream']['type']}-{d['data_stream']['dataset']}-{d['data_stream']['namespace']}" \
+        assert (
+            f"{d['data_stream']['type']}-{d['data_stream']['dataset']}-{d['data_stream']['namespace']}"
             == "logs-jupiter_one.risks_and_alerts-default"
+        )

@@ -14,9 +14,8 @@ import copy
 from pathlib import Path
 
 import pytest
-
-from ls_helpers import DATA, REPO, load_asset, run_j1filter
 from es_mapping import Mapper, check_value, template_mappings
+from ls_helpers import DATA, REPO, load_asset, run_j1filter
 
 CATCH_ALL = "dynamic:catch_all_strings_as_keyword"
 # Raw J1 fields are typed by the mappings' coercions, which apply to their own sources only: another
@@ -25,9 +24,18 @@ CATCH_ALL = "dynamic:catch_all_strings_as_keyword"
 RAW_J1 = "jupiter_one.asset."
 # Dynamic templates whose fields may legitimately hold unparseable raw values
 # (j1filter leaves a *_on/_at/_time/_date property raw when it cannot normalise it).
-LENIENT_TEMPLATES = {f"dynamic:j1_{stem}_{kind}_as_date" for kind in ("string", "long")
-                     for stem in ("properties_on", "properties_at", "properties_time", "properties_date",
-                                  "properties_scan_on", "entity_on")}
+LENIENT_TEMPLATES = {
+    f"dynamic:j1_{stem}_{kind}_as_date"
+    for kind in ("string", "long")
+    for stem in (
+        "properties_on",
+        "properties_at",
+        "properties_time",
+        "properties_date",
+        "properties_scan_on",
+        "entity_on",
+    )
+}
 # Explicitly typed fields where j1filter keeps a non-conforming value ON PURPOSE;
 # the document is still accepted (ignore_malformed), the value is only not indexed.
 ACCEPTED_VIA_IGNORE_MALFORMED = {
@@ -39,6 +47,7 @@ ACCEPTED_VIA_IGNORE_MALFORMED = {
 
 def _components() -> dict[str, dict]:
     from j1filter.assets import Names
+
     names = Names()
     return {
         names.settings_component: load_asset("component-template-settings.json"),
@@ -87,8 +96,10 @@ def problems_for(mapper: Mapper, doc: dict) -> list[str]:
         else:
             why = check_value(r.mapping, r.value)
             tolerated = r.mapping.get("ignore_malformed") and (
-                r.source in LENIENT_TEMPLATES or r.path in ACCEPTED_VIA_IGNORE_MALFORMED
-                or r.path.startswith(RAW_J1))
+                r.source in LENIENT_TEMPLATES
+                or r.path in ACCEPTED_VIA_IGNORE_MALFORMED
+                or r.path.startswith(RAW_J1)
+            )
             if why and not tolerated:
                 problems.append(f"{r.path} ({r.mapping.get('type')}, {r.source}): {why}")
     return problems
@@ -116,22 +127,40 @@ def test_documents_as_shipped_are_accepted(documents, source_mapper):
     shipped = []
     for mode, doc in documents[:60]:
         d = copy.deepcopy(doc)
-        d["@version"] = "1"                                   # Logstash
+        d["@version"] = "1"  # Logstash
         d.setdefault("tags", []).append("_jsonparsefailure")  # Logstash json codec, worst case
-        d["agent"] = {"type": "filebeat", "version": "9.1.0", "id": "x", "name": "h",
-                      "ephemeral_id": "y"}                     # Filebeat
+        d["agent"] = {
+            "type": "filebeat",
+            "version": "9.1.0",
+            "id": "x",
+            "name": "h",
+            "ephemeral_id": "y",
+        }  # Filebeat
         d["input"] = {"type": "filestream"}
         d["log"] = {**d.get("log", {}), "offset": 1234, "file": {"path": "/var/spool/j1filter/a.ndjson"}}
         d.setdefault("event", {})["ingested"] = "2025-11-22T04:18:17.127456789Z"  # final pipeline
         shipped.append((mode, d))
     # an http_poller API error event (ECS failure fields)
-    shipped.append(("poller-error", {
-        "@timestamp": "2025-11-22T04:18:17.127Z", "@version": "1", "tags": ["_http_request_failure", "_j1_api_error"],
-        "event": {"kind": "pipeline_error", "duration": 1200000},
-        "error": {"message": "Connection refused"}, "url": {"full": "https://graphql.us.jupiterone.io"},
-        "http": {"request": {"method": "post"}}, "host": {"hostname": "logstash-1"},
-        "data_stream": {"type": "logs", "dataset": "jupiter_one.risks_and_alerts", "namespace": "default"},
-    }))
+    shipped.append(
+        (
+            "poller-error",
+            {
+                "@timestamp": "2025-11-22T04:18:17.127Z",
+                "@version": "1",
+                "tags": ["_http_request_failure", "_j1_api_error"],
+                "event": {"kind": "pipeline_error", "duration": 1200000},
+                "error": {"message": "Connection refused"},
+                "url": {"full": "https://graphql.us.jupiterone.io"},
+                "http": {"request": {"method": "post"}},
+                "host": {"hostname": "logstash-1"},
+                "data_stream": {
+                    "type": "logs",
+                    "dataset": "jupiter_one.risks_and_alerts",
+                    "namespace": "default",
+                },
+            },
+        )
+    )
     failures = _check_all(source_mapper, shipped)
     assert not failures, _report(failures)
 
@@ -161,9 +190,19 @@ def test_data_stream_fields_match_the_data_stream(documents):
 def test_dynamic_raw_dates_really_are_tolerated(source_mapper):
     """The *_on/_at/_time/_date properties j1filter could not normalise stay raw:
     the mapping must be a date with ignore_malformed, or one bad value rejects the doc."""
-    doc = {"jupiter_one": {"asset": {"properties": {"last_seen_on": "yesterday", "first_seen_at": 1736935200000,
-                                                    "scan": {"started_on": "2025-02-01T00:00:00.000Z"},
-                                                    "check_time": "12:30", "resolved_date": "2025-03-01"}}}}
+    doc = {
+        "jupiter_one": {
+            "asset": {
+                "properties": {
+                    "last_seen_on": "yesterday",
+                    "first_seen_at": 1736935200000,
+                    "scan": {"started_on": "2025-02-01T00:00:00.000Z"},
+                    "check_time": "12:30",
+                    "resolved_date": "2025-03-01",
+                }
+            }
+        }
+    }
     seen = {}
     for r in source_mapper.resolve(doc):
         seen[r.path] = r
@@ -174,8 +213,15 @@ def test_dynamic_raw_dates_really_are_tolerated(source_mapper):
 def test_mixed_types_across_integrations_do_not_conflict(source_mapper):
     """Qualys writes `port: 3389`, Tenable `port: {port: 443, protocol: TCP}`: in one
     data stream that is an object/leaf conflict unless properties has subobjects: false."""
-    for props in ({"port": 3389}, {"port": {"port": 443, "protocol": "TCP"}}, {"port.port": 22},
-                  {"cvss_score": 7.5}, {"cvss_score": "7.5 (high)"}, {"is_ignored": 1}, {"is_ignored": True}):
+    for props in (
+        {"port": 3389},
+        {"port": {"port": 443, "protocol": "TCP"}},
+        {"port.port": 22},
+        {"cvss_score": 7.5},
+        {"cvss_score": "7.5 (high)"},
+        {"is_ignored": 1},
+        {"is_ignored": True},
+    ):
         for r in source_mapper.resolve({"jupiter_one": {"asset": {"properties": props}}}):
             assert r.error is None, r.error
             # a type a mapping declared (ignore_malformed: other shapes are kept, not refused), or keyword
@@ -187,14 +233,29 @@ def test_mixed_types_across_integrations_do_not_conflict(source_mapper):
 # --------------------------------------------------------------------------
 
 EXPECTED_TYPES = {
-    "@timestamp": "date", "event.created": "date", "event.start": "date", "event.end": "date",
-    "event.ingested": "date", "event.duration": "long", "event.severity": "long",
-    "event.risk_score": "float", "event.original": "keyword", "event.id": "keyword",
-    "host.ip": "ip", "related.ip": "ip", "threat.indicator.ip": "ip", "url.port": "long",
-    "destination.port": "long", "vulnerability.score.base": "float", "message": "match_only_text",
-    "error.message": "match_only_text", "data_stream.type": "constant_keyword",
-    "data_stream.dataset": "constant_keyword", "data_stream.namespace": "constant_keyword",
-    "jupiter_one.asset.entity._deleted": "boolean", "jupiter_one.asset.entity._created_on": "date",
+    "@timestamp": "date",
+    "event.created": "date",
+    "event.start": "date",
+    "event.end": "date",
+    "event.ingested": "date",
+    "event.duration": "long",
+    "event.severity": "long",
+    "event.risk_score": "float",
+    "event.original": "keyword",
+    "event.id": "keyword",
+    "host.ip": "ip",
+    "related.ip": "ip",
+    "threat.indicator.ip": "ip",
+    "url.port": "long",
+    "destination.port": "long",
+    "vulnerability.score.base": "float",
+    "message": "match_only_text",
+    "error.message": "match_only_text",
+    "data_stream.type": "constant_keyword",
+    "data_stream.dataset": "constant_keyword",
+    "data_stream.namespace": "constant_keyword",
+    "jupiter_one.asset.entity._deleted": "boolean",
+    "jupiter_one.asset.entity._created_on": "date",
     "jupiter_one.asset.entity._version": "keyword",
     "jupiter_one.asset.properties.numeric_severity": "double",
     "jupiter_one.asset.properties.total_number_of_affected_entities": "long",
@@ -204,21 +265,31 @@ EXPECTED_TYPES = {
     "jupiter_one.asset.properties.tag.production": "boolean",
     "jupiter_one.asset.properties.reported_on": "date",
 }
-SAMPLE_VALUES = {"date": "2025-01-01T00:00:00.000Z", "long": 1, "float": 1.5, "double": 1.5,
-                 "ip": "10.0.0.1", "keyword": "x", "match_only_text": "x", "boolean": True,
-                 "constant_keyword": None}
+SAMPLE_VALUES = {
+    "date": "2025-01-01T00:00:00.000Z",
+    "long": 1,
+    "float": 1.5,
+    "double": 1.5,
+    "ip": "10.0.0.1",
+    "keyword": "x",
+    "match_only_text": "x",
+    "boolean": True,
+    "constant_keyword": None,
+}
 
 
 @pytest.mark.parametrize("path,expected", sorted(EXPECTED_TYPES.items()))
 def test_field_type(source_mapper, path, expected):
     value = SAMPLE_VALUES[expected]
     if expected == "constant_keyword":
-        value = {"type": "logs", "dataset": "jupiter_one.risks_and_alerts", "namespace": "default"}[path.split(".")[-1]]
+        value = {"type": "logs", "dataset": "jupiter_one.risks_and_alerts", "namespace": "default"}[
+            path.split(".")[-1]
+        ]
     doc: dict = {}
     cur = doc
     parts = path.split(".")
     if path.startswith("jupiter_one.asset.properties."):
-        parts = ["jupiter_one", "asset", "properties", path[len("jupiter_one.asset.properties."):]]
+        parts = ["jupiter_one", "asset", "properties", path[len("jupiter_one.asset.properties.") :]]
     for p in parts[:-1]:
         cur = cur.setdefault(p, {})
     cur[parts[-1]] = value
@@ -234,13 +305,23 @@ def test_event_original_is_stored_not_indexed(source_mapper):
 
 def test_the_model_rejects_bad_values(source_mapper):
     """The checks above can fail: wrong values for typed fields are reported."""
-    bad = {"event": {"duration": 1.5, "created": "yesterday", "severity": "high"},
-           "related": {"ip": ["10.0.0.1", "not-an-ip"]},
-           "data_stream": {"dataset": "other"},
-           "brand_new_field": "x", "host": "a-string-host"}
+    bad = {
+        "event": {"duration": 1.5, "created": "yesterday", "severity": "high"},
+        "related": {"ip": ["10.0.0.1", "not-an-ip"]},
+        "data_stream": {"dataset": "other"},
+        "brand_new_field": "x",
+        "host": "a-string-host",
+    }
     problems = problems_for(source_mapper, bad)
-    for needle in ("event.duration", "event.created", "event.severity", "related.ip",
-                   "data_stream.dataset", "brand_new_field", "host is mapped as an object"):
+    for needle in (
+        "event.duration",
+        "event.created",
+        "event.severity",
+        "related.ip",
+        "data_stream.dataset",
+        "brand_new_field",
+        "host is mapped as an object",
+    ):
         assert any(needle in p for p in problems), (needle, problems)
     # Raw J1 booleans carry ignore_malformed (kept, not indexed); the value check itself is strict.
     assert check_value({"type": "boolean"}, "no") == "'no' is not a boolean"

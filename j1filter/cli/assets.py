@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
-from ..errors import MappingError
+from ..assets.bundle import render, write
+from ..assets.names import Names
+from ..errors import AssetNameError, MappingError
+from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ..language.loader import load_mappings
-from ..shell.cli import new_parser
-from ..shell.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from .bundle import render, write
-from .names import AssetNameError, Names
+from .main import new_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,17 +21,35 @@ def _parser() -> argparse.ArgumentParser:
         "j1filter assets",
         "Render the Elasticsearch assets (templates, ILM policy, ingest pipeline, latest "
         "transform and index) and the Kibana dashboards into DIR/elasticsearch and DIR/kibana. "
-        "`--out logstash` re-renders the shipped bundle.")
+        "`--out logstash` re-renders the shipped bundle.",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", type=Path)
-    parser.add_argument("--type", default=DEFAULT_DATA_STREAM_TYPE, help="data_stream.type (default: %(default)s)")
-    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="data_stream.dataset (default: %(default)s)")
-    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="data_stream.namespace (default: %(default)s)")
-    parser.add_argument("--interval", default="1h", help="collection interval of `collect` (default: %(default)s)")
-    parser.add_argument("--full-interval", default="24h",
-                        help="full snapshot interval of `collect` (default: %(default)s); the latest view "
-                             "keeps an entity full-interval + max(2 x interval, full-interval / 4)")
-    parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH",
-                        help="extra mapping file or directory (its field types join the templates)")
+    parser.add_argument(
+        "--type", default=DEFAULT_DATA_STREAM_TYPE, help="data_stream.type (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--dataset", default=DEFAULT_DATASET, help="data_stream.dataset (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--namespace", default=DEFAULT_NAMESPACE, help="data_stream.namespace (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--interval", default="1h", help="collection interval of `collect` (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--full-interval",
+        default="24h",
+        help="full snapshot interval of `collect` (default: %(default)s); the latest view "
+        "keeps an entity full-interval + max(2 x interval, full-interval / 4)",
+    )
+    parser.add_argument(
+        "-m",
+        "--mapping",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="extra mapping file or directory (its field types join the templates)",
+    )
     parser.add_argument("--no-shipped-mappings", action="store_true")
     return parser
 

@@ -38,14 +38,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 import orjson
 
-from ..errors import J1FilterError, MappingError
-from ..shell.output import plural
-from ..shell.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
-from .checkpoint import CheckpointError, can_narrow, load_checkpoint
-from .client import (
+from ..collect.checkpoint import can_narrow, load_checkpoint
+from ..collect.client import (
     DEFAULT_MAX_RESPONSE_BYTES,
-    AuthError,
-    CollectError,
     ConnectionSettings,
     J1Client,
     PagingLimits,
@@ -53,8 +48,11 @@ from .client import (
     Secret,
     resolve_endpoint,
 )
-from .collector import DEFAULT_QUERY, CollectOptions, Collector, remove_stale_parts
-from .simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator, load_sample_entities
+from ..collect.collector import DEFAULT_QUERY, CollectOptions, Collector, remove_stale_parts
+from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator, load_sample_entities
+from ..errors import AuthError, CheckpointError, CollectError, ConfigurationError, J1FilterError, MappingError
+from ..io.output import plural
+from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
 
 if TYPE_CHECKING:
     from ..runtime.mapper import Mapper
@@ -66,8 +64,7 @@ EXIT_INTERRUPTED = signal_exit_code(signal.SIGINT)  # Ctrl-C seen as KeyboardInt
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}
 
 
-class ConfigError(J1FilterError):
-    """A usage or configuration problem (exit code 2)."""
+ConfigError = ConfigurationError
 
 
 class Parser(argparse.ArgumentParser):
@@ -79,8 +76,12 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):
-            names = [word.split("=", 1)[0] for word in message.split(":", 1)[1].split() if word.startswith("-")]
-            message = "unrecognized arguments" + (f": {' '.join(names)}" if names else "") + " (values not shown)"
+            names = [
+                word.split("=", 1)[0] for word in message.split(":", 1)[1].split() if word.startswith("-")
+            ]
+            message = (
+                "unrecognized arguments" + (f": {' '.join(names)}" if names else "") + " (values not shown)"
+            )
         super().error(message)
 
 
@@ -131,7 +132,7 @@ def _at_least_zero(text: str, kind: Callable[[str], float], what: str) -> float:
 
 
 def build_collect_parser() -> argparse.ArgumentParser:
-    from ..shell.options import add_mapping_options
+    from .options import add_mapping_options
 
     parser = Parser(
         prog="j1filter collect",
@@ -143,8 +144,12 @@ def build_collect_parser() -> argparse.ArgumentParser:
     )
     source = parser.add_argument_group("query and endpoint")
     source.add_argument("--query", default=DEFAULT_QUERY, help=f"J1QL to run (default: {DEFAULT_QUERY!r})")
-    source.add_argument("--endpoint", help="'us', 'eu' or the full GraphQL URL (default: $J1_ENDPOINT, else us)")
-    source.add_argument("--token-file", type=Path, help="read the API token from FILE instead of $J1_API_TOKEN")
+    source.add_argument(
+        "--endpoint", help="'us', 'eu' or the full GraphQL URL (default: $J1_ENDPOINT, else us)"
+    )
+    source.add_argument(
+        "--token-file", type=Path, help="read the API token from FILE instead of $J1_API_TOKEN"
+    )
     source.add_argument(
         "--deferred", action="store_true", help="use deferred mode (deferredResponse: FORCE) for slow queries"
     )
@@ -158,11 +163,17 @@ def build_collect_parser() -> argparse.ArgumentParser:
 
     network = parser.add_argument_group("network")
     network.add_argument(
-        "--proxy", metavar="URL", help="HTTP(S) proxy for J1 (default: the *_proxy environment variables);"
-        " loopback addresses never use a proxy"
+        "--proxy",
+        metavar="URL",
+        help="HTTP(S) proxy for J1 (default: the *_proxy environment variables);"
+        " loopback addresses never use a proxy",
     )
-    network.add_argument("--ca-bundle", type=Path, metavar="FILE", help="PEM file of CA certificates to trust")
-    network.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (not for production)")
+    network.add_argument(
+        "--ca-bundle", type=Path, metavar="FILE", help="PEM file of CA certificates to trust"
+    )
+    network.add_argument(
+        "--insecure", action="store_true", help="do not verify TLS certificates (not for production)"
+    )
     network.add_argument(
         "--timeout",
         type=_non_negative,
@@ -178,7 +189,11 @@ def build_collect_parser() -> argparse.ArgumentParser:
         help="most GraphQL requests a minute; 0 = no limit (default: 30, J1's published per-account limit)",
     )
     network.add_argument(
-        "--max-retries", type=_count, default=10, metavar="N", help="retries of a failing request (default: 10)"
+        "--max-retries",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="retries of a failing request (default: 10)",
     )
     network.add_argument(
         "--max-retry-wait",
@@ -195,7 +210,11 @@ def build_collect_parser() -> argparse.ArgumentParser:
         help=f"refuse an answer larger than this (default: {DEFAULT_MAX_RESPONSE_BYTES})",
     )
     network.add_argument(
-        "--max-pages", type=_count, default=100_000, metavar="N", help="pages per collection at most (default: 100000)"
+        "--max-pages",
+        type=_count,
+        default=100_000,
+        metavar="N",
+        help="pages per collection at most (default: 100000)",
     )
     network.add_argument(
         "--max-empty-pages",
@@ -241,14 +260,18 @@ def build_collect_parser() -> argparse.ArgumentParser:
     )
 
     output = parser.add_argument_group("output")
-    output.add_argument("--map", action="store_true", help="map in-process: write ECS documents, not raw entities")
+    output.add_argument(
+        "--map", action="store_true", help="map in-process: write ECS documents, not raw entities"
+    )
     output.add_argument(
         "--spool",
         type=Path,
         metavar="DIR",
         help="write each collection to DIR/j1-<start>-<kind>.ndjson (fsync'd and renamed when complete)",
     )
-    output.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr, only warnings and errors")
+    output.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr, only warnings and errors"
+    )
     add_mapping_options(parser)
     return parser
 
@@ -329,7 +352,9 @@ def _configure(args: argparse.Namespace, environ: Mapping[str, str], token: Secr
         if not args.spool.is_dir():
             raise ConfigError(f"--spool {args.spool} is not a directory")
         if not args.map:
-            log.warning("--spool without --map writes raw entities; the shipped spool readers expect ECS documents")
+            log.warning(
+                "--spool without --map writes raw entities; the shipped spool readers expect ECS documents"
+            )
         stale = remove_stale_parts(args.spool)
         if stale:
             log.info("removed %s of collections that did not finish", plural(stale, "partial file"))
@@ -344,9 +369,13 @@ def _configure(args: argparse.Namespace, environ: Mapping[str, str], token: Secr
         endpoint, args.proxy, str(args.ca_bundle) if args.ca_bundle else None, not args.insecure, args.timeout
     )
     retry = RetryPolicy(
-        max_attempts=args.max_retries + 1, base_delay=min(2.0, args.max_retry_wait), max_delay=args.max_retry_wait
+        max_attempts=args.max_retries + 1,
+        base_delay=min(2.0, args.max_retry_wait),
+        max_delay=args.max_retry_wait,
     )
-    limits = PagingLimits(max(1, args.max_pages), max(1, args.max_empty_pages), max(1, args.max_response_bytes))
+    limits = PagingLimits(
+        max(1, args.max_pages), max(1, args.max_empty_pages), max(1, args.max_response_bytes)
+    )
     try:
         client = J1Client(
             settings,
@@ -386,7 +415,9 @@ def _check_credentials(token: Secret, account_id: str) -> None:
     if not account_id:
         raise ConfigError("no account: set J1_ACCOUNT_ID")
     if not _header_safe(account_id):
-        raise ConfigError("J1_ACCOUNT_ID contains whitespace, control or non-ASCII characters: set the account ID")
+        raise ConfigError(
+            "J1_ACCOUNT_ID contains whitespace, control or non-ASCII characters: set the account ID"
+        )
 
 
 def _header_safe(text: str) -> bool:
@@ -394,7 +425,7 @@ def _header_safe(text: str) -> bool:
 
 
 def _mapper(args: argparse.Namespace) -> Mapper:
-    from ..shell.options import mapper_from_args
+    from .options import mapper_from_args
 
     try:  # before any request, as in the filter
         return mapper_from_args(args)
@@ -466,7 +497,9 @@ def build_simulate_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 2 usage error; 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM (its normal end).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765; 0 = any free port)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port to listen on (default: 8765; 0 = any free port)"
+    )
     parser.add_argument("--page-size", type=int, default=2, help="entities per page (default: 2)")
     parser.add_argument(
         "--entities",
@@ -496,7 +529,12 @@ def simulate_main(argv: list[str]) -> int:
         token = args.token_file.read_text(encoding="utf-8").strip() if args.token_file else DEMO_TOKEN
         entities = _read_ndjson(args.entities) if args.entities else load_sample_entities()
         simulator = Simulator(
-            entities, token=token, account_id=args.account_id, page_size=args.page_size, host=args.host, port=args.port
+            entities,
+            token=token,
+            account_id=args.account_id,
+            page_size=args.page_size,
+            host=args.host,
+            port=args.port,
         )
     except (OSError, ValueError) as error:
         print(f"j1filter simulate: error: {error}", file=sys.stderr)
@@ -536,11 +574,3 @@ def simulate_banner(simulator: Simulator, token: str, args: argparse.Namespace) 
 
 def _read_ndjson(path: Path) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-if __name__ == "__main__":
-    _COMMANDS = {"collect": collect_main, "simulate": simulate_main}
-    if len(sys.argv) < 2 or sys.argv[1] not in _COMMANDS:
-        print("usage: python -m j1filter.collect.cli {collect,simulate} [options]", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    sys.exit(_COMMANDS[sys.argv[1]](sys.argv[2:]))

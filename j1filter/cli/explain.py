@@ -10,25 +10,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import orjson
 
 from ..errors import J1FilterError, MappingError
+from ..io.output import LineWriter
+from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ..language.spec import Condition
 from ..runtime.codegen import CONDITION, FIRED
 from ..runtime.compiler import CompiledMappings, CompiledRule, EntityKind, static_match
 from ..runtime.mapper import Mapper
-from .cli import new_parser
+from .main import new_parser
 from .options import add_mapping_options, mapper_from_args
-from .output import LineWriter
-from .stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 ENGINE = "j1filter"  # the label of fields the engine writes itself
-ENGINE_FIELDS = ("@timestamp", "ecs.", "data_stream.", "event.original", "event.dataset",
-                 "event.module", "error.", "tags")
+ENGINE_FIELDS = (
+    "@timestamp",
+    "ecs.",
+    "data_stream.",
+    "event.original",
+    "event.dataset",
+    "event.module",
+    "error.",
+    "tags",
+)
 VALUE_WIDTH = 100  # longer values are cut (with an ellipsis)
 ALIGN_AT = 72  # the rule column starts here unless the field and value are longer
 
@@ -71,7 +80,9 @@ def explain_lines(mapper: Mapper, lines: Iterable[bytes], name: str = "line") ->
             values = entities_of(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
             number += 1
-            doc = mapper.error_document(line.decode("utf-8", "replace"), [f"{name} {line_no}: invalid JSON: {exc}"])
+            doc = mapper.error_document(
+                line.decode("utf-8", "replace"), [f"{name} {line_no}: invalid JSON: {exc}"]
+            )
             yield _explain_doc(mapper.mappings, number, f"{name} {line_no}", doc, [], None)
             continue
         for value in values:
@@ -82,12 +93,20 @@ def explain_lines(mapper: Mapper, lines: Iterable[bytes], name: str = "line") ->
 def explain_entity(mapper: Mapper, raw: Any, number: int = 1, where: str = "line 1") -> Explanation:
     traced: list[tuple[int, str, str]] = []
     original = orjson.dumps(raw).decode()
-    doc = mapper.map_entity(raw, original, trace=lambda i, outcome, detail: traced.append((i, outcome, detail)))
+    doc = mapper.map_entity(
+        raw, original, trace=lambda i, outcome, detail: traced.append((i, outcome, detail))
+    )
     return _explain_doc(mapper.mappings, number, where, doc, traced, raw)
 
 
-def _explain_doc(compiled: CompiledMappings, number: int, where: str, doc: dict[str, Any],
-                 traced: list[tuple[int, str, str]], raw: Any) -> Explanation:
+def _explain_doc(
+    compiled: CompiledMappings,
+    number: int,
+    where: str,
+    doc: dict[str, Any],
+    traced: list[tuple[int, str, str]],
+    raw: Any,
+) -> Explanation:
     explanation = Explanation(number, where, doc)
     seen = {i for i, _, _ in traced}
     writers: dict[str, list[CompiledRule]] = {}
@@ -133,9 +152,16 @@ def _static_reason(compiled: CompiledMappings, rule: CompiledRule, kind: EntityK
 
 
 def _describe(cond: Condition) -> str:
-    parts = [f"{label} {'/'.join(sorted(values))}" for label, values in (
-        ("class", cond.classes), ("not class", cond.not_classes), ("type", cond.types),
-        ("integration_type", cond.integration_types)) if values]
+    parts = [
+        f"{label} {'/'.join(sorted(values))}"
+        for label, values in (
+            ("class", cond.classes),
+            ("not class", cond.not_classes),
+            ("type", cond.types),
+            ("integration_type", cond.integration_types),
+        )
+        if values
+    ]
     return ", ".join(parts)
 
 
@@ -147,19 +173,24 @@ def _leaves(doc: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield f"{prefix}{key}", value
 
 
-def _set_by(compiled: CompiledMappings, path: str, writers: dict[str, list[CompiledRule]],
-            doc: dict[str, Any]) -> str:
+def _set_by(
+    compiled: CompiledMappings, path: str, writers: dict[str, list[CompiledRule]], doc: dict[str, Any]
+) -> str:
     if path == "event.kind" and "error" in doc:
         return f"{ENGINE} (error flag)"
     rules = _writers_of(path, writers)
     if rules:
         return ", ".join(f"{r.rule.location.file}:{r.rule.location.line} {r.rule.id}" for r in rules)
     if path.startswith("jupiter_one.asset."):
-        raw = path[len("jupiter_one.asset."):]
-        coerced = next((f for group in compiled.fields for f in group if fnmatchcase(raw, f.field.path)), None)
+        raw = path[len("jupiter_one.asset.") :]
+        coerced = next(
+            (f for group in compiled.fields for f in group if fnmatchcase(raw, f.field.path)), None
+        )
         if coerced is not None:
             loc = coerced.field.location
-            return f"{ENGINE} (raw entity; {'/'.join(s.name for s in coerced.steps)} by {loc.file}:{loc.line})"
+            return (
+                f"{ENGINE} (raw entity; {'/'.join(s.name for s in coerced.steps)} by {loc.file}:{loc.line})"
+            )
         return f"{ENGINE} (raw entity)"
     if path.startswith(ENGINE_FIELDS):
         return ENGINE
@@ -175,7 +206,7 @@ def _writers_of(path: str, writers: dict[str, list[CompiledRule]]) -> list[Compi
 
 def _value_text(value: Any) -> str:
     text = orjson.dumps(value).decode()
-    return text if len(text) <= VALUE_WIDTH else text[:VALUE_WIDTH - 1] + "…"
+    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
 
 
 def render_text(explanation: Explanation, show_all: bool) -> str:
@@ -198,16 +229,34 @@ def render_text(explanation: Explanation, show_all: bool) -> str:
 
 
 def render_json(explanation: Explanation) -> bytes:
-    return orjson.dumps({
-        "entity": explanation.number,
-        "where": explanation.where,
-        "fields": [{"field": path, "value": value, "set_by": by,
-                    "rules": [{"file": r.rule.location.file, "line": r.rule.location.line, "id": r.rule.id}
-                              for r in explanation.writers.get(path, [])]}
-                   for path, value, by in explanation.fields],
-        "rules": [{"file": r.rule.location.file, "line": r.rule.location.line, "id": r.rule.id,
-                   "outcome": outcome, "detail": detail} for r, outcome, detail in explanation.outcomes],
-    })
+    return orjson.dumps(
+        {
+            "entity": explanation.number,
+            "where": explanation.where,
+            "fields": [
+                {
+                    "field": path,
+                    "value": value,
+                    "set_by": by,
+                    "rules": [
+                        {"file": r.rule.location.file, "line": r.rule.location.line, "id": r.rule.id}
+                        for r in explanation.writers.get(path, [])
+                    ],
+                }
+                for path, value, by in explanation.fields
+            ],
+            "rules": [
+                {
+                    "file": r.rule.location.file,
+                    "line": r.rule.location.line,
+                    "id": r.rule.id,
+                    "outcome": outcome,
+                    "detail": detail,
+                }
+                for r, outcome, detail in explanation.outcomes
+            ],
+        }
+    )
 
 
 def program_listing(mapper: Mapper, lines: Iterable[bytes]) -> str:
@@ -227,7 +276,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = new_parser(
         "j1filter explain",
         "For each entity read (FILE or stdin), print every output field with its value "
-        "and the rule that set it (file:line rule-id).")
+        "and the rule that set it (file:line rule-id).",
+    )
     parser.add_argument("input", nargs="?", metavar="FILE", help="read this file instead of stdin")
     add_mapping_options(parser)
     parser.add_argument("--all", action="store_true", help="also list the rules that did not fire, and why")

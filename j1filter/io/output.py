@@ -11,7 +11,8 @@ import io
 import os
 import sys
 import time
-from typing import BinaryIO, Callable, TextIO
+from collections.abc import Callable
+from typing import BinaryIO, TextIO
 
 from .stops import GUARD, StopGuard
 
@@ -65,7 +66,7 @@ class LineWriter:
             return
         view = memoryview(data)
         while self._sent < len(data):  # a pipe may take part of it: write the rest
-            self._sent += os.write(self._fd, view[self._sent:])
+            self._sent += os.write(self._fd, view[self._sent :])
 
     def write_text(self, text: str) -> int:
         """Write a text of whole lines (a table, a report); return the lines written."""
@@ -87,9 +88,15 @@ class Progress:
     It appears after ``delay`` seconds (short runs stay quiet) and then at most every
     ``every`` seconds; :meth:`clear` removes it before the summary is printed."""
 
-    def __init__(self, stream: TextIO | None = None, *, enabled: bool | None = None,
-                 delay: float = 1.0, every: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        enabled: bool | None = None,
+        delay: float = 1.0,
+        every: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = _is_terminal(self.stream) if enabled is None else enabled
         self.clock = clock
@@ -106,8 +113,7 @@ class Progress:
         now = self.clock()
         self.next_at = now + self.every
         rate = documents / max(now - self.started, 1e-9)
-        text = (f"j1filter: {plural(documents, 'document')}, {rate:,.0f}/s, "
-                f"{plural(errors, 'error')}")
+        text = f"j1filter: {plural(documents, 'document')}, {rate:,.0f}/s, {plural(errors, 'error')}"
         self._show("\r" + text + "\x1b[K")
         self.shown = True
 

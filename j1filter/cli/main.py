@@ -15,11 +15,11 @@ import difflib
 import importlib
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from .._meta import ECS_VERSION, __version__
-from .stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
+from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
 
 
 @dataclass(frozen=True)
@@ -35,21 +35,38 @@ class Subcommand:
 
 
 #: Every subcommand, in the order `--help` lists them. A new subcommand is one more row.
-SUBCOMMANDS: dict[str, Subcommand] = {command.name: command for command in (
-    Subcommand("filter", "map J1 entities (stdin or FILE) to ECS documents on stdout; the default",
-               ".cli:filter_main"),
-    Subcommand("check", "validate mapping files without reading stdin", ".cli:check_main"),
-    Subcommand("fields", "print the source -> ECS field table (or --transforms)", ".cli:fields_main"),
-    Subcommand("explain", "show, per entity, every output field and the rule that set it",
-               ".explain:explain_main"),
-    Subcommand("collect", "pull entities from JupiterOne's API, one JSON per line",
-               "..collect.cli:collect_main", own_signals=True),
-    Subcommand("simulate", "serve the local J1 API simulator", "..collect.cli:simulate_main",
-               own_signals=True),
-    Subcommand("demo", "collect from the simulator, map, and show what came out", ".demo:demo_main"),
-    Subcommand("assets", "render the Elasticsearch assets and Kibana dashboards into a folder",
-               "..assets.cli:assets_main"),
-)}
+SUBCOMMANDS: dict[str, Subcommand] = {
+    command.name: command
+    for command in (
+        Subcommand(
+            "filter",
+            "map J1 entities (stdin or FILE) to ECS documents on stdout; the default",
+            ".main:filter_main",
+        ),
+        Subcommand("check", "validate mapping files without reading stdin", ".main:check_main"),
+        Subcommand("fields", "print the source -> ECS field table (or --transforms)", ".main:fields_main"),
+        Subcommand(
+            "explain",
+            "show, per entity, every output field and the rule that set it",
+            ".explain:explain_main",
+        ),
+        Subcommand(
+            "collect",
+            "pull entities from JupiterOne's API, one JSON per line",
+            ".collect:collect_main",
+            own_signals=True,
+        ),
+        Subcommand(
+            "simulate", "serve the local J1 API simulator", ".collect:simulate_main", own_signals=True
+        ),
+        Subcommand("demo", "collect from the simulator, map, and show what came out", ".demo:demo_main"),
+        Subcommand(
+            "assets",
+            "render the Elasticsearch assets and Kibana dashboards into a folder",
+            ".assets:assets_main",
+        ),
+    )
+}
 
 
 class UsageError(Exception):
@@ -59,8 +76,7 @@ class UsageError(Exception):
 def new_parser(prog: str, description: str, **kwargs: object) -> argparse.ArgumentParser:
     """Every parser of the command line: no prefix matching of long options (a typo must
     not silently pick another option)."""
-    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
-                                   **kwargs)  # type: ignore[arg-type]
+    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,8 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command, rest = _split_command(args)
     except UsageError as exc:
-        print(f"j1filter: error: {exc}\nRun `j1filter --help` for the subcommands and options.",
-              file=sys.stderr)
+        print(
+            f"j1filter: error: {exc}\nRun `j1filter --help` for the subcommands and options.", file=sys.stderr
+        )
         return EXIT_USAGE
     if command.own_signals:
         return command.entry()(rest)
@@ -88,8 +105,9 @@ def _split_command(argv: list[str]) -> tuple[Subcommand, list[str]]:
     if word and not word.startswith("-") and not os.path.exists(word):
         close = difflib.get_close_matches(word, SUBCOMMANDS, n=1, cutoff=0.6)
         if close:
-            raise UsageError(f"{word!r} is not a subcommand (nor a file to read); "
-                             f"did you mean `j1filter {close[0]}`?")
+            raise UsageError(
+                f"{word!r} is not a subcommand (nor a file to read); did you mean `j1filter {close[0]}`?"
+            )
     return SUBCOMMANDS["filter"], argv
 
 
@@ -109,8 +127,8 @@ def _run_guarded(command: Subcommand, argv: list[str]) -> int:
 
 
 def _filter_parser() -> argparse.ArgumentParser:
+    from ..stream import DEFAULT_MAX_LINE_BYTES
     from .options import add_mapping_options
-    from .stream import DEFAULT_MAX_LINE_BYTES
 
     width = max(len(name) for name in SUBCOMMANDS)
     parser = new_parser(
@@ -118,25 +136,38 @@ def _filter_parser() -> argparse.ArgumentParser:
         "Read raw JupiterOne entities (one JSON document per line) on stdin or from FILE and "
         "write ECS documents (one JSON document per line) on stdout.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="subcommands (`j1filter SUBCOMMAND --help` for each):\n" + "\n".join(
-            f"  {c.name:<{width}}  {c.summary}" for c in SUBCOMMANDS.values())
+        epilog="subcommands (`j1filter SUBCOMMAND --help` for each):\n"
+        + "\n".join(f"  {c.name:<{width}}  {c.summary}" for c in SUBCOMMANDS.values())
         + "\n\nexit codes: 0 done (also when the reader closed the output early), 1 runtime "
-          "failure,\n2 usage error or invalid mapping, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM",
+        "failure,\n2 usage error or invalid mapping, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM",
     )
     parser.add_argument("--version", action="version", version=f"j1filter {__version__} (ECS {ECS_VERSION})")
     add_mapping_options(parser)
-    parser.add_argument("--line-buffered", action="store_true",
-                        help="flush after every input line (for Logstash's pipe input, tail -f)")
-    parser.add_argument("--errors-file", metavar="PATH",
-                        help="also append every document with an error to this file")
-    parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, metavar="N",
-                        help="longer input lines become error documents (default: %(default)s)")
-    parser.add_argument("--fail-on-error", action="store_true",
-                        help="exit 1 if any document carries an error")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="nothing on stderr but failures: no summary, no progress, no hints")
-    parser.add_argument("input", nargs="?", metavar="FILE",
-                        help="read this file instead of stdin")
+    parser.add_argument(
+        "--line-buffered",
+        action="store_true",
+        help="flush after every input line (for Logstash's pipe input, tail -f)",
+    )
+    parser.add_argument(
+        "--errors-file", metavar="PATH", help="also append every document with an error to this file"
+    )
+    parser.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        metavar="N",
+        help="longer input lines become error documents (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-on-error", action="store_true", help="exit 1 if any document carries an error"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="nothing on stderr but failures: no summary, no progress, no hints",
+    )
+    parser.add_argument("input", nargs="?", metavar="FILE", help="read this file instead of stdin")
     return parser
 
 
@@ -153,14 +184,15 @@ TERMINAL_HINT = (
     "j1filter: reading J1 entities from the terminal, one JSON document per line; "
     "end with Ctrl-D.\n"
     "  Map a file: j1filter FILE   collect from J1: j1filter collect | j1filter   "
-    "all options: j1filter --help")
+    "all options: j1filter --help"
+)
 
 
 def filter_main(argv: Sequence[str]) -> int:
     from ..errors import J1FilterError, MappingError
+    from ..io.output import Progress
+    from ..stream import run
     from .options import mapper_from_args
-    from .output import Progress
-    from .stream import run
 
     args = _filter_parser().parse_args(argv)
     problems = _usage_problems(args)
@@ -176,8 +208,8 @@ def filter_main(argv: Sequence[str]) -> int:
         print(f"j1filter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        source = open(args.input, "rb") if args.input else sys.stdin.buffer
-        errors_sink = open(args.errors_file, "ab") if args.errors_file else None
+        source = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115 - closed in the finally below
+        errors_sink = open(args.errors_file, "ab") if args.errors_file else None  # noqa: SIM115 - closed in the finally below
     except OSError as exc:
         print(f"j1filter: cannot open {exc.filename!r}: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE
@@ -186,8 +218,15 @@ def filter_main(argv: Sequence[str]) -> int:
         print(TERMINAL_HINT, file=sys.stderr)
     progress = Progress(enabled=_is_terminal(sys.stderr) and not interactive and not args.quiet)
     try:
-        stats = run(source, sys.stdout.buffer, mapper, line_buffered=args.line_buffered or interactive,
-                    errors_sink=errors_sink, max_line_bytes=args.max_line_bytes, progress=progress)
+        stats = run(
+            source,
+            sys.stdout.buffer,
+            mapper,
+            line_buffered=args.line_buffered or interactive,
+            errors_sink=errors_sink,
+            max_line_bytes=args.max_line_bytes,
+            progress=progress,
+        )
     except OSError as exc:
         print(f"j1filter: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -228,7 +267,7 @@ def _say(text: str) -> None:
 
 def _print_lines(text: str) -> None:
     """Text on stdout in whole lines (see :class:`.output.LineWriter`)."""
-    from .output import LineWriter
+    from ..io.output import LineWriter
 
     LineWriter(sys.stdout.buffer).write_text(text)
 
@@ -241,12 +280,17 @@ def check_main(argv: Sequence[str]) -> int:
     parser = new_parser(
         "j1filter check",
         "Validate mapping files without reading stdin: each file alone, then all "
-        "of them together with the shipped mappings, as the filter would load them.")
+        "of them together with the shipped mappings, as the filter would load them.",
+    )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="mapping files or directories")
-    parser.add_argument("--no-shipped-mappings", action="store_true",
-                        help="check the given files without the shipped mappings")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no line when all is well; problems still go to stderr")
+    parser.add_argument(
+        "--no-shipped-mappings",
+        action="store_true",
+        help="check the given files without the shipped mappings",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no line when all is well; problems still go to stderr"
+    )
     args = parser.parse_args(argv)
     paths = expand_paths(args.paths) if args.paths else shipped_mapping_paths()
     problems = []

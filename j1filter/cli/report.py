@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
+from ..convert.registry import builtin_transforms
 from ..language.loader import source_text
 from ..language.spec import Condition, MappingSpec, TransformCall
-from ..convert.registry import builtin_transforms
 
 
 def _condition(cond: Condition) -> str:
     parts = []
-    for label, values in (("class", cond.classes), ("not class", cond.not_classes),
-                          ("type", cond.types), ("integration", cond.integration_types)):
+    for label, values in (
+        ("class", cond.classes),
+        ("not class", cond.not_classes),
+        ("type", cond.types),
+        ("integration", cond.integration_types),
+    ):
         if values:
             parts.append(f"{label} {'/'.join(sorted(values))}")
     parts += [f"has {'.'.join(p)}" for p in cond.has]
@@ -36,13 +41,17 @@ def field_table(specs: list[MappingSpec]) -> str:
                 joiner = {"from": " or ", "collect": " + ", "args": ", "}[rule.source_kind]
                 source = joiner.join(map(source_text, rule.sources))
             when = "; ".join(filter(None, (_condition(spec.when), _condition(rule.when))))
-            rows.append(f"| {source} | {'.'.join(rule.to)} | {_transforms(rule.transforms)} | "
-                        f"{rule.mode} | {when} | {spec.name} |")
+            rows.append(
+                f"| {source} | {'.'.join(rule.to)} | {_transforms(rule.transforms)} | "
+                f"{rule.mode} | {when} | {spec.name} |"
+            )
     rows += ["", "| raw field (under jupiter_one.asset) | type | on error | mapping |", "|---|---|---|---|"]
     for spec in specs:
         for field_type in spec.fields:
-            rows.append(f"| {field_type.path} | {_transforms(field_type.transforms)} | "
-                        f"{field_type.on_error} | {spec.name} |")
+            rows.append(
+                f"| {field_type.path} | {_transforms(field_type.transforms)} | "
+                f"{field_type.on_error} | {spec.name} |"
+            )
     return "\n".join(rows)
 
 
@@ -95,19 +104,32 @@ def source_table(docs: list[Doc]) -> str:
     and how many carry an error; one row per source and a total."""
     rows: dict[str, dict[str, Any]] = {}
     for doc in docs:
-        row = rows.setdefault(_source(doc),
-                              {"docs": 0, "classes": Counter(), "severity": Counter(), "errors": 0})
+        row = rows.setdefault(
+            _source(doc), {"docs": 0, "classes": Counter(), "severity": Counter(), "errors": 0}
+        )
         row["docs"] += 1
         row["classes"].update(_classes(doc))
         row["severity"][_severity(doc)] += 1
         row["errors"] += "error" in doc
     columns = [c for c in _SEVERITY_COLUMNS if any(r["severity"][c] for r in rows.values())]
     header = ["source", "documents", "classes", *columns, "errors"]
-    body = [[name, row["docs"], ", ".join(sorted(row["classes"])),
-             *(row["severity"][c] for c in columns), row["errors"]]
-            for name, row in sorted(rows.items(), key=lambda item: (-item[1]["docs"], item[0]))]
-    total = ["total", len(docs), "", *(sum(r["severity"][c] for r in rows.values()) for c in columns),
-             sum(r["errors"] for r in rows.values())]
+    body = [
+        [
+            name,
+            row["docs"],
+            ", ".join(sorted(row["classes"])),
+            *(row["severity"][c] for c in columns),
+            row["errors"],
+        ]
+        for name, row in sorted(rows.items(), key=lambda item: (-item[1]["docs"], item[0]))
+    ]
+    total = [
+        "total",
+        len(docs),
+        "",
+        *(sum(r["severity"][c] for r in rows.values()) for c in columns),
+        sum(r["errors"] for r in rows.values()),
+    ]
     return _align([header, *body, total])
 
 
@@ -116,9 +138,12 @@ def _align(rows: list[list[Any]]) -> str:
     cells = [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     numeric = [isinstance(v, int) for v in rows[1]] if len(rows) > 1 else [False] * len(widths)
-    return "\n".join("  ".join(cell.rjust(w) if num else cell.ljust(w)
-                               for cell, w, num in zip(row, widths, numeric)).rstrip()
-                     for row in cells)
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if num else cell.ljust(w) for cell, w, num in zip(row, widths, numeric)
+        ).rstrip()
+        for row in cells
+    )
 
 
 def errors_by_kind(kinds: Counter[str], docs: list[Doc]) -> str:
@@ -134,10 +159,22 @@ def ecs_fields_filled(docs: list[Doc], top: int = 8) -> str:
     """How many distinct ECS fields the documents fill, and the most frequent ones."""
     counts: Counter[str] = Counter()
     for doc in docs:
-        counts.update(name for name in _leaf_names(doc)
-                      if not name.startswith(("jupiter_one.", "event.original", "data_stream.",
-                                              "ecs.", "@timestamp", "observer.", "event.module",
-                                              "event.dataset")))
+        counts.update(
+            name
+            for name in _leaf_names(doc)
+            if not name.startswith(
+                (
+                    "jupiter_one.",
+                    "event.original",
+                    "data_stream.",
+                    "ecs.",
+                    "@timestamp",
+                    "observer.",
+                    "event.module",
+                    "event.dataset",
+                )
+            )
+        )
     common = ", ".join(f"{name} ({n})" for name, n in counts.most_common(top))
     return f"{len(counts)} distinct; most often: {common}"
 

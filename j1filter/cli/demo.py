@@ -14,24 +14,26 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Sequence, cast
+from typing import Any, BinaryIO, cast
 
 import orjson
 
 from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator
+from ..io.output import LineWriter
+from ..io.stops import EXIT_FAILURE, EXIT_OK, signal_exit_code, silence_stdout
 from ..runtime.mapper import Mapper
-from .cli import new_parser
-from .output import LineWriter
+from ..stream import Stats, map_line, run
+from .main import new_parser
 from .report import ecs_fields_filled, errors_by_kind, source_table
-from .stops import EXIT_FAILURE, EXIT_OK, signal_exit_code, silence_stdout
-from .stream import Stats, map_line, run
 
 #: An invented entity with one bad value, to show what becomes of it.
-BAD_ENTITY = (b'{"id": "demo-bad-1", "entity": {"_id": "demo-bad-1", "_class": ["Finding"], '
-              b'"_type": "qualys_host_finding"}, "properties": {"deviceLocalIp": "10.0.0.300", '
-              b'"deviceExternalIp": "203.0.113.9", "numericSeverity": "7"}}')
+BAD_ENTITY = (
+    b'{"id": "demo-bad-1", "entity": {"_id": "demo-bad-1", "_class": ["Finding"], '
+    b'"_type": "qualys_host_finding"}, "properties": {"deviceLocalIp": "10.0.0.300", '
+    b'"deviceExternalIp": "203.0.113.9", "numericSeverity": "7"}}'
+)
 
 
 def demo_main(argv: Sequence[str]) -> int:
@@ -39,18 +41,28 @@ def demo_main(argv: Sequence[str]) -> int:
         "j1filter demo",
         "Run `j1filter collect | j1filter` against the bundled J1 API simulator and show what "
         "came out: a summary by source, class and severity, errors by kind, and one full "
-        "ECS document.")
-    parser.add_argument("--json", "--compact", dest="json", action="store_true",
-                        help="print every ECS document instead, one JSON per line")
-    parser.add_argument("--out", metavar="FILE",
-                        help="also write every ECS document to FILE, one JSON per line")
+        "ECS document.",
+    )
+    parser.add_argument(
+        "--json",
+        "--compact",
+        dest="json",
+        action="store_true",
+        help="print every ECS document instead, one JSON per line",
+    )
+    parser.add_argument(
+        "--out", metavar="FILE", help="also write every ECS document to FILE, one JSON per line"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr but failures")
     args = parser.parse_args(argv)
     mapper = Mapper()
     with Simulator() as simulator, _collector(simulator.url) as collector:
         if not args.quiet:
-            print(f"j1filter demo: J1 API simulator at {simulator.url}; running "
-                  "`j1filter collect --once | j1filter`", file=sys.stderr)
+            print(
+                f"j1filter demo: J1 API simulator at {simulator.url}; running "
+                "`j1filter collect --once | j1filter`",
+                file=sys.stderr,
+            )
         mapped = io.BytesIO()
         stats = run(cast(BinaryIO, collector.stdout), sys.stdout.buffer if args.json else mapped, mapper)
         collected = collector.wait()
@@ -75,8 +87,21 @@ def _collector(url: str) -> Iterator[subprocess.Popen[bytes]]:
     The child is stopped if the demo ends first."""
     env = dict(os.environ, J1_API_TOKEN=DEMO_TOKEN, J1_ACCOUNT_ID=DEMO_ACCOUNT_ID)
     child = subprocess.Popen(
-        [sys.executable, "-m", "j1filter", "collect", "--once", "--quiet", "--rate-limit", "0",
-         "--endpoint", url], stdout=subprocess.PIPE, env=env)
+        [
+            sys.executable,
+            "-m",
+            "j1filter",
+            "collect",
+            "--once",
+            "--quiet",
+            "--rate-limit",
+            "0",
+            "--endpoint",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
     try:
         yield child
     finally:
@@ -107,18 +132,22 @@ def demo_report(docs: list[dict[str, Any]], stats: Stats, mapper: Mapper, out: s
         *_bad_value(mapper),
     ]
     if example is not None:
-        lines += ["", f"one document in full ({_describe(example)}):",
-                  orjson.dumps(example, option=orjson.OPT_INDENT_2).decode()]
-    lines += ["", "See every document: `j1filter demo --json` (one per line) or "
-                  "`j1filter demo --out FILE`."
-                  + (f" All {stats.documents:,} are in {out}." if out else "")]
+        lines += [
+            "",
+            f"one document in full ({_describe(example)}):",
+            orjson.dumps(example, option=orjson.OPT_INDENT_2).decode(),
+        ]
+    lines += [
+        "",
+        "See every document: `j1filter demo --json` (one per line) or "
+        "`j1filter demo --out FILE`." + (f" All {stats.documents:,} are in {out}." if out else ""),
+    ]
     return "\n".join(lines)
 
 
 def _example(docs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A typical finding to show in full: the shortest clean document with a vulnerability id."""
-    candidates = ([d for d in docs if "error" not in d and "id" in d.get("vulnerability", {})]
-                  or docs)
+    candidates = [d for d in docs if "error" not in d and "id" in d.get("vulnerability", {})] or docs
     return min(candidates, key=lambda doc: len(orjson.dumps(doc)), default=None)
 
 

@@ -24,8 +24,9 @@ from contextlib import contextmanager
 from types import FrameType
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP")
-                     if hasattr(signal, name))
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def signal_exit_code(signum: int) -> int:

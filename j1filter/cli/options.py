@@ -11,27 +11,44 @@ from ..errors import J1FilterError
 from ..language.loader import load_mappings
 from ..runtime.mapper import Mapper, Options
 
-_STREAM_HELP = ("; a value other than the default needs the Elasticsearch assets rendered with "
-                "the same option (`j1filter assets`)")
+_STREAM_HELP = (
+    "; a value other than the default needs the Elasticsearch assets rendered with "
+    "the same option (`j1filter assets`)"
+)
 
 
 def add_mapping_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """--mapping, --no-shipped-mappings, --preserve-duplicate-custom-fields, --type, --dataset, --namespace."""
     group = parser.add_argument_group("mapping")
-    group.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH",
-                       help="extra mapping file or directory; one named like a shipped mapping "
-                            "replaces it (repeatable)")
+    group.add_argument(
+        "-m",
+        "--mapping",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="extra mapping file or directory; one named like a shipped mapping replaces it (repeatable)",
+    )
     group.add_argument("--no-shipped-mappings", action="store_true", help="use only the --mapping files")
-    group.add_argument("--preserve-duplicate-custom-fields", action="store_true",
-                       help="keep the raw copies of fields also mapped to ECS (Elastic's option)")
-    group.add_argument("--type", default=DEFAULT_DATA_STREAM_TYPE,
-                       help="data_stream.type: logs or metrics (default: %(default)s)" + _STREAM_HELP)
-    group.add_argument("--dataset", default=DEFAULT_DATASET,
-                       help="data_stream.dataset and event.dataset: lowercase, no '-' "
-                            "(default: %(default)s)" + _STREAM_HELP)
-    group.add_argument("--namespace", default=DEFAULT_NAMESPACE,
-                       help="data_stream.namespace: lowercase, no '-', e.g. prod_eu (default: %(default)s)"
-                            + _STREAM_HELP)
+    group.add_argument(
+        "--preserve-duplicate-custom-fields",
+        action="store_true",
+        help="keep the raw copies of fields also mapped to ECS (Elastic's option)",
+    )
+    group.add_argument(
+        "--type",
+        default=DEFAULT_DATA_STREAM_TYPE,
+        help="data_stream.type: logs or metrics (default: %(default)s)" + _STREAM_HELP,
+    )
+    group.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help="data_stream.dataset and event.dataset: lowercase, no '-' (default: %(default)s)" + _STREAM_HELP,
+    )
+    group.add_argument(
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        help="data_stream.namespace: lowercase, no '-', e.g. prod_eu (default: %(default)s)" + _STREAM_HELP,
+    )
     return group
 
 

@@ -18,15 +18,16 @@ import json
 import re
 import signal
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO
 
 import orjson
 
-from .._meta import ERROR_TAG
-from ..runtime.mapper import Mapper
-from .output import LineWriter, Progress, plural
-from .stops import GUARD, StopGuard, Stopped
+from ._meta import ERROR_TAG
+from .io.output import LineWriter, Progress, plural
+from .io.stops import GUARD, StopGuard, Stopped
+from .runtime.mapper import Mapper
 
 #: Lines longer than this are not parsed; their first bytes go out in an error document.
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -54,8 +55,7 @@ class Stats:
     looks_pretty_printed: bool = False  # a line was a lone "{" or "[" (e.g. `jq .` output)
 
     def summary(self) -> str:
-        text = (f"j1filter: {plural(self.lines, 'line')} in, "
-                f"{plural(self.documents, 'document')} out")
+        text = f"j1filter: {plural(self.lines, 'line')} in, {plural(self.documents, 'document')} out"
         if self.blank_lines:
             text += f", {plural(self.blank_lines, 'blank line')} skipped"
         total = sum(self.errors.values())
@@ -75,8 +75,10 @@ class Stats:
 
 #: Said once in the first error document and in the summary when the input looks like
 #: pretty-printed JSON: every line of it is invalid on its own.
-PRETTY_PRINTED_HINT = ("j1filter: hint: the input looks like pretty-printed JSON; j1filter reads "
-                       "one JSON document per line (compact it with `jq -c .`)")
+PRETTY_PRINTED_HINT = (
+    "j1filter: hint: the input looks like pretty-printed JSON; j1filter reads "
+    "one JSON document per line (compact it with `jq -c .`)"
+)
 
 
 @dataclass(frozen=True)
@@ -218,13 +220,16 @@ def _entity(mapper: Mapper, value: Any, original: str, tags: Tags, where: str) -
     try:
         doc = mapper.map_entity(value, original, tags=tags)
     except Exception as exc:  # noqa: BLE001 - e.g. a user rule failing on this entity: the rest go on
-        return Mapped(mapper.error_document(original, [_failure(where, "cannot map this entity", exc)],
-                                            tags=tags), "unexpected_error")
+        return Mapped(
+            mapper.error_document(original, [_failure(where, "cannot map this entity", exc)], tags=tags),
+            "unexpected_error",
+        )
     if "error" not in doc:
         return Mapped(doc, None)
     _locate(doc, where)
-    return Mapped(doc, "not_an_entity" if not isinstance(value, dict) or "entity" not in value
-                  else "field_error")
+    return Mapped(
+        doc, "not_an_entity" if not isinstance(value, dict) or "entity" not in value else "field_error"
+    )
 
 
 def _failure(where: str, what: str, exc: BaseException) -> str:
@@ -237,8 +242,7 @@ def _failure(where: str, what: str, exc: BaseException) -> str:
 
 def _locate(doc: dict[str, Any], where: str) -> None:
     """Every error message starts with where the entity was (``line 12: ...``)."""
-    doc["error"]["message"] = [m if m.startswith(where) else f"{where}: {m}"
-                               for m in doc["error"]["message"]]
+    doc["error"]["message"] = [m if m.startswith(where) else f"{where}: {m}" for m in doc["error"]["message"]]
 
 
 def _wrapped_original(event: dict[str, Any]) -> str | None:
@@ -274,19 +278,31 @@ def _map_page(mapper: Mapper, page: dict[str, Any], text: str, where: str, tags:
     results = []
     errors = page.get("errors")
     if errors:
-        messages = [_quote(e.get("message", e) if isinstance(e, dict) else e)
-                    for e in (errors if isinstance(errors, list) else [errors])]
-        results.append(Mapped(mapper.error_document(
-            text, [f"{where}: GraphQL error: {m}" for m in messages], tags=tags), "graphql_error"))
+        messages = [
+            _quote(e.get("message", e) if isinstance(e, dict) else e)
+            for e in (errors if isinstance(errors, list) else [errors])
+        ]
+        results.append(
+            Mapped(
+                mapper.error_document(text, [f"{where}: GraphQL error: {m}" for m in messages], tags=tags),
+                "graphql_error",
+            )
+        )
     data = page.get("data")
     query = data.get("queryV1") if isinstance(data, dict) else None
     entities = query.get("data") if isinstance(query, dict) else None
     if isinstance(entities, list):
-        results.extend(_entity(mapper, entity, json_text(entity), tags, f"{where}, entity {n}")
-                       for n, entity in enumerate(entities, 1))
+        results.extend(
+            _entity(mapper, entity, json_text(entity), tags, f"{where}, entity {n}")
+            for n, entity in enumerate(entities, 1)
+        )
     elif not errors:
-        results.append(Mapped(mapper.error_document(
-            text, [f"{where}: queryV1 page without a data list"], tags=tags), "not_an_entity"))
+        results.append(
+            Mapped(
+                mapper.error_document(text, [f"{where}: queryV1 page without a data list"], tags=tags),
+                "not_an_entity",
+            )
+        )
     return results
 
 
@@ -314,14 +330,22 @@ def _encode(mapper: Mapper, result: Mapped, where: str) -> tuple[bytes, str | No
     try:
         doc, count = _escape_all(result.doc)
         if count:  # unpaired surrogates: UTF-8 cannot carry them, their escapes keep the value
-            doc = _flag(doc, f"{where}: unpaired UTF-16 surrogates in {count} text(s), written as "
-                             "\\uXXXX escapes (UTF-8 cannot carry them)")
+            doc = _flag(
+                doc,
+                f"{where}: unpaired UTF-16 surrogates in {count} text(s), written as "
+                "\\uXXXX escapes (UTF-8 cannot carry them)",
+            )
             return orjson.dumps(doc), result.error_kind or "unpaired_surrogate"
     except (TypeError, RecursionError):  # something else: the original alone goes out
         pass
     original = escape_surrogates(str(result.doc["event"]["original"]))
-    doc = mapper.error_document(original, [f"{where}: cannot serialise the mapped document "
-                                           f"({escape_surrogates(reason)}); event.original holds the input"])
+    doc = mapper.error_document(
+        original,
+        [
+            f"{where}: cannot serialise the mapped document "
+            f"({escape_surrogates(reason)}); event.original holds the input"
+        ],
+    )
     return orjson.dumps(doc), "not_serialisable"
 
 
@@ -378,19 +402,33 @@ def read_lines(source: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, i
         yield stripped, size
 
 
-def _too_long(mapper: Mapper, line: bytes, size: int, max_line_bytes: int,
-              where: str) -> tuple[bytes, str | None]:
+def _too_long(
+    mapper: Mapper, line: bytes, size: int, max_line_bytes: int, where: str
+) -> tuple[bytes, str | None]:
     doc = mapper.error_document(
         line.decode("utf-8", "backslashreplace"),
-        [f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
-         "event.original holds its first bytes"])
+        [
+            f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
+            "event.original holds its first bytes"
+        ],
+    )
     return orjson.dumps(doc), "line_too_long"
 
 
-def run(source: BinaryIO, sink: BinaryIO, mapper: Mapper, *, line_buffered: bool = False,
-        errors_sink: BinaryIO | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        batch_size: int = DEFAULT_BATCH_SIZE, batch_bytes: int = DEFAULT_BATCH_BYTES,
-        name: str = "line", guard: StopGuard = GUARD, progress: Progress | None = None) -> Stats:
+def run(
+    source: BinaryIO,
+    sink: BinaryIO,
+    mapper: Mapper,
+    *,
+    line_buffered: bool = False,
+    errors_sink: BinaryIO | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    name: str = "line",
+    guard: StopGuard = GUARD,
+    progress: Progress | None = None,
+) -> Stats:
     """Map every line of ``source`` to ``sink``; return what happened. Error documents go
     to ``sink`` too (and, as a copy, to ``errors_sink``). Output is written once
     ``batch_size`` documents or ``batch_bytes`` bytes are pending. A stop signal (see
@@ -439,16 +477,18 @@ def _pretty_printed(line: bytes, encoded: list[tuple[bytes, str | None]]) -> boo
     return len(encoded) == 1 and encoded[0][1] == "invalid_json" and line.strip() in (b"{", b"[")
 
 
-def _flush_quietly(out: LineWriter, errors_out: LineWriter | None,
-                   pending: list[tuple[bytes, str | None]], stats: Stats) -> None:
+def _flush_quietly(
+    out: LineWriter, errors_out: LineWriter | None, pending: list[tuple[bytes, str | None]], stats: Stats
+) -> None:
     try:
         _flush(out, errors_out, pending, stats)
     except BrokenPipeError:
         stats.output_closed = True
 
 
-def _flush(out: LineWriter, errors_out: LineWriter | None,
-           pending: list[tuple[bytes, str | None]], stats: Stats) -> None:
+def _flush(
+    out: LineWriter, errors_out: LineWriter | None, pending: list[tuple[bytes, str | None]], stats: Stats
+) -> None:
     """Write the pending documents; count those written whole, and copy the error
     documents among them to the errors file."""
     batch = pending[:]
@@ -458,7 +498,7 @@ def _flush(out: LineWriter, errors_out: LineWriter | None,
         try:
             out.write([encoded for encoded, _ in batch])
         finally:
-            written = batch[:out.lines - before]
+            written = batch[: out.lines - before]
             stats.documents = out.lines
             failed = [encoded for encoded, kind in written if kind]
             stats.errors.update(kind for _, kind in written if kind)

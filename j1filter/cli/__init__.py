@@ -1,0 +1,1 @@
+"""The command line: argument parsing and every subcommand, at the top of the package."""
