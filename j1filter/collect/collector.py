@@ -9,10 +9,13 @@ it; within one collection a bounded window of recent ids drops repeats from shif
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import secrets
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 
+from ..errors import J1FilterError
 from ..io.output import LineWriter, plural
 from ..io.stops import GUARD
 from ._timestamps import compact_iso_from_ms, iso_from_ms, timestamp_ms
@@ -34,6 +38,8 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .client import ClientStats, J1Client
+from .files import DEFAULT_FILE_MODE, create_new, try_lock
+from .secrets import escape_controls
 
 if TYPE_CHECKING:
     from ..runtime.mapper import Mapper
@@ -54,6 +60,7 @@ class CollectOptions:
     force_full: bool = False
     dedupe_window: int = 100_000
     spool_dir: Path | None = None
+    file_mode: int = DEFAULT_FILE_MODE
     mapper: Mapper | None = field(default=None, compare=False)
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000, compare=False)
 
@@ -65,7 +72,17 @@ class CollectionSummary:
     written: int = 0
     deletions: int = 0
     duplicates: int = 0
+    failed_entities: int = 0  # written as error documents by the per-entity guard
     spool_file: Path | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "pages": self.pages,
+            "written": self.written,
+            "deletions": self.deletions,
+            "repeats": self.duplicates,
+            "failed_entities": self.failed_entities,
+        }
 
 
 class Progress:
@@ -150,25 +167,36 @@ class Collector:
         for page in self._client.pages(plan.j1ql, include_deleted=True):
             chunks = []
             for position, item in enumerate(page.items, start=1):
-                entity = item["entity"]
-                audit.check(entity)
-                if recent.repeat(entity):
-                    summary.duplicates += 1
-                    continue
-                summary.deletions += entity.get("_deleted") is True
-                chunks.append(render.line(item, f"page {page.number} entity {position}"))
+                where = f"page {page.number} entity {position}"
+                try:  # one guard per entity: whatever fails, this entity becomes an error document
+                    entity = item.get("entity") if isinstance(item, dict) else None
+                    if isinstance(entity, dict):
+                        audit.check(entity)
+                        if recent.repeat(entity):
+                            summary.duplicates += 1
+                            continue
+                        summary.deletions += entity.get("_deleted") is True
+                    chunks.append(render.line(item, where))
+                except Exception as error:  # noqa: BLE001 - the rest of the page goes on
+                    summary.failed_entities += 1
+                    chunks.append(render.failed(item, where, error))
             if chunks:
                 output.write(b"".join(chunks))  # whole lines only, even when a stop arrives mid-write
             summary.pages += 1
             summary.written += len(chunks)
             progress.page(summary)
         audit.report()
+        if summary.failed_entities:
+            log.warning(
+                "%s could not be written as collected and became error documents (error.message says why)",
+                plural(summary.failed_entities, "entity", "entities"),
+            )
         progress.done(summary)
 
     @contextmanager
     def _output(self, plan: CollectionPlan) -> Iterator[_Output]:
         output: _Output = (
-            _SpoolOutput(self._options.spool_dir, plan)
+            _SpoolOutput(self._options.spool_dir, plan, self._options.file_mode)
             if self._options.spool_dir
             else _StreamOutput(self._out)
         )
@@ -213,19 +241,22 @@ class _StreamOutput:
 
 
 class _SpoolOutput:
-    """`DIR/.j1-<start>-<kind>.ndjson.part`, renamed to `DIR/j1-<start>-<kind>.ndjson` once
-    complete and on disk; shippers only read `*.ndjson`."""
+    """`DIR/.j1-<start>-<kind>-<random>.ndjson.part`, renamed to `DIR/j1-<start>-<kind>.ndjson`
+    once complete and on disk; shippers only read `*.ndjson`. The part is a new file (never a
+    symlink or an existing name), `file_mode`, and flock'ed while this process writes it."""
 
-    def __init__(self, directory: Path, plan: CollectionPlan) -> None:
+    def __init__(self, directory: Path, plan: CollectionPlan, file_mode: int) -> None:
         stamp = compact_iso_from_ms(plan.started_ms)[:-1] + f".{plan.started_ms % 1000:03d}Z"
         self._directory = directory
         self._name = f"j1-{stamp}-{plan.kind}"
-        self._part = directory / f".{self._name}.ndjson.part"
+        self._part = directory / f".{self._name}-{secrets.token_hex(8)}.ndjson.part"
+        self._mode = file_mode
         self._file: BinaryIO | None = None
 
     def write(self, data: bytes) -> None:
         if self._file is None:
-            self._file = open(self._part, "wb")  # noqa: SIM115 - closed in commit/abort
+            self._file = create_new(self._part, self._mode)
+            try_lock(self._file.fileno())  # a new, random name: nobody else can hold it
         self._file.write(data)
 
     def commit(self) -> Path | None:
@@ -233,31 +264,51 @@ class _SpoolOutput:
             return None  # nothing collected: no file
         self._file.flush()
         os.fsync(self._file.fileno())
+        final = self._publish()
         self._file.close()
-        final = self._free_name()
-        os.replace(self._part, final)
+        self._file = None
         fsync_directory(self._directory)
         return final
 
     def abort(self) -> None:
         if self._file is not None:
             self._file.close()
+            self._file = None
             self._part.unlink(missing_ok=True)
 
-    def _free_name(self) -> Path:
-        """Never replace a spool file that may not have been shipped yet."""
-        candidate, number = self._directory / f"{self._name}.ndjson", 1
-        while candidate.exists():
-            candidate, number = self._directory / f"{self._name}-{number}.ndjson", number + 1
-        return candidate
+    def _publish(self) -> Path:
+        """Link the part to the first free final name (a link never replaces a file that may not
+        have been shipped yet), then remove the part's name."""
+        number = 0
+        while True:
+            suffix = f"-{number}" if number else ""
+            final = self._directory / f"{self._name}{suffix}.ndjson"
+            try:
+                os.link(self._part, final, follow_symlinks=False)
+            except FileExistsError:
+                number += 1
+                continue
+            self._part.unlink()
+            return final
 
 
 def remove_stale_parts(directory: Path) -> int:
-    """Delete `.part` files a killed collector left behind (never shipped: nothing to lose)."""
+    """Delete `.part` files a killed collector left behind (never shipped: nothing to lose).
+    A part another live process still holds (its flock) is left alone."""
     removed = 0
     for part in directory.glob(".j1-*.ndjson.part"):
-        part.unlink(missing_ok=True)
-        removed += 1
+        try:
+            descriptor = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:  # a symlink or something odd planted there: remove the name only
+            part.unlink(missing_ok=True)
+            removed += 1
+            continue
+        try:
+            if try_lock(descriptor):
+                part.unlink(missing_ok=True)
+                removed += 1
+        finally:
+            os.close(descriptor)
     return removed
 
 
@@ -283,12 +334,98 @@ class _Renderer:
         mapped = self._map_line(self._mapper, raw, where)
         return b"".join(_document_line(self._mapper, result.doc, where) for result in mapped)
 
+    def failed(self, item: object, where: str, error: Exception) -> bytes:
+        """The line for an item that `line` could not write: what can be kept of it, and why."""
+        message = f"{where}: cannot write this entity as collected ({describe(error)})"
+        kept = _kept_fields(item)
+        if self._mapper is not None:
+            original = _ndjson_or_none(item)
+            doc = self._mapper.error_document(
+                original.decode() if original else _ndjson(kept).decode(), [message]
+            )
+            return _ndjson(doc) + b"\n"
+        return _ndjson(dict(kept, _collection=self._meta, error={"message": [message]})) + b"\n"
+
+
+def describe(error: BaseException) -> str:
+    """One escaped line naming the error and, for one that is not j1filter's own, where it was raised."""
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - an exception whose text cannot be rendered
+        text = "(no description)"
+    text = escape_controls(text[:300])
+    if isinstance(error, J1FilterError):
+        return text
+    frames = traceback.extract_tb(error.__traceback__)
+    place = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}: {text}{place}"
+
+
+def _kept_fields(item: object) -> dict[str, Any]:
+    """The id and the entity's short scalar metadata: enough to find the entity in J1."""
+    if not isinstance(item, dict):
+        return {}
+    kept: dict[str, Any] = {}
+    if isinstance(item.get("id"), str):
+        kept["id"] = item["id"][:1024]
+    entity = item.get("entity")
+    if isinstance(entity, dict):
+        kept["entity"] = {
+            key[:128]: value[:1024] if isinstance(value, str) else value
+            for key, value in entity.items()
+            if isinstance(key, str)
+            and (key.startswith("_") or key == "displayName")
+            and (isinstance(value, (str, bool)) or (isinstance(value, int) and abs(value) < 2**63))
+        }
+    return kept
+
 
 def _ndjson(value: object) -> bytes:
+    """Compact JSON of a decoded J1 value, whatever its depth or content."""
     try:
         return orjson.dumps(value)
-    except TypeError:  # a lone surrogate (from an \ud800 escape): keep it escaped
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
+    except TypeError:  # deeper than orjson goes, a lone surrogate (\ud800), a huge integer
+        return _dumps_iteratively(value)
+
+
+def _ndjson_or_none(value: object) -> bytes | None:
+    try:
+        return _ndjson(value)
+    except Exception:  # noqa: BLE001 - the caller keeps what it can instead
+        return None
+
+
+class _Text(str):
+    """Already-encoded JSON text on the encoder's stack."""
+
+
+def _dumps_iteratively(value: object) -> bytes:
+    """JSON without recursion (a 100,000-deep list is fine); strings escaped to ASCII, so a lone
+    surrogate stays an escape. Only decoded-JSON types are expected."""
+    out: list[str] = []
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            out.append(item)
+        elif isinstance(item, dict):
+            parts: list[object] = [_Text("{")]
+            for index, (key, inner) in enumerate(item.items()):
+                parts.append(_Text(("," if index else "") + json.dumps(str(key)) + ":"))
+                parts.append(inner)
+            parts.append(_Text("}"))
+            stack.extend(reversed(parts))
+        elif isinstance(item, (list, tuple)):
+            parts = [_Text("[")]
+            for index, inner in enumerate(item):
+                if index:
+                    parts.append(_Text(","))
+                parts.append(inner)
+            parts.append(_Text("]"))
+            stack.extend(reversed(parts))
+        else:
+            out.append(json.dumps(item))
+    return "".join(out).encode("ascii")
 
 
 def _document_line(mapper: Mapper, doc: dict[str, Any], where: str) -> bytes:
@@ -301,26 +438,37 @@ def _document_line(mapper: Mapper, doc: dict[str, Any], where: str) -> bytes:
 
 
 class _RecentIds:
-    """The last `size` (id, version, deleted) written in this collection: repeats from shifting
-    pages are dropped, memory stays bounded whatever the number of entities."""
+    """The last `size` entities written in this collection, as fixed-size digests of the id and
+    of (version, deleted): repeats from shifting pages are dropped, and memory stays bounded
+    whatever the number of entities or the size of an id (ENTRY_BYTES a slot at most)."""
+
+    #: Measured upper bound of one slot (two 16-byte digests in an OrderedDict), CPython 3.11.
+    ENTRY_BYTES = 200
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._seen: OrderedDict[str, tuple[object, bool]] = OrderedDict()
+        self._seen: OrderedDict[bytes, bytes] = OrderedDict()
 
     def repeat(self, entity: dict[str, Any]) -> bool:
         entity_id = entity.get("_id")
         if self._size <= 0 or not isinstance(entity_id, str):
             return False
-        state = (entity.get("_version"), entity.get("_deleted") is True)
-        if self._seen.get(entity_id) == state:
-            self._seen.move_to_end(entity_id)
+        key = _digest(entity_id)
+        version = entity.get("_version")
+        shown = str(version)[:200] if isinstance(version, (int, str)) else type(version).__name__
+        state = _digest(f"{shown}|{entity.get('_deleted') is True}")
+        if self._seen.get(key) == state:
+            self._seen.move_to_end(key)
             return True
-        self._seen[entity_id] = state
-        self._seen.move_to_end(entity_id)
+        self._seen[key] = state
+        self._seen.move_to_end(key)
         if len(self._seen) > self._size:
             self._seen.popitem(last=False)
         return False
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class _TimeAudit:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from collect_helpers import ACCOUNT_ID, FAST_OPTIONS, TOKEN, Collect
+from faults import Fault, Simulator
 
 from j1filter.collect.client import ConnectionSettings, J1Client, RetryPolicy, Secret
-from j1filter.collect.simulator import Fault, Simulator
 from j1filter.errors import CollectError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
