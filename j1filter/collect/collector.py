@@ -10,7 +10,6 @@ it; within one collection a bounded window of recent ids drops repeats from shif
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import secrets
@@ -39,6 +38,7 @@ from .checkpoint import (
 )
 from .client import ClientStats, J1Client
 from .files import DEFAULT_FILE_MODE, create_new, try_lock
+from .jsontext import dumps_any as _ndjson
 from .secrets import escape_controls
 
 if TYPE_CHECKING:
@@ -380,52 +380,11 @@ def _kept_fields(item: object) -> dict[str, Any]:
     return kept
 
 
-def _ndjson(value: object) -> bytes:
-    """Compact JSON of a decoded J1 value, whatever its depth or content."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # deeper than orjson goes, a lone surrogate (\ud800), a huge integer
-        return _dumps_iteratively(value)
-
-
 def _ndjson_or_none(value: object) -> bytes | None:
     try:
         return _ndjson(value)
     except Exception:  # noqa: BLE001 - the caller keeps what it can instead
         return None
-
-
-class _Text(str):
-    """Already-encoded JSON text on the encoder's stack."""
-
-
-def _dumps_iteratively(value: object) -> bytes:
-    """JSON without recursion (a 100,000-deep list is fine); strings escaped to ASCII, so a lone
-    surrogate stays an escape. Only decoded-JSON types are expected."""
-    out: list[str] = []
-    stack: list[object] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _Text):
-            out.append(item)
-        elif isinstance(item, dict):
-            parts: list[object] = [_Text("{")]
-            for index, (key, inner) in enumerate(item.items()):
-                parts.append(_Text(("," if index else "") + json.dumps(str(key)) + ":"))
-                parts.append(inner)
-            parts.append(_Text("}"))
-            stack.extend(reversed(parts))
-        elif isinstance(item, (list, tuple)):
-            parts = [_Text("[")]
-            for index, inner in enumerate(item):
-                if index:
-                    parts.append(_Text(","))
-                parts.append(inner)
-            parts.append(_Text("]"))
-            stack.extend(reversed(parts))
-        else:
-            out.append(json.dumps(item))
-    return "".join(out).encode("ascii")
 
 
 def _document_line(mapper: Mapper, doc: dict[str, Any], where: str) -> bytes:

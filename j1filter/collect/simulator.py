@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import logging
 import math
 import re
@@ -60,6 +59,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from ._timestamps import iso_from_ms, timestamp_ms
+from .jsontext import dumps_any
 from .transport import Request, Response, Retryable
 
 log = logging.getLogger("j1filter.simulator")
@@ -138,11 +138,8 @@ class JobFailed(Exception):
 
 
 def _json_reply(status: int, document: object, headers: dict[str, str] | None = None) -> Reply:
-    try:
-        body = orjson.dumps(document)
-    except TypeError:  # integers beyond 64 bits, lone surrogates: what J1 data may hold
-        body = json.dumps(document).encode()
-    return Reply(status, body, headers=headers or {})
+    # integers beyond 64 bits, lone surrogates, any depth: what J1 data may hold
+    return Reply(status, dumps_any(document), headers=headers or {})
 
 
 @dataclass
@@ -453,7 +450,7 @@ class Simulator:
         next_cursor = _encode_cursor(snapshot_key, end, page_number + 1) if end < len(matches) else None
         return {
             "type": "list",
-            "data": copy.deepcopy(matches[offset:end]),
+            "data": matches[offset:end],  # serialised at once: J1 sends bytes, not our objects
             "cursor": next_cursor,
             "totalCount": len(matches),
             "correlationId": uuid.uuid4().hex,
