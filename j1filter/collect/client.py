@@ -129,7 +129,8 @@ def resolve_endpoint(value: str) -> str:
         scheme = parts.scheme
     except ValueError:
         hostname, scheme = None, ""
-    if scheme not in ("http", "https") or not hostname or not value.isascii():
+    readable = value.isascii() and value.isprintable() and not any(char.isspace() for char in value)
+    if scheme not in ("http", "https") or not hostname or not readable:
         raise ConfigurationError(
             f"--endpoint must be 'us', 'eu' or an http(s) URL, not {remote_text(value)!r}"
         )

@@ -55,6 +55,18 @@ class StatusFile:
             "last_error": None,
             "updated": None,
         }
+        self.document.update(self._kept_from_last_run())
+
+    def _kept_from_last_run(self) -> dict[str, Any]:
+        """The last success and the failure count survive a restart (a crash loop stays visible)."""
+        try:
+            previous = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+        if not isinstance(previous, dict) or previous.get("format") != FORMAT_VERSION:
+            return {}
+        kept = ("last_success", "last_success_kind", "last_counts", "consecutive_failures", "last_error")
+        return {key: previous[key] for key in kept if key in previous}
 
     def started(self, now_ms: int) -> None:
         self._write(now_ms, state="collecting", last_attempt=iso_from_ms(now_ms))
@@ -74,7 +86,7 @@ class StatusFile:
         self._write(
             now_ms,
             state="failing",
-            consecutive_failures=self.document["consecutive_failures"] + 1,
+            consecutive_failures=_count(self.document.get("consecutive_failures")) + 1,
             last_error={"at": iso_from_ms(now_ms), "message": message},
             next_run=iso_from_ms(next_ms) if next_ms is not None else None,
         )
@@ -95,3 +107,7 @@ class StatusFile:
             Path(temporary).unlink(missing_ok=True)
             raise
         fsync_directory(directory)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
