@@ -23,7 +23,7 @@ time, through `Simulator.transport()` and an injected `clock_ms` and `sleep`):
 - Cursor paging: the first request snapshots the matching entities; each page holds
   `page_size` of them and an opaque cursor, and the last page has ``"cursor": null``.
 - Deferred mode (``deferredResponse: FORCE``): the answer is ``{"type": "deferred", "url"}``;
-  ``GET`` on that state URL says ``IN_PROGRESS`` `deferred_polls` times, then ``COMPLETED``
+  ``GET`` on that state URL says ``IN_PROGRESS`` `deferred_polls` times (default 0), then ``COMPLETED``
   with the page inline (`deferred_inline`, the default) or behind a second ``url``, and not
   before `query_seconds` have passed.
 - Time: a query takes `query_seconds`; inline (without FORCE) one past 30 s ends in J1's
@@ -201,7 +201,7 @@ class Simulator:
         self.clock_ms: Callable[[], int] = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.sleep = sleep
         self.deleted_retention_ms: int | None = DELETED_RETENTION_MS if clock_ms else None
-        self.deferred_polls = 1
+        self.deferred_polls = 0  # IN_PROGRESS answers before a job is done (besides query_seconds)
         self.deferred_inline = True
         self.requests: list[RecordedRequest] = []
         self._token = token

@@ -59,6 +59,24 @@ def tiny_entities(count: int) -> list[dict[str, Any]]:
     ]
 
 
+def simulated(
+    items: list[dict[str, Any]], page_size: int = 10, kind: type[Simulator] = Simulator, **options: Any
+) -> tuple[FakeTime, Simulator]:
+    """A fresh clock and an in-process simulator (no socket) that lives on it."""
+    fake = FakeTime()
+    sim = kind(
+        items,
+        token=TOKEN,
+        account_id=ACCOUNT_ID,
+        page_size=page_size,
+        clock_ms=fake.clock_ms,
+        sleep=fake.sleep,
+        listen=False,
+        **options,
+    )
+    return fake, sim
+
+
 def simulated_client(sim: Simulator, fake: FakeTime, **options: Any) -> J1Client:
     settings = ConnectionSettings(sim.url, timeout=60)
     defaults: dict[str, Any] = {"retry": RetryPolicy(max_attempts=10, base_delay=2, max_delay=60)}
@@ -93,18 +111,7 @@ class Measurement:
 
 def measure_snapshot(tier: RateTier, count: int, query_seconds: float = 0.5) -> Measurement:
     """One full snapshot of `count` entities, pages of 250, J1 taking `query_seconds` a page."""
-    fake = FakeTime()
-    sim = Simulator(
-        tiny_entities(count),
-        token=TOKEN,
-        account_id=ACCOUNT_ID,
-        page_size=PAGE_SIZE,
-        clock_ms=fake.clock_ms,
-        sleep=fake.sleep,
-        tier=tier,
-        listen=False,
-    )
-    sim.deferred_polls = 0
+    fake, sim = simulated(tiny_entities(count), PAGE_SIZE, tier=tier)
     sim.query_seconds = query_seconds
     client = simulated_client(sim, fake)
     with open(os.devnull, "wb") as sink:

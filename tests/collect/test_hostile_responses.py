@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 from collect_helpers import ACCOUNT_ID, TOKEN, make_entities
-from simulated_time import FakeTime, simulated_client
+from simulated_time import simulated, simulated_client
 
 from j1filter.collect.client import ConnectionSettings, J1Client
 from j1filter.collect.collector import CollectOptions, Collector, _RecentIds
@@ -29,7 +29,6 @@ from j1filter.collect.jsontext import dumps_any
 from j1filter.collect.pacing import RetryPolicy
 from j1filter.collect.secrets import Secret
 from j1filter.collect.service import Clock, collect_forever
-from j1filter.collect.simulator import Simulator
 from j1filter.collect.transport import Request, Response
 from tests.test_hostile_input import HOSTILE
 
@@ -143,16 +142,7 @@ def one_line_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptur
 def test_a_hostile_answer_is_one_log_line_and_the_next_collection_works(
     mutation: Mutation, one_line_logs: pytest.LogCaptureFixture
 ) -> None:
-    fake = FakeTime()
-    sim = Simulator(
-        make_entities(5),
-        token=TOKEN,
-        account_id=ACCOUNT_ID,
-        page_size=2,
-        clock_ms=fake.clock_ms,
-        sleep=fake.sleep,
-        listen=False,
-    )
+    fake, sim = simulated(make_entities(5), page_size=2)
     sim.deferred_inline = mutation.target != "page"  # page fields: the result document behind the url
     transport = MutatingTransport(sim.transport(), mutation)
     client = simulated_client(sim, fake, retry=RetryPolicy(max_attempts=2, base_delay=1, max_delay=1))

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import pytest
-from collect_helpers import ACCOUNT_ID, TOKEN
-from simulated_time import FakeTime, measure_snapshot, simulated_client, tiny_entities
+from simulated_time import measure_snapshot, simulated, simulated_client, tiny_entities
 
 from j1filter.collect.pacing import Pacer, RetryPolicy
-from j1filter.collect.simulator import TIERS, Simulator
+from j1filter.collect.simulator import TIERS
 from j1filter.errors import RemoteError
 
 #: Enough pages that the first burst does not flatter the figure much; the 1-million run is
@@ -25,59 +24,30 @@ def test_a_full_snapshot_uses_the_whole_allowance_and_never_exceeds_it(tier) -> 
 
 
 def test_the_ceiling_wins_over_a_larger_allowance() -> None:
-    fake = FakeTime()
-    sim = Simulator(
-        tiny_entities(100),
-        token=TOKEN,
-        account_id=ACCOUNT_ID,
-        page_size=10,
-        clock_ms=fake.clock_ms,
-        sleep=fake.sleep,
-        tier=TIERS["enterprise"],
-        listen=False,
-    )
+    fake, sim = simulated(tiny_entities(100), tier=TIERS["enterprise"])
     client = simulated_client(sim, fake, rate_limit_per_minute=6)
     list(client.pages("FIND Finding"))
-    posts = [request for request in sim.graphql_requests()]
-    assert len(posts) == 10 and fake.now - 1_767_225_600.0 >= 9 * 10.0  # one every 10 s
+    assert len(sim.graphql_requests()) == 10 and fake.slept >= 9 * 10.0  # one every 10 s
 
 
 def test_a_429_waits_what_retry_after_asks_and_costs_nothing() -> None:
-    fake = FakeTime()
-    sim = Simulator(
-        tiny_entities(30),
-        token=TOKEN,
-        account_id=ACCOUNT_ID,
-        page_size=10,
-        clock_ms=fake.clock_ms,
-        sleep=fake.sleep,
-        tier=TIERS["free"],
-        listen=False,
-    )
-    sim.deferred_polls = 0
+    fake, sim = simulated(tiny_entities(30), tier=TIERS["free"])
     client = simulated_client(sim, fake)
     list(client.pages("FIND Finding"))  # paced by the headers: no 429 at all
     assert [r.status for r in sim.graphql_requests()] == [200, 200, 200]
     blind = simulated_client(sim, fake, retry=RetryPolicy(max_attempts=5, base_delay=0.001, max_delay=60))
     blind._pacer = Pacer(0, fake.clock, fake.sleep)  # a client that ignores RateLimit-*: a 429 comes
     blind._pacer.observe = lambda headers: None  # type: ignore[method-assign]
+    before = fake.slept
     list(blind.pages("FIND Finding"))
+    assert fake.slept - before >= 6, "a 429 is followed by the wait Retry-After asks (6 s at 10 a minute)"
     statuses = [r.status for r in sim.graphql_requests()][3:]
     assert 429 in statuses and statuses.count(200) == 3
     assert blind.stats.throttled == statuses.count(429)
 
 
 def test_an_inline_query_past_30_s_times_out_and_force_does_not() -> None:
-    fake = FakeTime()
-    sim = Simulator(
-        tiny_entities(5),
-        token=TOKEN,
-        account_id=ACCOUNT_ID,
-        page_size=10,
-        clock_ms=fake.clock_ms,
-        sleep=fake.sleep,
-        listen=False,
-    )
+    fake, sim = simulated(tiny_entities(5))
     sim.query_seconds = 45
     inline = simulated_client(
         sim, fake, deferred=False, retry=RetryPolicy(max_attempts=2, base_delay=1, max_delay=1)
@@ -93,16 +63,7 @@ def test_an_inline_query_past_30_s_times_out_and_force_does_not() -> None:
 
 @pytest.mark.parametrize("inline", [True, False], ids=["state holds the data", "state points at a url"])
 def test_both_forms_of_a_completed_deferred_result(inline: bool) -> None:
-    fake = FakeTime()
-    sim = Simulator(
-        tiny_entities(25),
-        token=TOKEN,
-        account_id=ACCOUNT_ID,
-        page_size=10,
-        clock_ms=fake.clock_ms,
-        sleep=fake.sleep,
-        listen=False,
-    )
+    fake, sim = simulated(tiny_entities(25))
     sim.deferred_inline = inline
     pages = list(simulated_client(sim, fake).pages("FIND Finding"))
     assert [item["id"] for page in pages for item in page.items] == [f"e{i}" for i in range(25)]

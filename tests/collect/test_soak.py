@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from collect_helpers import ACCOUNT_ID, TOKEN
 from faults import Fault, Simulator
-from simulated_time import FakeTime, simulated_client
+from simulated_time import simulated, simulated_client
 
 from j1filter.collect import collector as collector_module
 from j1filter.collect.checkpoint import load_checkpoint
@@ -90,20 +89,10 @@ def test_a_week_of_collections_survives_every_fault(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
     rng = random.Random(seed)
-    fake = FakeTime()
     entities = [item(i) for i in range(40)]
     entities.append(item(40, x=deep(990)))  # one hostile entity, in J1 for the whole week
     entities.append(item(41, poison=POISON))
-    sim = Simulator(
-        entities,
-        token=TOKEN,
-        account_id=ACCOUNT_ID,
-        page_size=7,
-        clock_ms=fake.clock_ms,
-        sleep=fake.sleep,
-        tier=TIERS["freemium"],
-        listen=False,
-    )
+    fake, sim = simulated(entities, page_size=7, kind=Simulator, tier=TIERS["freemium"])
     client = simulated_client(sim, fake, retry=RetryPolicy(max_attempts=4, base_delay=1, max_delay=30))
     spool, state = tmp_path / "spool", tmp_path / "state"
     spool.mkdir()
