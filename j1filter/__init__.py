@@ -9,7 +9,9 @@ The library API, in pipeline order (see README, "As a library")::
     doc = mapper.map_entity(entity, original_text)        # map one entity
     stats = j1filter.run(source, sink, mapper)            # run a stream of lines (binary files)
 
-``j1filter.compile_mappings()`` without specs compiles the shipped mappings. Custom
+``j1filter.compile_mappings()`` without specs compiles the shipped mappings;
+``j1filter.compile_files(["my-mappings/"])`` reads, checks and binds files in one call, its
+MappingError listing the problems of every stage (what ``j1filter check`` reports). Custom
 transforms go into a registry passed to ``compile_mappings``; nothing global changes.
 """
 
@@ -19,7 +21,7 @@ from ._meta import ECS_VERSION, __version__
 from .convert.registry import TransformRegistry, builtin_transforms
 from .errors import J1FilterError, MappingError, Problem, TransformError
 from .language.loader import load_mappings
-from .runtime.compiler import CompiledMappings, compile_mappings, field_types
+from .runtime.compiler import CompiledMappings, compile_files, compile_mappings, field_types
 from .runtime.mapper import Mapper, Options
 from .stream import Stats, run
 
@@ -36,6 +38,7 @@ __all__ = [
     "TransformRegistry",
     "__version__",
     "builtin_transforms",
+    "compile_files",
     "compile_mappings",
     "field_types",
     "load_mappings",

@@ -175,3 +175,14 @@ def test_subcommands_raise_and_the_table_decides(tmp_path):
         "j1filter: error: --namespace 'Bad-One': must be lowercase",
         "j1filter: error: --namespace 'Bad-One': must not contain '-' (it separates type, dataset and namespace)",
     ]
+
+
+def test_a_rule_without_a_target_says_what_was_not_checked(tmp_path):
+    path = tmp_path / "no_target.yml"
+    path.write_text("version: 1\nname: nt\nrules:\n  - {from: properties.x, transform: lowercse}\n")
+    with pytest.raises(MappingError) as caught:
+        compile_files([path], shipped=False)
+    assert [p.what for p in caught.value.problems] == [
+        "missing required key 'to'",
+        "its transforms are not checked: the rule has no valid 'to'",
+    ]

@@ -132,6 +132,7 @@ def test_the_public_api_is_narrow():
     assert sorted(j1filter.__all__) == sorted(
         [
             "load_mappings",
+            "compile_files",
             "compile_mappings",
             "CompiledMappings",
             "field_types",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jmespath
 import yaml
@@ -51,6 +51,8 @@ RULE_KEYS = ("id", "to", "from", "collect", "args", "value", "transform", "mode"
 SOURCE_KEYS: tuple[SourceKind, ...] = ("from", "collect", "args", "value")
 WHEN_KEYS = ("class", "not_class", "type", "integration_type", "has", "missing")
 FIELD_KEYS = ("transform", "on_error")
+
+Choice = TypeVar("Choice", bound=str)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,19 @@ class _Checker:
             self.add(node.value_marks[key], f"{where}.{key}", f"expected text, found {_kind(value)}")
             return None
         return value
+
+    def choice(self, node: MarkedDict, key: str, allowed: tuple[Choice, ...], where: str) -> Choice:
+        """One of ``allowed`` (the first when the key is absent or its value is not allowed)."""
+        value = node.get(key, allowed[0])
+        if value in allowed:
+            return value  # type: ignore[no-any-return]
+        self.add(
+            node.value_marks[key],
+            f"{where}.{key}",
+            f"unknown {key} '{value}'",
+            "one of: " + ", ".join(allowed),
+        )
+        return allowed[0]
 
     def text_list(self, node: MarkedDict, key: str, where: str) -> tuple[str, ...]:
         """A string or a list of strings, as a tuple."""
@@ -341,15 +356,7 @@ def _parse_fields(doc: MarkedDict, check: _Checker) -> tuple[FieldType, ...]:
         on_error: OnError = "remove"
         if isinstance(spec, MarkedDict) and "transform" in spec:
             check.unknown_keys(spec, FIELD_KEYS, where)
-            if spec.get("on_error", "remove") in ON_ERROR:
-                on_error = spec.get("on_error", "remove")
-            else:
-                check.add(
-                    spec.value_marks.get("on_error"),
-                    f"{where}.on_error",
-                    f"unknown on_error '{spec['on_error']}'",
-                    "one of: " + ", ".join(ON_ERROR),
-                )
+            on_error = check.choice(spec, "on_error", ON_ERROR, where)
             calls = _parse_transforms(spec, "transform", check, where)
         else:
             calls = _parse_transforms(fields, path, check, "fields")
@@ -415,19 +422,12 @@ def _parse_rule(node: MarkedDict, check: _Checker, where: str) -> Rule | None:
                 "args needs at least two paths",
                 "use from: for a single source",
             )
-    mode: Mode = "set"
-    if node.get("mode", "set") in MODES:
-        mode = node.get("mode", "set")
-    else:
-        check.add(
-            node.value_marks.get("mode"),
-            f"{where}.mode",
-            f"unknown mode '{node['mode']}'",
-            "one of: " + ", ".join(MODES),
-        )
+    mode: Mode = check.choice(node, "mode", MODES, where)
     transforms = _parse_transforms(node, "transform", check, where)
     when = _parse_when(node, "when", check, where)
-    if to is None:  # nothing to check further (a rule with other problems is checked on)
+    if to is None:  # a rule with other problems is checked on; without a target it cannot be
+        if transforms:
+            check.add(node.mark, where, "its transforms are not checked: the rule has no valid 'to'")
         return None
     rule_id = node.get("id") or f"{' | '.join(map(source_text, sources)) or 'value'} -> {target}"
     return Rule(
