@@ -16,6 +16,7 @@ import argparse
 import difflib
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,8 @@ def run_subcommand(command: Subcommand, argv: list[str]) -> int:
     except BrokenPipeError:  # the reader has all it wanted (`| head -1`)
         silence_stdout()
         return EXIT_OK
+    except KeyboardInterrupt:  # SIGINT where no stop guard was installed
+        return signal_exit_code(signal.SIGINT)
     except Exception as exc:
         code = exit_code(exc)
         if code is None:
