@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import j1filter
-from j1filter.cli.main import EXIT_CODES, exit_code
+from j1filter.cli.main import EXIT_CODES, error_message, exit_code
 from j1filter.errors import (
     AuthError,
     CheckpointError,
@@ -151,11 +151,14 @@ def test_the_mapper_takes_compiled_mappings_only():
         (TransformError("x"), 1),
         (J1FilterError("x"), 1),
         (FileNotFoundError(2, "No such file or directory", "x"), 1),
+        (OSError(28, "No space left on device"), 1),
         (ValueError("a bug"), None),
     ],
 )
 def test_one_exit_code_table(error, code):
     assert exit_code(error) == code
+    if code is not None:
+        assert "Errno" not in error_message("j1filter", error)
     assert all(not issubclass(kind, ValueError) for kind, _ in EXIT_CODES if kind is not OSError)
 
 

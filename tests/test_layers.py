@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("j1filter.ecs",),  # the vendored ECS field facts
     ("j1filter.language",),  # mapping files: parse, check
     ("j1filter.runtime",),  # bind, generate, run per entity
-    ("j1filter.stream",),  # the line stream
+    ("j1filter.protocol", "j1filter.stream"),  # one line in, documents out; the line stream
     ("j1filter.collect",),  # the J1 API client and collector
     ("j1filter.assets",),  # Elasticsearch and Kibana assets
     ("j1filter.cli",),  # every subcommand

@@ -154,6 +154,8 @@ def error_message(prog: str, exc: BaseException) -> str:
         return "\n".join(f"{prog}: error: {line}" for line in str(exc).splitlines())
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{prog}: cannot open {exc.filename!r}: {exc.strerror} (check the path and its permissions)"
+    if isinstance(exc, OSError) and exc.strerror:  # no raw "[Errno N]"
+        return f"{prog}: {exc.strerror}"
     return f"{prog}: {exc}"
 
 
