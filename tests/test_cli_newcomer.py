@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
 import threading
@@ -308,6 +309,43 @@ def test_demo_is_a_readable_summary(tmp_path):
     assert example["ecs"]["version"] == "9.2.0" and "id" in example["vulnerability"]
     assert "`j1filter demo --json`" in text and f"All 24 are in {out}." in text
     assert len(out.read_text().splitlines()) == 24
+    # every row and column is explained, with the entity types behind the odd ones
+    assert "Severity columns: event.severity on one 0-10 scale" in text
+    assert re.search(r"^\(unknown\): entities that name no source .*\n.*pentest_finding \(1\)", text, re.M)
+    assert re.search(r"^unset: no severity .*; here log4j_vulnerability \(1\)\.$", text, re.M)
+    # readable lines: the ~900-character event.original is cut, saying how long it was
+    assert max(len(line) for line in text.splitlines()) <= 110, max(text.splitlines(), key=len)
+    assert re.search(r'"original": ".*… \([\d,]+ characters\)"', text)
+    assert json.loads(out.read_text().splitlines()[0])["event"]["original"].endswith("}")  # --out: whole
+
+
+@pytest.mark.parametrize("on_path", [True, False])
+def test_demo_says_how_to_have_j1filter_at_hand(on_path):
+    """After `./dev demo` the user is told how to get the `j1filter` the closing hint names."""
+    bin_dir = os.path.dirname(sys.executable)
+    path = f"{bin_dir}{os.pathsep}/usr/bin:/bin" if on_path else "/usr/bin:/bin"
+    if not on_path and shutil.which("j1filter", path=path):
+        pytest.skip("a j1filter outside this environment is on /usr/bin or /bin")
+    if on_path and not shutil.which("j1filter", path=path):
+        pytest.skip("this environment has no j1filter script (run the tests with ./dev test)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "demo"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, "PATH": path},
+        check=True,
+    )
+    hint = proc.stdout.split("See every document", 1)[1]
+    if on_path:
+        assert "not on your PATH" not in hint
+    elif sys.prefix != sys.base_prefix:
+        activate = os.path.relpath(os.path.join(sys.prefix, "bin", "activate"), REPO)
+        assert "not on your PATH yet" in hint and f"source {activate}" in hint, hint
+        assert "./dev j1filter ..." in hint
+    else:
+        assert "python3 -m j1filter" in hint
 
 
 def _fake_venv(tmp_path):
@@ -329,6 +367,7 @@ def _fake_venv(tmp_path):
         ("demo", "-e .", "j1filter demo"),
         ("bench", "-e .", "python bench/benchmark.py"),
         ("test", "-e .[test]", "python -m pytest"),
+        ("j1filter", "-e .", "j1filter"),
     ],
 )
 def test_dev_installs_the_test_extra_only_for_tests(tmp_path, command, install, then):
@@ -343,6 +382,18 @@ def test_dev_installs_the_test_extra_only_for_tests(tmp_path, command, install, 
         "python -m ruff format --check --quiet j1filter tests bench",
     ]
     assert lines[1:-1] == (linted if command == "test" else [])
+
+
+def test_dev_j1filter_runs_where_you_are(tmp_path):
+    """`./dev j1filter FILE` reads FILE relative to the caller's directory, not the checkout's."""
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    checkout.mkdir()
+    elsewhere.mkdir()
+    calls = _fake_venv(checkout)
+    fake = checkout / ".venv" / "bin" / "j1filter"
+    fake.write_text(f'#!/bin/sh\necho "j1filter $PWD $*" >> "{calls}"\n')
+    subprocess.run([str(checkout / "dev"), "j1filter", "in.ndjson"], cwd=elsewhere, check=True, timeout=60)
+    assert calls.read_text().splitlines()[-1] == f"j1filter {elsewhere} in.ndjson"
 
 
 def test_dev_help_is_the_comment_only():
