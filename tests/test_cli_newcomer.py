@@ -57,17 +57,60 @@ def test_a_missing_input_file_says_which():
 
 
 @pytest.mark.parametrize(
-    "args",
+    "args,meant",
     [
-        ["--namespac", "prod"],
-        ["--line-buf"],
-        ["check", "--no-shipped"],
-        ["fields", "--transform"],
-        ["demo", "--js"],
+        (["--namespac", "prod"], "`--namespace`"),
+        (["--line-buf"], "`--line-buffered`"),
+        (["check", "--no-shipped"], "`--no-shipped-mappings`"),
+        (["fields", "--transform"], "`--transforms`"),
+        (["demo", "--js"], "`--json`"),
+        (["explain", "--al"], "`--all`"),
+        (["assets", "--out", "x", "--namespce=prod"], "`--namespace`"),
+        (["--namespac=prod", "--fail-on-eror"], "`--namespace` and `--fail-on-error`"),
     ],
 )
-def test_long_options_are_not_abbreviated(args):
-    assert b"unrecognized arguments" in j1filter(*args, check_rc=2).stderr
+def test_long_options_are_not_abbreviated_but_suggested(args, meant):
+    stderr = j1filter(*args, check_rc=2).stderr.decode()
+    assert "unrecognized arguments" in stderr
+    assert stderr.rstrip().endswith(f"did you mean {meant}?"), stderr
+
+
+def test_no_suggestion_for_an_option_like_none():
+    stderr = j1filter("--zzzz", check_rc=2).stderr.decode()
+    assert "unrecognized arguments: --zzzz" in stderr and "did you mean" not in stderr
+
+
+def _options_without_description(help_text: str) -> list[str]:
+    """The option lines of `--help` with no description beside or under them."""
+    lines = help_text.splitlines()
+    missing = []
+    for number, line in enumerate(lines):
+        option = re.match(r"^  (-\S.*?)(?:\s{2,}(\S.*))?$", line)
+        if not option or option[2]:
+            continue
+        following = lines[number + 1] if number + 1 < len(lines) else ""
+        if not re.match(r"^\s{4,}[^\s-]", following):
+            missing.append(option[1])
+    return missing
+
+
+def test_the_check_finds_an_option_without_description():
+    text = "options:\n  -h, --help  show this\n  --out DIR\n  --long-name LONG_NAME\n        described\n"
+    assert _options_without_description(text) == ["--out DIR"]
+
+
+@pytest.mark.parametrize(
+    "sub", ["filter", "check", "fields", "explain", "collect", "simulate", "demo", "assets"]
+)
+def test_help_describes_every_option(sub):
+    assert _options_without_description(j1filter(sub, "--help").stdout.decode()) == []
+
+
+def test_explain_of_a_missing_file_says_what_to_do_instead():
+    stderr = j1filter("explain", "nosuch.ndjson", check_rc=1).stderr.decode()
+    assert "[Errno" not in stderr
+    assert stderr.startswith("j1filter explain: cannot read 'nosuch.ndjson': No such file or directory.")
+    assert "j1filter collect --once | j1filter explain" in stderr
 
 
 def test_dash_q_is_quiet_everywhere(tmp_path):

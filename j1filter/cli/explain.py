@@ -303,7 +303,12 @@ def explain_main(argv: Sequence[str]) -> int:
         else:
             lines = sys.stdin.buffer.read().splitlines()
     except OSError as exc:
-        print(f"j1filter: {exc}", file=sys.stderr)
+        print(
+            f"j1filter explain: cannot read {exc.filename or 'stdin'!r}: {exc.strerror or exc}.\n"
+            "  explain reads raw J1 entities, one JSON document per line, from FILE or stdin, as the "
+            "filter does:\n  j1filter explain entities.ndjson   or   j1filter collect --once | j1filter explain",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     # Whole lines only, even on a stop signal; a closed output ends the run with 0 (see .stops).
     out = LineWriter(sys.stdout.buffer)

@@ -74,9 +74,10 @@ class UsageError(Exception):
 
 
 def new_parser(prog: str, description: str, **kwargs: object) -> argparse.ArgumentParser:
-    """Every parser of the command line: no prefix matching of long options (a typo must
-    not silently pick another option)."""
-    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+    """Every parser of the command line (see :mod:`.parser`: no abbreviations, "did you mean")."""
+    from .parser import CommandParser
+
+    return CommandParser(prog=prog, description=description, **kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -320,7 +321,14 @@ def fields_main(argv: Sequence[str]) -> int:
     from .report import field_table, transform_table
 
     parser = new_parser("j1filter fields", "Print the source -> ECS field table the mappings compile to.")
-    parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH")
+    parser.add_argument(
+        "-m",
+        "--mapping",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="extra mapping file or directory; one named like a shipped mapping replaces it (repeatable)",
+    )
     parser.add_argument("--transforms", action="store_true", help="list the transforms instead")
     args = parser.parse_args(argv)
     if args.transforms:
