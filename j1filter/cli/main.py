@@ -318,17 +318,11 @@ def fields_main(argv: Sequence[str]) -> int:
     from ..errors import MappingError
     from ..language.loader import load_mappings
     from ..runtime.mapper import Mapper
+    from .options import add_mapping_path_option
     from .report import field_table, transform_table
 
     parser = new_parser("j1filter fields", "Print the source -> ECS field table the mappings compile to.")
-    parser.add_argument(
-        "-m",
-        "--mapping",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="extra mapping file or directory; one named like a shipped mapping replaces it (repeatable)",
-    )
+    add_mapping_path_option(parser)
     parser.add_argument("--transforms", action="store_true", help="list the transforms instead")
     args = parser.parse_args(argv)
     if args.transforms:
