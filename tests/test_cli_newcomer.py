@@ -362,6 +362,21 @@ def test_demo_is_a_readable_summary(tmp_path):
     assert json.loads(out.read_text().splitlines()[0])["event"]["original"].endswith("}")  # --out: whole
 
 
+def test_demo_json_and_out_together_write_both(tmp_path):
+    out = tmp_path / "all.ndjson"
+    proc = j1filter("demo", "-q", "--json", "--out", str(out))
+    printed = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(printed) == 24 and [json.loads(line) for line in out.read_text().splitlines()] == printed
+
+
+def test_demo_out_that_cannot_be_written_fails_at_once_without_a_traceback(tmp_path):
+    proc = j1filter("demo", "--out", str(tmp_path / "no-such-folder" / "x.ndjson"), check_rc=1)
+    stderr = proc.stderr.decode()
+    assert "Traceback" not in stderr and "[Errno" not in stderr and proc.stdout == b""
+    assert "cannot write" in stderr and "--out needs a file in an existing folder" in stderr
+    assert "J1 API simulator" not in stderr  # nothing ran
+
+
 @pytest.mark.parametrize("on_path", [True, False])
 def test_demo_says_how_to_have_j1filter_at_hand(on_path):
     """After `./dev demo` the user is told how to get the `j1filter` the closing hint names."""

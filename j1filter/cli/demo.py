@@ -10,6 +10,7 @@ needed; the demo credentials are public values.
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import shutil
@@ -57,7 +58,25 @@ def demo_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr but failures")
     args = parser.parse_args(argv)
+    try:  # before anything runs: a path that cannot be written fails at once
+        out_file = open(args.out, "wb") if args.out else None  # noqa: SIM115 - closed below
+    except OSError as exc:
+        print(
+            f"j1filter demo: cannot write {args.out!r}: {exc.strerror}; "
+            "--out needs a file in an existing folder you can write to",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    try:
+        return _demo(args, out_file)
+    finally:
+        if out_file is not None:
+            out_file.close()
+
+
+def _demo(args: argparse.Namespace, out_file: BinaryIO | None) -> int:
     mapper = Mapper()
+    streamed = args.json and out_file is None  # documents straight to stdout, as they come
     with Simulator() as simulator, _collector(simulator.url) as collector:
         if not args.quiet:
             print(
@@ -66,7 +85,7 @@ def demo_main(argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
         mapped = io.BytesIO()
-        stats = run(cast(BinaryIO, collector.stdout), sys.stdout.buffer if args.json else mapped, mapper)
+        stats = run(cast(BinaryIO, collector.stdout), sys.stdout.buffer if streamed else mapped, mapper)
         collected = collector.wait()
     if not args.quiet:
         print(stats.summary(), file=sys.stderr)
@@ -75,9 +94,11 @@ def demo_main(argv: Sequence[str]) -> int:
     if stats.output_closed:  # `j1filter demo --json | head -1`
         silence_stdout()
         return EXIT_OK
-    if args.out:
-        _write_out(args.out, mapped.getvalue())
-    if not args.json:
+    if out_file is not None:
+        out_file.write(mapped.getvalue())
+    if args.json and not streamed:
+        LineWriter(sys.stdout.buffer).write_text(mapped.getvalue().decode())
+    elif not args.json:
         docs = [orjson.loads(line) for line in mapped.getvalue().splitlines()]
         LineWriter(sys.stdout.buffer).write_text(demo_report(docs, stats, mapper, args.out))
     return EXIT_FAILURE if collected else EXIT_OK
@@ -112,11 +133,6 @@ def _collector(url: str) -> Iterator[subprocess.Popen[bytes]]:
         if child.poll() is None:
             child.terminate()
         child.wait()
-
-
-def _write_out(path: str, data: bytes) -> None:
-    with open(path, "wb") as out:
-        out.write(data)
 
 
 #: The report's lines stay within this width (the source table aside, which is as wide as its
