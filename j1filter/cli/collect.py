@@ -10,7 +10,7 @@ Credentials come only from the environment (``J1_API_TOKEN``, ``J1_ACCOUNT_ID``)
 ``--token-file``; the token never reaches argv, logs, errors or output. Progress and
 errors go to stderr.
 
-Exit codes (from the error families of j1filter.errors, in `exit_code_for`):
+Exit codes (by the error families of j1filter.errors, from the one table in cli/main.py):
 
 - 0: done; also when the reader closed stdout early (the run ends quietly)
 - 1: the API or the network failed for good (401/403, GraphQL errors, a malformed page,
@@ -54,7 +54,7 @@ from ..collect.service import collect_forever
 from ..collect.status import StatusFile, status_path_for
 from ..errors import ConfigurationError, J1FilterError, MappingError, RemoteError
 from ..io.output import plural
-from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
+from ..io.stops import EXIT_FAILURE, EXIT_OK, GUARD, Stopped, signal_exit_code, silence_stdout
 from .credentials import Parser, check_credentials, read_token, stderr_logging
 
 if TYPE_CHECKING:
@@ -68,12 +68,10 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}
 
 
 def exit_code_for(error: BaseException) -> int:
-    """The exit code of an error that ends `collect`: one table, by family."""
-    if isinstance(error, ConfigurationError):
-        return EXIT_USAGE
-    if isinstance(error, Stopped):
-        return error.exit_code
-    return EXIT_FAILURE  # RemoteError, an unwritable output, anything else
+    """The exit code of an error that ends `collect`: the command line's one table, by family."""
+    from .main import exit_code
+
+    return exit_code(error) or EXIT_FAILURE
 
 
 @dataclass

@@ -4,7 +4,6 @@ environment or a file (never argv), and stderr logging that scrubs the token fro
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -14,18 +13,17 @@ from typing import NoReturn
 
 from ..collect.secrets import Secret
 from ..errors import ConfigurationError
+from .parser import CommandParser
 
 log = logging.getLogger("j1filter.collect")
 
 TOKEN_HINT = "pass the API token in J1_API_TOKEN or --token-file FILE, never on the command line"
 
 
-class Parser(argparse.ArgumentParser):
-    """No prefix matching (`--token` is not `--token-file`), and usage errors that never echo
-    a value: an unknown argument may be a secret typed in the wrong place."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+class Parser(CommandParser):
+    """The command line's parser (no prefix matching: `--token` is not `--token-file`; "did you
+    mean"), with usage errors that never echo a value: an unknown argument may be a secret
+    typed in the wrong place."""
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):

@@ -94,10 +94,13 @@ def _echo_pattern(token: str) -> re.Pattern[str]:
     }
     raw = token.encode("utf-8", "surrogatepass")
     forms.update(_base64_cores(raw))
+    # Forms of 4 characters or more (a shorter one would match ordinary text), and the token itself
     alternatives = [_spaced(form) for form in sorted(forms, key=len, reverse=True) if len(form) >= 4]
-    # %-encoding and hex in any letter case
-    alternatives.append("(?i:" + _spaced(quote(token, safe="")) + ")")
-    alternatives.append("(?i:" + _spaced(raw.hex()) + ")")
+    alternatives.append(re.escape(token))
+    # %-encoding and hex in any letter case (too short a form would match ordinary text)
+    for form in (quote(token, safe=""), raw.hex()):
+        if len(form) >= 4:
+            alternatives.append("(?i:" + _spaced(form) + ")")
     return re.compile("|".join(alternatives))
 
 

@@ -141,7 +141,10 @@ class HttpTransport:
                 raise Retryable(f"network error talking to {host}: {self._describe(error)}") from None
 
     def _describe(self, error: object) -> str:
-        text = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if isinstance(error, OSError) and error.strerror:  # no raw "[Errno N]": the words, then a hint
+            text = error.strerror
+        else:
+            text = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
         return remote_text(text, self._secret) + _hint(error)
 
     def _read_body(self, response: http.client.HTTPResponse) -> bytes:

@@ -145,3 +145,9 @@ def test_remote_text_is_one_line_without_control_characters() -> None:
     for _ in range(5000):
         deep = [deep]
     assert "too deep" in remote_text(deep)
+
+
+@pytest.mark.parametrize("token", ["x", "ab", "abc", "abcd"])
+def test_a_short_token_is_redacted_and_other_text_left_alone(token: str) -> None:
+    text = Secret(token).redact(f"Name or service not known, token {token}.")
+    assert text.startswith("Name or service not known") and text.endswith("token ***.")
