@@ -47,10 +47,11 @@ from ..collect.client import (
     RetryPolicy,
     resolve_endpoint,
 )
-from ..collect.collector import DEFAULT_QUERY, CollectOptions, Collector, describe, remove_stale_parts
+from ..collect.collector import DEFAULT_QUERY, CollectOptions, Collector, describe
 from ..collect.files import DEFAULT_FILE_MODE, StateLock, require_writable_directory
 from ..collect.secrets import Secret
-from ..collect.service import collect_forever
+from ..collect.service import collect_forever, collect_once
+from ..collect.spool import remove_stale_parts
 from ..collect.status import StatusFile, status_path_for
 from ..errors import ConfigurationError, J1FilterError, MappingError, RemoteError
 from ..io.output import plural
@@ -332,7 +333,7 @@ def collect_main(argv: list[str]) -> int:
             if run.interval:
                 collect_forever(collector, run.interval, status=run.status)
             else:
-                _collect_once(collector, run.status)
+                collect_once(collector, status=run.status)
         except BrokenPipeError:
             silence_stdout()
             return EXIT_OK
@@ -356,23 +357,6 @@ def _message(error: BaseException) -> str:
         where = f" {error.filename}" if error.filename else ""
         return f"cannot write the output{where}: {error.strerror or error}; check free space and permissions"
     return describe(error)
-
-
-def _collect_once(collector: Collector, status: StatusFile | None) -> None:
-    """One collection (--once); the status file says how it went."""
-    from ..collect.service import Clock
-
-    clock = Clock()
-    if status is None:
-        collector.collect_once()
-        return
-    status.started(clock.wall_ms())
-    try:
-        summary = collector.collect_once()
-    except Exception as error:
-        status.failed(clock.wall_ms(), describe(error), None)
-        raise
-    status.succeeded(clock.wall_ms(), summary.kind, summary.counts(), None)
 
 
 def configure(args: argparse.Namespace, environ: Mapping[str, str], token: Secret) -> CollectRun:

@@ -73,6 +73,17 @@ def collect_forever(
         clock.sleep(max(0.0, started + wait - clock.monotonic()))
 
 
+def collect_once(collector: Collector, *, status: StatusFile | None = None, clock: Clock = Clock()) -> None:
+    """One collection (`--once`): the status file says how it went; a failure is raised."""
+    _report(status, "started", clock.wall_ms())
+    try:
+        summary = collector.collect_once()
+    except Exception as error:
+        _report(status, "failed", clock.wall_ms(), describe(error), None)
+        raise
+    _report(status, "succeeded", clock.wall_ms(), summary.kind, summary.counts(), None)
+
+
 def _next_ms(clock: Clock, started: float, wait: float) -> int:
     return clock.wall_ms() + int(max(0.0, started + wait - clock.monotonic()) * 1000)
 

@@ -15,8 +15,8 @@ import pytest
 from collect_helpers import Collect
 from faults import Fault, Simulator
 
-from j1filter.collect.collector import remove_stale_parts
 from j1filter.collect.files import StateLock, create_new, try_lock
+from j1filter.collect.spool import remove_stale_parts
 from j1filter.collect.status import status_path_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

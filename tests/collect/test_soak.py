@@ -16,6 +16,7 @@ from faults import Fault, Simulator
 from simulated_time import simulated, simulated_client
 
 from j1filter.collect import collector as collector_module
+from j1filter.collect import spool as spool_module
 from j1filter.collect.checkpoint import load_checkpoint
 from j1filter.collect.collector import CollectOptions, Collector
 from j1filter.collect.pacing import RetryPolicy
@@ -81,7 +82,7 @@ class FlakyFiles:
         return Failing()
 
 
-collector_module_create_new = collector_module.create_new
+collector_module_create_new = spool_module.create_new
 
 
 @pytest.mark.parametrize("seed", [1])
@@ -107,7 +108,7 @@ def test_a_week_of_collections_survives_every_fault(
     )
     collector = Collector(client, open("/dev/null", "wb"), options)  # noqa: SIM115
     flaky = FlakyFiles()
-    monkeypatch.setattr(collector_module, "create_new", flaky.create)
+    monkeypatch.setattr(spool_module, "create_new", flaky.create)
 
     real_line = collector_module._Renderer.line
 
