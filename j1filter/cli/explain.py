@@ -176,7 +176,7 @@ def _leaves(doc: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 def _set_by(
     compiled: CompiledMappings, path: str, writers: dict[str, list[CompiledRule]], doc: dict[str, Any]
 ) -> str:
-    if path == "event.kind" and "error" in doc:
+    if path == "event.kind" and doc["event"].get("kind") == "pipeline_error" and "error" in doc:
         return f"{ENGINE} (error flag)"
     rules = _writers_of(path, writers)
     if rules:

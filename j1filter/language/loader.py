@@ -32,6 +32,7 @@ FILE_KEYS = (
     "duplicates",
     "rules",
     "custom_namespaces",
+    "parity",
 )
 RULE_KEYS = ("id", "to", "from", "collect", "args", "value", "transform", "mode", "when")
 SOURCE_KEYS = ("from", "collect", "args", "value")
@@ -327,6 +328,10 @@ def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec:
     if isinstance(order, bool) or not isinstance(order, int):
         check.add(doc.value_marks.get("order"), "order", f"expected a whole number, found {_kind(order)}")
         order = 100
+    parity = doc.get("parity", False)
+    if not isinstance(parity, bool):
+        check.add(doc.value_marks.get("parity"), "parity", f"expected true or false, found {_kind(parity)}")
+        parity = False
     when = _parse_when(doc, "when", check)
     fields = _parse_fields(doc, check)
     duplicates = _parse_paths(doc, "duplicates", check)
@@ -350,6 +355,7 @@ def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec:
         duplicates=duplicates,
         rules=rules,
         custom_namespaces=frozenset(namespaces),
+        parity=parity,
         location=check.loc(doc.mark),
     )
 

@@ -92,4 +92,7 @@ class MappingSpec:
     duplicates: tuple[Path, ...]
     rules: tuple[Rule, ...]
     custom_namespaces: frozenset[str] = frozenset()  # top-level names its rules may write besides ECS
+    #: Reproduces Elastic's pipeline: a failure of its rules or fields makes the document a
+    #: pipeline_error, as Elastic does. Otherwise a failure is only recorded in error.message.
+    parity: bool = False
     location: Location = field(compare=False, default=Location("<memory>", 1, 1))

@@ -78,6 +78,7 @@ class CompiledField:
     steps: tuple[Step, ...]
     result: str  # the declared type of what it leaves in the field (any, with on_error: keep)
     converts_to: str  # the declared type of its transforms' result, whatever on_error says
+    demotes: bool = False  # a failure makes the document a pipeline_error (its file has parity: true)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class CompiledRule:
     target: str  # the target field's type ("any" for a custom namespace)
     result: str  # the type of the value before it is written; "same": the source's type
     coerce: Coercer | None  # the target type's coercer (None: any value will do)
+    demotes: bool = False  # a failure makes the document a pipeline_error (its file has parity: true)
 
 
 def rule_label(rule: Rule) -> str:
@@ -116,7 +118,7 @@ class CompiledMappings:
         self.transforms = builtin_transforms() if transforms is None else transforms
         problems: list[Problem] = []
         self.fields = tuple(
-            tuple(self._compile_field(ft, problems) for ft in spec.fields) for spec in self.specs
+            tuple(self._compile_field(ft, spec, problems) for ft in spec.fields) for spec in self.specs
         )
         declared = _declared_types(self.fields)
         rules: list[CompiledRule] = []
@@ -174,9 +176,9 @@ class CompiledMappings:
             result = result if declared == SAME else declared
         return tuple(steps), result
 
-    def _compile_field(self, ft: FieldType, problems: list[Problem]) -> CompiledField:
+    def _compile_field(self, ft: FieldType, spec: MappingSpec, problems: list[Problem]) -> CompiledField:
         steps, result = self._steps(ft.transforms, problems, f"fields.{ft.path}", ANY)
-        return CompiledField(ft, steps, ANY if ft.on_error == "keep" else result, result)
+        return CompiledField(ft, steps, ANY if ft.on_error == "keep" else result, result, spec.parity)
 
     def _compile_rule(
         self, index: int, rule: Rule, spec: MappingSpec, declared: dict[Path, str], problems: list[Problem]
@@ -235,7 +237,7 @@ class CompiledMappings:
                     hint_for(target),
                 )
             )
-        return CompiledRule(index, rule, rule_label(rule), steps, value, target, result, coerce)
+        return CompiledRule(index, rule, rule_label(rule), steps, value, target, result, coerce, spec.parity)
 
     # -- facts for other tools ------------------------------------------------------------------
 
