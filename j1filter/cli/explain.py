@@ -158,6 +158,7 @@ def _describe(cond: Condition) -> str:
             ("class", cond.classes),
             ("not class", cond.not_classes),
             ("type", cond.types),
+            ("not type", cond.not_types),
             ("integration_type", cond.integration_types),
         )
         if values

@@ -88,6 +88,9 @@ BUILTIN_RESULTS: dict[str, ResultType] = {
     "id_scheme": "keyword",
     "command_line_args": "keyword",
     "executable_name": "keyword",
+    "cve_ids": "keyword",
+    "by_key": "any",
+    "capitalize": "keyword",
 }
 
 

@@ -431,3 +431,85 @@ def executable_name_transform() -> ValueFn:
         return re.split(r"[\\/]", args[0])[-1] or None if args else None
 
     return name
+
+
+# --- whole objects ---------------------------------------------------------------------------
+
+#: A text value made of CVE ids only (one, or several separated by commas, semicolons or
+#: blanks). Linear: the separators and the digits never compete for the same characters.
+_CVE_VALUE = re.compile(r"[\s,;]*CVE-\d{4}-\d{4,}(?:[\s,;]+CVE-\d{4}-\d{4,})*[\s,;]*", re.I | re.ASCII)
+_CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}", re.I | re.ASCII)
+#: Bounds of one scan: values looked at, and ids returned.
+MAX_SCANNED_VALUES = 10_000
+MAX_CVE_IDS = 100
+
+
+@transform("cve_ids")
+def cve_ids_transform() -> ValueFn:
+    """CVE ids held as values anywhere in an object or a list, under any key (``cveTags``,
+    ``identifiers``, ``id``, nested objects): every text value made of CVE ids only, the ids
+    uppercase, in the order found, without duplicates; nothing if there is none. Text that
+    merely mentions a CVE is not a CVE value. At most 10,000 values are looked at and 100
+    ids returned."""
+
+    def cve_ids(value: Any) -> Any:
+        found: list[str] = []
+        pending, budget = [value], MAX_SCANNED_VALUES
+        while pending and budget > 0 and len(found) < MAX_CVE_IDS:
+            item = pending.pop()
+            budget -= 1
+            if item.__class__ is str:
+                if _CVE_VALUE.fullmatch(item):
+                    found.extend(i.upper() for i in _CVE_ID.findall(item) if i.upper() not in found)
+            elif item.__class__ is dict:
+                pending.extend(reversed(item.values()))
+            elif item.__class__ is list:
+                pending.extend(reversed(item))
+        return found[:MAX_CVE_IDS] or None
+
+    return cve_ids
+
+
+@transform("by_key")
+def by_key_transform(*, pattern: str) -> ValueFn:
+    """The values of an object's keys whose name matches ``pattern`` (a regular expression
+    searched in the key), in key order, lists flattened; nothing if there is none. For
+    properties named by a convention rather than one name (``private_ip``, ``ip_address``,
+    ``device_local_ip``). Only the object's own keys are looked at."""
+    try:
+        wanted = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigurationError(f"invalid pattern: {exc}") from None
+    matching: dict[tuple[str, ...], tuple[str, ...]] = {}  # key set -> its matching keys
+
+    def by_key(value: Any) -> Any:
+        if value.__class__ is not dict:
+            return None
+        names = tuple(value)
+        keys = matching.get(names)
+        if keys is None:
+            keys = tuple(k for k in names if wanted.search(k))
+            if len(matching) >= 1024:  # bounded: key sets repeat, so this rarely empties
+                matching.clear()
+            matching[names] = keys
+        found: list[Any] = []
+        for key in keys:
+            item = value[key]
+            if item.__class__ is list:
+                found.extend(item)
+            elif item is not None:
+                found.append(item)
+        return found or None
+
+    return by_key
+
+
+@transform("capitalize", per_item=True)
+def capitalize_transform() -> ValueFn:
+    """Text with its first letter in upper case, the rest as it is (``sonarqube`` -> ``Sonarqube``)."""
+
+    def capitalize(value: Any) -> Any:
+        text = java_string(value)
+        return text[:1].upper() + text[1:] or None
+
+    return capitalize

@@ -36,7 +36,7 @@ FILE_KEYS = (
 )
 RULE_KEYS = ("id", "to", "from", "collect", "args", "value", "transform", "mode", "when")
 SOURCE_KEYS = ("from", "collect", "args", "value")
-WHEN_KEYS = ("class", "not_class", "type", "integration_type", "has", "missing")
+WHEN_KEYS = ("class", "not_class", "type", "not_type", "integration_type", "has", "missing")
 FIELD_KEYS = ("transform", "on_error")
 MODES = ("set", "append", "default")
 ON_ERROR = ("remove", "keep")
@@ -387,6 +387,7 @@ def _parse_when(node: MarkedDict, key: str, check: _Checker, where: str = "") ->
         classes=frozenset(check.text_list(when, "class", where)),
         not_classes=frozenset(check.text_list(when, "not_class", where)),
         types=frozenset(check.text_list(when, "type", where)),
+        not_types=frozenset(check.text_list(when, "not_type", where)),
         integration_types=frozenset(check.text_list(when, "integration_type", where)),
         has=paths["has"],
         missing=paths["missing"],

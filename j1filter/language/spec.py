@@ -34,11 +34,13 @@ class Location:
 
 @dataclass(frozen=True)
 class Condition:
-    """All given keys must hold (AND); within one key any listed value may match (OR)."""
+    """All given keys must hold (AND); within one key any listed value may match (OR). Class,
+    type and integration type values may hold ``*`` and ``?`` wildcards (``*_alert``)."""
 
     classes: frozenset[str] = frozenset()  # entity._class has any of these
     not_classes: frozenset[str] = frozenset()  # entity._class has none of these
     types: frozenset[str] = frozenset()  # entity._type is one of these
+    not_types: frozenset[str] = frozenset()  # entity._type is none of these
     integration_types: frozenset[str] = frozenset()  # entity._integration_type is one of these
     has: tuple[Path, ...] = ()  # every path holds a non-empty value
     missing: tuple[Path, ...] = ()  # no path holds a non-empty value

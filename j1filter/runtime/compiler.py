@@ -11,6 +11,7 @@ import difflib
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from .._meta import ECS_VERSION
@@ -101,13 +102,22 @@ def rule_label(rule: Rule) -> str:
 
 
 def static_match(cond: Condition, kind: EntityKind) -> bool:
-    if cond.classes and not cond.classes & kind.classes:
+    if cond.classes and not _any_match(cond.classes, kind.classes):
         return False
-    if cond.not_classes & kind.classes:
+    if _any_match(cond.not_classes, kind.classes):
         return False
-    if cond.types and not cond.types & kind.types:
+    if cond.types and not _any_match(cond.types, kind.types):
         return False
-    return not (cond.integration_types and not cond.integration_types & kind.integration_types)
+    if _any_match(cond.not_types, kind.types):
+        return False
+    return not (cond.integration_types and not _any_match(cond.integration_types, kind.integration_types))
+
+
+def _any_match(patterns: frozenset[str], values: frozenset[str]) -> bool:
+    """Any value equal to a pattern, or matching one with ``*``/``?`` wildcards (case-sensitive)."""
+    if patterns & values:
+        return True
+    return any(fnmatchcase(value, p) for p in patterns if "*" in p or "?" in p for value in values)
 
 
 class CompiledMappings:
@@ -375,7 +385,7 @@ def _file_condition_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
         _problem(
             s.location,
             "when",
-            "a file-level condition may only test class, not_class, type and integration_type",
+            "a file-level condition may only test class, not_class, type, not_type and integration_type",
             "put has/missing on the rules",
         )
         for s in specs
