@@ -20,13 +20,13 @@ import pytest
 
 from j1filter.language.loader import load_mappings
 from j1filter.language.spec import Condition, Expression, MappingSpec, Rule
-from j1filter.runtime.compiler import CompiledMappings, rule_label
+from j1filter.runtime.compiler import compile_mappings, rule_label
 from j1filter.runtime.mapper import Mapper, Options
 
 from .conftest import FIXED_TIME
 
 SPECS = load_mappings()
-COMPILED = CompiledMappings(SPECS)
+COMPILED = compile_mappings(SPECS)
 MAPPER = Mapper(COMPILED, Options(clock=lambda: FIXED_TIME))
 
 #: Values of a shape no rule expects. Entity metadata that selects the rules (_class, _type,

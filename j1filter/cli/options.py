@@ -7,8 +7,8 @@ import argparse
 
 from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
 from ..datastream import data_stream_problems
-from ..errors import J1FilterError
-from ..language.loader import load_mappings
+from ..errors import ConfigurationError, UsageError
+from ..runtime.compiler import compile_files
 from ..runtime.mapper import Mapper, Options
 
 _STREAM_HELP = (
@@ -17,17 +17,18 @@ _STREAM_HELP = (
 )
 
 
+def add_mapping_path_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    description: str = "extra mapping file or directory; one named like a shipped mapping replaces it (repeatable)",
+) -> None:
+    """-m/--mapping PATH, repeatable: the mapping files to load after (or instead of) the shipped ones."""
+    parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH", help=description)
+
+
 def add_mapping_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """--mapping, --no-shipped-mappings, --preserve-duplicate-custom-fields, --type, --dataset, --namespace."""
     group = parser.add_argument_group("mapping")
-    group.add_argument(
-        "-m",
-        "--mapping",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="extra mapping file or directory; one named like a shipped mapping replaces it (repeatable)",
-    )
+    add_mapping_path_option(group)
     group.add_argument("--no-shipped-mappings", action="store_true", help="use only the --mapping files")
     group.add_argument(
         "--preserve-duplicate-custom-fields",
@@ -58,16 +59,16 @@ def mapping_option_problems(args: argparse.Namespace) -> list[str]:
 
 
 def mapper_from_args(args: argparse.Namespace) -> Mapper:
-    """The Mapper the options ask for. Raises J1FilterError (MappingError for an invalid mapping
-    file): a usage error, exit code 2."""
+    """The Mapper the options ask for. Raises a ConfigurationError (MappingError for an invalid
+    mapping file, UsageError for a bad data stream name): exit code 2."""
     problems = mapping_option_problems(args)
     if problems:
-        raise J1FilterError("; ".join(problems))
-    specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
-    if not specs:
-        raise J1FilterError("no mapping files to use")
+        raise UsageError("; ".join(problems))
+    compiled = compile_files(args.mapping, shipped=not args.no_shipped_mappings)
+    if not compiled.specs:
+        raise ConfigurationError("no mapping files to use")
     return Mapper(
-        specs,
+        compiled,
         Options(
             preserve_duplicate_custom_fields=args.preserve_duplicate_custom_fields,
             data_stream_type=args.type,
