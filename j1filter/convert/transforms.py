@@ -465,9 +465,30 @@ def executable_name_transform() -> ValueFn:
 #: blanks). Linear: the separators and the digits never compete for the same characters.
 _CVE_VALUE = re.compile(r"[\s,;]*CVE-\d{4}-\d{4,}(?:[\s,;]+CVE-\d{4}-\d{4,})*[\s,;]*", re.I | re.ASCII)
 _CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}", re.I | re.ASCII)
+_CVE_VALUE_STARTS = frozenset("Cc,; \t\n\r\x0b\x0c")
 #: Bounds of one scan: values looked at, and ids returned.
 MAX_SCANNED_VALUES = 10_000
 MAX_CVE_IDS = 100
+
+
+def _scan_cve_values(value: Any, found: list[str], budget: list[int]) -> None:
+    """Add the CVE ids of every text value in ``value`` (objects and lists walked, depth
+    first) to ``found``; ``budget`` counts down the values looked at."""
+    cls = value.__class__
+    items = value.values() if cls is dict else value if cls is list else (value,)
+    budget[0] -= len(items)
+    if budget[0] < 0:
+        return
+    for item in items:
+        cls = item.__class__
+        if cls is str:
+            # Most text cannot start a CVE id: its first character says so before the regex.
+            if item[:1] in _CVE_VALUE_STARTS and _CVE_VALUE.fullmatch(item):
+                found.extend(i for i in map(str.upper, _CVE_ID.findall(item)) if i not in found)
+                if len(found) >= MAX_CVE_IDS:
+                    return
+        elif cls is dict or cls is list:
+            _scan_cve_values(item, found, budget)
 
 
 @transform("cve_ids", result=ValueType.KEYWORD)
@@ -480,17 +501,7 @@ def cve_ids_transform() -> ValueFn:
 
     def cve_ids(value: Any) -> Any:
         found: list[str] = []
-        pending, budget = [value], MAX_SCANNED_VALUES
-        while pending and budget > 0 and len(found) < MAX_CVE_IDS:
-            item = pending.pop()
-            budget -= 1
-            if item.__class__ is str:
-                if _CVE_VALUE.fullmatch(item):
-                    found.extend(i.upper() for i in _CVE_ID.findall(item) if i.upper() not in found)
-            elif item.__class__ is dict:
-                pending.extend(reversed(item.values()))
-            elif item.__class__ is list:
-                pending.extend(reversed(item))
+        _scan_cve_values(value, found, [MAX_SCANNED_VALUES])
         return found[:MAX_CVE_IDS] or None
 
     return cve_ids
