@@ -65,7 +65,7 @@ CASES = {
         ),
         ({"description": "Unlike CVE-2014-0160, this one is local."}, None),
         ({"id": "CVE-2021-4", "n": 2021}, None),
-        ("CVE-2023-4863", ["CVE-2023-4863"]),
+        ("CVE-2023-4863", "CVE-2023-4863"),  # one id as text
         (7, None),
     ],
     "capitalize": [("sonarqube", "Sonarqube"), ("x", "X"), ("", None), (7, "7")],

@@ -495,14 +495,14 @@ def _scan_cve_values(value: Any, found: list[str], budget: list[int]) -> None:
 def cve_ids_transform() -> ValueFn:
     """CVE ids held as values anywhere in an object or a list, under any key (``cveTags``,
     ``identifiers``, ``id``, nested objects): every text value made of CVE ids only, the ids
-    uppercase, in the order found, without duplicates; nothing if there is none. Text that
-    merely mentions a CVE is not a CVE value. At most 10,000 values are looked at and 100
-    ids returned."""
+    uppercase, in the order found, without duplicates (one id as text, several as a list);
+    nothing if there is none. Text that merely mentions a CVE is not a CVE value. At most
+    10,000 values are looked at and 100 ids returned."""
 
     def cve_ids(value: Any) -> Any:
         found: list[str] = []
         _scan_cve_values(value, found, [MAX_SCANNED_VALUES])
-        return found[:MAX_CVE_IDS] or None
+        return found[0] if len(found) == 1 else found[:MAX_CVE_IDS] or None
 
     return cve_ids
 
