@@ -462,10 +462,12 @@ def executable_name_transform() -> ValueFn:
 # --- whole objects ---------------------------------------------------------------------------
 
 #: A text value made of CVE ids only (one, or several separated by commas, semicolons or
-#: blanks). Linear: the separators and the digits never compete for the same characters.
-_CVE_VALUE = re.compile(r"[\s,;]*CVE-\d{4}-\d{4,}(?:[\s,;]+CVE-\d{4}-\d{4,})*[\s,;]*", re.I | re.ASCII)
+#: blanks), once the separators around it are stripped. Linear, also for search: it starts
+#: with a literal, and the separators and the digits never compete for the same characters.
+_CVE_VALUE = re.compile(r"CVE-\d{4}-\d{4,}(?:[\s,;]+CVE-\d{4}-\d{4,})*", re.I | re.ASCII)
+_CVE_SEPARATORS = ",; \t\n\r\x0b\x0c"
 _CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}", re.I | re.ASCII)
-_CVE_VALUE_STARTS = frozenset("Cc,; \t\n\r\x0b\x0c")
+_CVE_VALUE_STARTS = frozenset("Cc" + _CVE_SEPARATORS)
 #: Bounds of one scan: values looked at, and ids returned.
 MAX_SCANNED_VALUES = 10_000
 MAX_CVE_IDS = 100
@@ -483,7 +485,7 @@ def _scan_cve_values(value: Any, found: list[str], budget: list[int]) -> None:
         cls = item.__class__
         if cls is str:
             # Most text cannot start a CVE id: its first character says so before the regex.
-            if item[:1] in _CVE_VALUE_STARTS and _CVE_VALUE.fullmatch(item):
+            if item[:1] in _CVE_VALUE_STARTS and _CVE_VALUE.fullmatch(item.strip(_CVE_SEPARATORS)):
                 found.extend(i for i in map(str.upper, _CVE_ID.findall(item)) if i not in found)
                 if len(found) >= MAX_CVE_IDS:
                     return
