@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
-from ..assets.bundle import render, write
+from ..assets.bundle import ENGINES, render, write
 from ..assets.names import Names
 from ..errors import AssetNameError, MappingError
 from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -20,10 +20,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = new_parser(
         "j1filter assets",
         "Render the Elasticsearch assets (templates, ILM policy, ingest pipeline, latest "
-        "transform and index) and the Kibana dashboards into DIR/elasticsearch and DIR/kibana. "
+        "transform and index) and the Kibana dashboards into DIR/elasticsearch and DIR/kibana, "
+        "or with --engine opensearch the OpenSearch assets (templates, ISM policy, ingest "
+        "pipeline, current-state index, Logstash pipeline) into DIR/opensearch. "
         "`--out logstash` re-renders the shipped bundle.",
     )
     parser.add_argument("--out", required=True, metavar="DIR", type=Path)
+    parser.add_argument(
+        "--engine", choices=ENGINES, default=ENGINES[0], help="target search engine (default: %(default)s)"
+    )
     parser.add_argument(
         "--type", default=DEFAULT_DATA_STREAM_TYPE, help="data_stream.type (default: %(default)s)"
     )
@@ -59,7 +64,7 @@ def assets_main(argv: Sequence[str]) -> int:
     try:
         names = Names(args.type, args.dataset, args.namespace, args.interval, args.full_interval)
         specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
-        files = render(names, specs)  # compiles the mappings: a file `check` refuses stops here
+        files = render(names, specs, args.engine)  # compiles the mappings: a file `check` refuses stops here
     except AssetNameError as exc:
         print(f"j1filter assets: {exc}", file=sys.stderr)
         return EXIT_USAGE
