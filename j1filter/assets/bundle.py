@@ -86,7 +86,7 @@ def _render_opensearch(names: Names, specs: list[MappingSpec]) -> dict[str, byte
     ecs_used, raw_used = _fields_used()  # the same fields as the Elasticsearch set
     bodies = {
         "ism-policy.json": os_assets.ism_policy(names),
-        "ingest-pipeline-final.json": os_assets.final_pipeline(names),
+        "ingest-pipeline-final.json": os_assets.final_pipeline(names, os_assets.raw_scalars(specs, raw_used)),
         "component-template-settings.json": os_assets.settings_component(names),
         "component-template-ecs-mappings.json": os_assets.ecs_component(specs, ecs_used),
         "component-template-jupiter_one-mappings.json": os_assets.jupiter_one_component(specs, raw_used),

