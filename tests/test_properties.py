@@ -10,7 +10,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from j1filter import Mapper, Options
+from j1filter import Mapper, Options, compile_mappings
 from j1filter.runtime.program import Program
 from j1filter.stream import map_line, run
 
@@ -214,7 +214,7 @@ def test_any_text_in_a_message_gives_one_document(mapper, entity, tags, ascii_on
 def _generic_mapper() -> Mapper:
     """A mapper whose every entity runs the generic program of its kind: no shape, so no
     rule or test left out because the entity's keys prove it cannot matter."""
-    mapper = Mapper(options=Options(clock=lambda: FIXED_TIME))
+    mapper = Mapper(compile_mappings(), Options(clock=lambda: FIXED_TIME))
     runtime = mapper.runtime
 
     def generic_program(asset: dict, errors: list[str]) -> Program:

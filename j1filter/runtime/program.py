@@ -29,9 +29,9 @@ from typing import Any
 from jmespath.exceptions import JMESPathError
 
 from ..convert.transforms import java_string
-from ..errors import J1FilterError, TransformError
+from ..convert.types import ANY, SAME
+from ..errors import ConfigurationError, J1FilterError, TransformError
 from ..language.spec import Expression, Path
-from ..language.types import ANY, SAME
 from .codegen import CoercionSpec, Present, absent, render
 from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
 from .paths import delete_path, get_path
@@ -408,7 +408,7 @@ class Runtime:
 
     def __init__(self, compiled: CompiledMappings, cache_size: int = DEFAULT_CACHE_SIZE):
         if cache_size < 1:
-            raise J1FilterError("the program cache needs room for at least one program")
+            raise ConfigurationError("the program cache needs room for at least one program")
         self.compiled = compiled
         self.cache_size = cache_size
         self._cache: OrderedDict[Any, Program] = OrderedDict()
