@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 import io
 import json
 import os
@@ -50,6 +51,7 @@ from engine import (
 from node import REPO, Client, Node
 
 from j1filter.assets import Names, render, write
+from j1filter.runtime.compiler import compile_mappings
 from j1filter.runtime.mapper import Mapper
 from j1filter.stream import run as filter_stream
 from tests.conftest import ELASTIC_FIXTURES, SAMPLES, SHARED
@@ -179,9 +181,14 @@ def install_elasticsearch_set(client: Client) -> AssetSet:
 # -- the documents ------------------------------------------------------------------------
 
 
+@functools.cache
+def mapper() -> Mapper:
+    return Mapper(compile_mappings())
+
+
 def map_lines(lines: bytes) -> list[bytes]:
     out = io.BytesIO()
-    filter_stream(io.BytesIO(lines), out, Mapper())
+    filter_stream(io.BytesIO(lines), out, mapper())
     return out.getvalue().splitlines()
 
 
