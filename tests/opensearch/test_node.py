@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from node import RUNNER_VERSION, Client
+import pytest
+from conftest import verdict
+from node import RUNNER_VERSION, Client, NodeUnavailable, runner_jars
 
 
 def test_the_node_is_a_real_opensearch_with_ingest_and_painless(opensearch: Client) -> None:
@@ -14,3 +16,14 @@ def test_the_node_is_a_real_opensearch_with_ingest_and_painless(opensearch: Clie
         assert any(m.endswith("." + needed) for m in modules), (needed, sorted(modules))
     # yellow once indices exist: one node holds no replicas
     assert opensearch.ok("GET", "/_cluster/health")["status"] in ("green", "yellow")
+
+
+def test_without_maven_outside_ci_skips_and_in_ci_fails(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setattr("node.CACHE", tmp_path)  # no cached jars, so Maven would be needed
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NodeUnavailable, match="`mvn` not found") as caught:
+        runner_jars()
+    assert caught.value.missing_tool
+    assert verdict(caught.value, in_ci=False) == "skip"
+    assert verdict(caught.value, in_ci=True) == "fail"
+    assert verdict(NodeUnavailable("the node exited with 1"), in_ci=False) == "fail"
