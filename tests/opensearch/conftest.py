@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from node import Client, Node, NodeUnavailable, runner_jars
+from node import HEAP, Client, Node, NodeUnavailable, runner_jars
 
 #: Figures measured in this session, printed at the end of the run.
 FIGURES: dict[str, str] = {}
@@ -32,7 +32,7 @@ def opensearch_node() -> Iterator[Node]:
         if verdict(exc, in_ci) == "skip":
             pytest.skip(f"OpenSearch test node: {exc}")
         pytest.fail(f"the OpenSearch test node could not start: {exc}", pytrace=False)
-    FIGURES["node start-up"] = f"{node.startup_s:.1f} s (OpenSearch {node.version}, heap 512 MB)"
+    FIGURES["node start-up"] = f"{node.startup_s:.1f} s (OpenSearch {node.version}, heap {HEAP})"
     try:
         yield node
     finally:

@@ -96,6 +96,7 @@ class OpenSearchWorld(es_side.World):
         history = bulk(
             self.client,
             (({"create": {"_index": NAMES.data_stream, "_id": document_id(self.rule, d)}}, d) for d in docs),
+            workers=1,
         )
         assert not history.rejected, history.rejected[:3]
         self.history_conflicts += history.conflicts
@@ -117,11 +118,11 @@ class OpenSearchWorld(es_side.World):
                 for d in docs
                 if d.get("event", {}).get("id")
             ),
+            workers=1,
         )
         assert not current.rejected, current.rejected[:3]
         self.current_conflicts += current.conflicts
-        refresh(self.client, NAMES.data_stream)
-        refresh(self.client, NAMES.latest_alias)
+        refresh(self.client, NAMES.latest_alias)  # the prune and the checks read it
         return current.created, current.conflicts
 
     def prune(self) -> None:
