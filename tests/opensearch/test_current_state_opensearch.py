@@ -145,17 +145,41 @@ class OpenSearchWorld(es_side.World):
         return view
 
 
+def _install(node: Node, out: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(out / "opensearch" / "install.sh"), *args],
+        env={**os.environ, "OPENSEARCH_URL": node.url, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.fixture(scope="module")
-def shipped(opensearch_node: Node, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The OpenSearch set for the namespace `currentstate`, installed by its install.sh."""
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("current-state-assets")
     write(render(NAMES, engine="opensearch"), out)
-    env = {**os.environ, "OPENSEARCH_URL": opensearch_node.url, "J1_ISM": "false"}
-    done = subprocess.run(
-        ["sh", str(out / "opensearch" / "install.sh")], env=env, capture_output=True, text=True
-    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def shipped(opensearch_node: Node, rendered: Path) -> dict[str, Any]:
+    """The OpenSearch set for the namespace `currentstate`, installed by its install.sh."""
+    done = _install(opensearch_node, rendered, J1_ISM="false")
     assert done.returncode == 0, done.stdout + done.stderr
-    return orjson.loads((out / "opensearch" / "current-prune-query.json").read_bytes())
+    return orjson.loads((rendered / "opensearch" / "current-prune-query.json").read_bytes())
+
+
+def test_installer_without_the_ism_plugin_fails_loudly_and_prunes(
+    opensearch_node: Node, rendered: Path, shipped
+) -> None:
+    done = _install(opensearch_node, rendered)
+    assert done.returncode == 1
+    assert "ISM policy: HTTP 400 (Index Management plugin missing? J1_ISM=false skips it)" in done.stderr
+    done = _install(opensearch_node, rendered, "prune")
+    assert done.returncode == 0 and f"ok    prune current state {NAMES.latest_alias}" in done.stdout, (
+        done.stderr
+    )
 
 
 @pytest.mark.parametrize(("seed", "days"), es_side.CASES)
