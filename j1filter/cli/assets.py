@@ -24,7 +24,14 @@ def _parser() -> argparse.ArgumentParser:
         "pipeline, current-state index, Logstash pipeline) into DIR/opensearch. "
         "`--out logstash` re-renders the shipped bundle.",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", type=Path)
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        type=Path,
+        help="write DIR/elasticsearch (with install.sh) and DIR/kibana, created if missing; "
+        "files already there are replaced",
+    )
     parser.add_argument(
         "--engine", choices=ENGINES, default=ENGINES[0], help="target search engine (default: %(default)s)"
     )
@@ -54,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="extra mapping file or directory (its field types join the templates)",
     )
-    parser.add_argument("--no-shipped-mappings", action="store_true")
+    parser.add_argument(
+        "--no-shipped-mappings",
+        action="store_true",
+        help="derive the field types from the --mapping files only",
+    )
     return parser
 
 
