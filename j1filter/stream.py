@@ -227,9 +227,10 @@ def _entity(mapper: Mapper, value: Any, original: str, tags: Tags, where: str) -
     if "error" not in doc:
         return Mapped(doc, None)
     _locate(doc, where)
-    return Mapped(
-        doc, "not_an_entity" if not isinstance(value, dict) or "entity" not in value else "field_error"
-    )
+    if not isinstance(value, dict) or "entity" not in value:
+        return Mapped(doc, "not_an_entity")
+    # A failed j1filter-only enrichment leaves the document's event.kind as it was.
+    return Mapped(doc, "field_error" if doc["event"].get("kind") == "pipeline_error" else "enrichment_error")
 
 
 def _failure(where: str, what: str, exc: BaseException) -> str:

@@ -61,7 +61,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             own_signals=True,
         ),
         Subcommand(
-            "simulate", "serve the local J1 API simulator", ".collect:simulate_main", own_signals=True
+            "simulate", "serve the local J1 API simulator", ".simulate:simulate_main", own_signals=True
         ),
         Subcommand("demo", "collect from the simulator, map, and show what came out", ".demo:demo_main"),
         Subcommand(

@@ -3,8 +3,8 @@
 Every rule's value passes through the coercer of its target's type (unless the compiler
 proved it already fits): ``"7"`` into a ``long`` field becomes ``7``, ``"not-an-ip"`` into an
 ``ip`` field raises :class:`TransformError` and nothing is written. Lists are coerced item
-by item (any field may hold a list). Text fields take any scalar as it is, as Elasticsearch
-does, but never an object.
+by item (any field may hold a list). Text fields take any scalar, written as text (a number
+as Elastic renders it), but never an object.
 """
 
 from __future__ import annotations
@@ -30,11 +30,19 @@ def _each(fn: Coercer) -> Coercer:
 
 
 def _text(value: Any) -> Any:
-    """Any scalar, or a list of scalars, as it is (no copy: text is the common case)."""
-    for item in value if value.__class__ is list else (value,):
-        if isinstance(item, (dict, list)):
-            raise TransformError("an object cannot go into a text field")
-    return value
+    """Any scalar, or a list of scalars, as text (``12345`` -> ``"12345"``, as Elastic renders
+    it): a keyword id is the same text whatever JSON type its source wrote."""
+    if value.__class__ is list:
+        return [_text_item(item) for item in value]
+    return _text_item(value)
+
+
+def _text_item(item: Any) -> str:
+    if item.__class__ is str:
+        return item
+    if isinstance(item, (dict, list)):
+        raise TransformError("an object cannot go into a text field")
+    return java_string(item)
 
 
 def _integer(kind: str) -> Coercer:

@@ -4,7 +4,10 @@
 2. run the entity's program (:class:`.program.Runtime`): coerce the typed raw fields in
    place, then write the ECS fields, rule by rule, each under its own guard;
 3. finish: drop the duplicated custom fields unless asked to keep them, add the data
-   stream, ``event.original`` and, when anything went wrong, the error flags.
+   stream, ``event.original`` and, when anything went wrong, ``error.message``. Only a
+   failure Elastic's pipeline has too (an Elastic-parity file's rule or field, a malformed
+   entity) makes the document a ``pipeline_error`` with Elastic's error tag; a failed
+   j1filter-only enrichment is recorded and the document keeps its ``event.kind``.
 
 Nothing here reads or writes files: :mod:`j1filter.stream` feeds lines in.
 """
@@ -107,15 +110,16 @@ class Mapper:
             asset = snake_clean(raw)
         except TooDeepError as exc:
             return self.error_document(original, [f"entity: {exc}"], tags=tags)
-        errors: list[str] = []
+        errors: list[str] = []  # what Elastic's pipeline flags too: the document is a pipeline_error
+        notes: list[str] = []  # j1filter-only enrichments that failed: recorded, event.kind kept
         _prepare(asset, errors)
         doc = self._skeleton(original)
         program: Program
         if trace is None:
             program = self.runtime.program(asset, errors)
-            program.apply_rules(asset, doc, errors)
+            program.apply_rules(asset, doc, errors, notes)
         else:
-            program = self.runtime.explain(asset, doc, errors, trace)
+            program = self.runtime.explain(asset, doc, errors, trace, notes)
         tag_list = list(tags)
         if self.options.preserve_duplicate_custom_fields or PRESERVE_DUPLICATES_TAG in tag_list:
             tag_list = _merge_tags(tag_list, [PRESERVE_DUPLICATES_TAG])
@@ -124,9 +128,10 @@ class Mapper:
         doc["jupiter_one"] = {"asset": asset}
         if collection is not None:
             _apply_collection(doc, collection, errors)
-        if errors:
+        if errors or notes:
+            doc["error"] = {"message": errors + notes}
+        if errors:  # only these demote, and get Elastic's error tag
             doc["event"]["kind"] = "pipeline_error"
-            doc["error"] = {"message": errors}
             tag_list = _merge_tags(tag_list, [ERROR_TAG])
         if tag_list:
             doc["tags"] = tag_list

@@ -236,10 +236,11 @@ def _apply_coercion(
 
 
 def coerce_tables(
-    tables: tuple[tuple[Path, FieldTable], ...], asset: dict[str, Any], errors: list[str]
+    tables: tuple[tuple[Path, FieldTable], ...], asset: dict[str, Any], errors: list[str], notes: list[str]
 ) -> None:
     """Convert every key of the given containers that has a coercion (containers whose keys
-    the program was not specialised for)."""
+    the program was not specialised for). A failure goes to ``errors`` for a coercion of an
+    Elastic-parity file, to ``notes`` for any other."""
     for container_path, table in tables:
         container = get_path(asset, container_path) if container_path else asset
         if container.__class__ is not dict:
@@ -247,7 +248,8 @@ def coerce_tables(
         for key in list(container):  # a copy: a failed coercion removes its key
             found = table.lookup(key)
             if found is not None:
-                _apply_coercion(asset, container, container_path, key, found, errors)
+                problems = errors if found.compiled.demotes else notes
+                _apply_coercion(asset, container, container_path, key, found, problems)
 
 
 # --- selections and programs ------------------------------------------------------------------
@@ -478,7 +480,12 @@ class Runtime:
         return program
 
     def explain(
-        self, asset: dict[str, Any], doc: dict[str, Any], errors: list[str], trace: Tracer
+        self,
+        asset: dict[str, Any],
+        doc: dict[str, Any],
+        errors: list[str],
+        trace: Tracer,
+        notes: list[str] | None = None,
     ) -> Program:
         """Coerce and write as the filter does, with a generic program (every rule of the
         kind emitted) that reports each rule's outcome to ``trace``. Not cached."""
@@ -490,7 +497,7 @@ class Runtime:
         )
         program = Program(selection, None, trace=True)
         program.apply_rules.__globals__["trace"] = trace
-        program.apply_rules(asset, doc, errors)
+        program.apply_rules(asset, doc, errors, notes)
         return program
 
     def cached_programs(self) -> list[Program]:
