@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import TransformError
 from . import dates
 from .transforms import boolean_transform, canonical_ip, double_transform, java_string, long_transform
-from .types import DATE_TYPES, FLOAT_TYPES, INTEGER_RANGES, OBJECT_TYPES, TEXT_TYPES
+from .types import DATE_TYPES, FLOAT_LIMITS, FLOAT_TYPES, INTEGER_RANGES, OBJECT_TYPES, TEXT_TYPES
 
 Coercer = Callable[[Any], Any]
 
@@ -58,10 +58,18 @@ def _integer(kind: str) -> Coercer:
     return coerce
 
 
-def _float() -> Coercer:
+def _float(kind: str) -> Coercer:
     to_double = double_transform()
-    # Whole numbers stay as they are: Elasticsearch takes them for float fields.
-    return lambda value: value if value.__class__ is int or value.__class__ is float else to_double(value)
+    limit = FLOAT_LIMITS.get(kind)
+
+    def coerce(value: Any) -> Any:
+        # Whole numbers stay as they are: Elasticsearch takes them for float fields.
+        result = value if value.__class__ is int or value.__class__ is float else to_double(value)
+        if limit is not None and not -limit <= result <= limit:
+            raise TransformError(f"[{java_string(value)}] is out of range for {kind}")
+        return result
+
+    return coerce
 
 
 def _object(value: Any) -> Any:
@@ -77,7 +85,7 @@ def coercer(es_type: str) -> Coercer | None:
     if es_type in INTEGER_RANGES:
         return _each(_integer(es_type))
     if es_type in FLOAT_TYPES:
-        return _each(_float())
+        return _each(_float(es_type))
     if es_type in DATE_TYPES:
         return _each(dates.normalize_date)
     if es_type == "ip":
