@@ -24,7 +24,6 @@ import io
 import json
 import os
 import random
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -296,37 +295,20 @@ def outcome(request, opensearch_node: Node, groups: list[Group], tmp_path_factor
     return Outcome(assets, results, expected, values, resent)
 
 
-# Known gaps, found by this test on the real engine and reported, each allowed only where named:
-# - the shipped Elasticsearch pipeline has no guard for a raw J1 object where the template
-#   declares a single value (`entity._key: {...}`): Elasticsearch rejects such a document too.
-#   The OpenSearch pipeline moves the value out (script `raw_objects_out_of_scalar_fields`).
-KNOWN_GAPS = {
-    "opensearch": re.compile(r"(?!)"),  # none
-    "elasticsearch": re.compile(
-        r"failed to parse field \[jupiter_one\.asset\.[^\]]+\] of type .*START_OBJECT"
-    ),
-}
-
-
 def test_no_document_is_rejected(outcome: Outcome) -> None:
     problems = []
     for name, result in outcome.results.items():
-        rejected = result.rejected
-        rejected = [r for r in rejected if not KNOWN_GAPS[outcome.assets.name].search(r)]
-        if rejected:
-            reasons = sorted({r.split(" in document ")[0] for r in rejected})
-            problems.append(f"{name}: {len(rejected)} rejected:\n  " + "\n  ".join(reasons[:20]))
-        repeats = outcome.expected_conflicts[name] - (len(result.rejected) - len(rejected))
-        if result.conflicts > repeats:
+        if result.rejected:
+            reasons = sorted({r.split(" in document ")[0] for r in result.rejected})
+            problems.append(f"{name}: {len(result.rejected)} rejected:\n  " + "\n  ".join(reasons[:20]))
+        if result.conflicts > outcome.expected_conflicts[name]:
             problems.append(
-                f"{name}: {result.conflicts} answered 409, but only {repeats} ids had been sent before"
+                f"{name}: {result.conflicts} answered 409, but only "
+                f"{outcome.expected_conflicts[name]} ids had been sent before"
             )
         if not result.created:
             problems.append(f"{name}: nothing indexed")
     assert not problems, f"{outcome.assets.name} assets:\n" + "\n".join(problems)
-    gap = sum(len(r.rejected) for r in outcome.results.values())
-    FIGURES[f"known-gap rejections, {outcome.assets.name} assets (hostile sweep only)"] = str(gap)
-    assert all(not r.rejected for n, r in outcome.results.items() if n != "hostile sweep")
 
 
 def test_a_resent_document_is_a_409_and_nothing_else(outcome: Outcome) -> None:
@@ -389,7 +371,7 @@ def test_every_emitted_field_has_its_declared_type(outcome: Outcome, opensearch:
     problems = []
     for path, doc in sorted(outcome.values.items()):
         if any(path.startswith(scalar + ".") for scalar in explicit):
-            continue  # a raw object in a scalar field: moved out by the pipeline, or a known gap
+            continue  # a raw object in a scalar field: moved out by the pipeline
         value = _leaf_value(doc, path)
         declared = declared_type(outcome.assets.mappings, explicit, path, value)
         if declared is None:
