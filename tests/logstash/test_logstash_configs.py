@@ -12,6 +12,8 @@ import fnmatch
 import hashlib
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -667,3 +669,39 @@ def test_filebeat_document_id_matches_logstash():
     assert re.search(r"if \(id !== null .* version !== undefined\)", src), (
         "no id at all (auto id) when a document lacks event.id or _version"
     )
+
+
+def test_filebeat_script_sets_the_logstash_id_or_none_past_512_bytes():
+    """The script run by Node (JavaScript as Filebeat's goja runs it, ES5 functions only) on a
+    minimal Event: the Logstash id up to 512 bytes, no id (the engine picks one) past it."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    (script,) = [p["script"]["source"] for p in _filebeat()["processors"] if "script" in p]
+    harness = (
+        script
+        + """
+const fields = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const meta = {};
+process({ Get: (k) => (k in fields ? fields[k] : null), Put: (k, v) => { meta[k] = v; } });
+console.log(JSON.stringify(meta["@metadata._id"] === undefined ? null : meta["@metadata._id"]));
+"""
+    )
+    rule = IdRule.from_conf(LOGSTASH / "j1-collector.conf")
+    head, tail = "5f1e8d1a:", ":1717200000000"
+    fits = "v" * (512 - len(head) - len(tail))
+    for version in ("7", fits, "é" + fits[1:] + "v", "9" * 5000):
+        fields = {
+            "event.id": head[:-1],
+            "jupiter_one.asset.entity._version": version,
+            "jupiter_one.collection.snapshot": tail[1:],
+        }
+        done = subprocess.run(
+            [node, "-e", harness], input=json.dumps(fields), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        full = f"{head}{version}{tail}"
+        expected = full if len(full.encode()) <= 512 else None
+        assert json.loads(done.stdout) == expected, version[:20]
+        if expected is not None:  # the same id as Logstash's
+            assert rule.document_id(_entity(version, event_id=head[:-1])) == expected
