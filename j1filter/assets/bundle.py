@@ -66,7 +66,7 @@ def render(
     ecs_used, raw_used = _fields_used()
     bodies = {
         "ilm-policy.json": es.ilm_policy(names),
-        "ingest-pipeline-final.json": es.final_pipeline(names),
+        "ingest-pipeline-final.json": es.final_pipeline(names, es.raw_scalars(specs, raw_used)),
         "component-template-settings.json": es.settings_component(names),
         "component-template-ecs-mappings.json": es.ecs_component(specs, ecs_used),
         "component-template-jupiter_one-mappings.json": es.jupiter_one_component(specs, raw_used),
@@ -86,7 +86,7 @@ def _render_opensearch(names: Names, specs: list[MappingSpec]) -> dict[str, byte
     ecs_used, raw_used = _fields_used()  # the same fields as the Elasticsearch set
     bodies = {
         "ism-policy.json": os_assets.ism_policy(names),
-        "ingest-pipeline-final.json": os_assets.final_pipeline(names, os_assets.raw_scalars(specs, raw_used)),
+        "ingest-pipeline-final.json": os_assets.final_pipeline(names, es.raw_scalars(specs, raw_used)),
         "component-template-settings.json": os_assets.settings_component(names),
         "component-template-ecs-mappings.json": os_assets.ecs_component(specs, ecs_used),
         "component-template-jupiter_one-mappings.json": os_assets.jupiter_one_component(specs, raw_used),

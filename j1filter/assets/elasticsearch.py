@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..language.spec import MappingSpec
-from .fieldtypes import JsonObject, dynamic_templates, ecs_properties, jupiter_one_properties
+from .fieldtypes import (
+    JsonObject,
+    dynamic_templates,
+    ecs_properties,
+    jupiter_one_leaves,
+    jupiter_one_properties,
+)
 from .names import Names
 
 MANAGED = {"managed_by": "j1filter"}
@@ -34,18 +40,64 @@ def ilm_policy(names: Names) -> JsonObject:
     }
 
 
-def final_pipeline(names: Names) -> JsonObject:
+def raw_scalars(specs: list[MappingSpec], used: Iterable[str] = ()) -> list[str]:
+    """Raw entity paths the templates map as a single value, outside `properties` (whose
+    objects are flattened: subobjects false here, a flat_object on OpenSearch)."""
+    return sorted(p for p in jupiter_one_leaves(specs, used) if not p.startswith("properties."))
+
+
+# A raw J1 value where the template declares a scalar but the entity holds an object (a hostile
+# or broken `entity._key: {...}`) would reject the whole document: move it out of the way, say
+# so in error.message as j1filter does; the value stays in event.original.
+_OBJECT_GUARD = """
+def asset = ctx.jupiter_one instanceof Map ? ctx.jupiter_one.asset : null;
+if (!(asset instanceof Map)) { return; }
+List found = new ArrayList();
+for (String path : params.scalars) {
+  String[] parts = path.splitOnToken('.');
+  def node = asset;
+  for (int i = 0; i < parts.length - 1 && node instanceof Map; i++) { node = node[parts[i]]; }
+  if (!(node instanceof Map) || !node.containsKey(parts[parts.length - 1])) { continue; }
+  def value = node[parts[parts.length - 1]];
+  boolean bad = value instanceof Map;
+  if (value instanceof List) { for (def v : value) { bad = bad || v instanceof Map; } }
+  if (bad) { node.remove(parts[parts.length - 1]); found.add('jupiter_one.asset.' + path); }
+}
+if (found.isEmpty()) { return; }
+if (!(ctx.error instanceof Map)) { ctx.error = new HashMap(); }
+def messages = ctx.error.message;
+if (!(messages instanceof List)) { messages = messages == null ? new ArrayList() : [messages]; }
+for (String path : found) {
+  messages.add(path + ': an object where J1 has a single value; left out (the value is in event.original)');
+}
+ctx.error.message = messages;
+if (!(ctx.event instanceof Map)) { ctx.event = new HashMap(); }
+ctx.event.kind = 'pipeline_error';
+""".strip()
+
+
+def final_pipeline(names: Names, scalars: Iterable[str] = ()) -> JsonObject:
+    """Keep raw J1 objects out of the raw scalar fields `scalars` (paths below
+    jupiter_one.asset), then stamp event.ingested."""
     return {
-        "description": "j1filter: stamp event.ingested (the latest transform syncs on it). Nothing else: "
-        "j1filter already produced the ECS document.",
+        "description": "j1filter: keep raw J1 objects out of scalar fields, stamp event.ingested (the "
+        "latest transform syncs on it). Nothing else: j1filter already produced the ECS document.",
         "processors": [
+            {
+                "script": {
+                    "lang": "painless",
+                    "source": _OBJECT_GUARD,
+                    "params": {"scalars": sorted(scalars)},
+                    "tag": "raw_objects_out_of_scalar_fields",
+                }
+            },
             {
                 "set": {
                     "field": "event.ingested",
                     "value": "{{{_ingest.timestamp}}}",
                     "tag": "set_event_ingested",
                 }
-            }
+            },
         ],
         "_meta": MANAGED,
     }

@@ -183,14 +183,21 @@ def jupiter_one_properties(specs: list[MappingSpec], used: Iterable[str] = ()) -
     nested = nest({p: m for p, m in leaves.items() if not p.startswith("properties.")})
     # Below `properties` J1 integrations disagree on shapes (Qualys `port: 3389`, Tenable
     # `port: {port: 443}`): subobjects false keeps both as the leaves `port` and `port.port`.
+    # Any integration's property is indexed (typed by the dynamic templates).
     nested["properties"] = {
         "type": "object",
         "subobjects": False,
+        "dynamic": True,
         "properties": {k: flat_properties[k] for k in sorted(flat_properties)},
     }
+    # Elsewhere in the raw entity (`entity.*`, new top-level keys) an unknown key is kept in
+    # _source but adds no field: the field count cannot grow with what J1 sends.
     return {
         "jupiter_one": {
-            "properties": {"asset": {"properties": nested}, "collection": {"properties": COLLECTION_FIELDS}}
+            "properties": {
+                "asset": {"dynamic": False, "properties": nested},
+                "collection": {"properties": COLLECTION_FIELDS},
+            }
         }
     }
 

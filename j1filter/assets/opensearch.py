@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from ..language.spec import MappingSpec
 from . import elasticsearch as es
-from .fieldtypes import ASSET_ROOT, JsonObject, jupiter_one_leaves
+from .fieldtypes import ASSET_ROOT, JsonObject
 from .names import Names
 
 #: The index template version 2.19 accepts (ISM priority mirrors the template priority).
@@ -65,11 +65,6 @@ def translate_properties(properties: JsonObject) -> JsonObject:
     return out
 
 
-def raw_scalars(specs: list[MappingSpec], used: Iterable[str] = ()) -> list[str]:
-    """Raw entity paths the templates map as a single value, outside the flat `properties`."""
-    return sorted(p for p in jupiter_one_leaves(specs, used) if not p.startswith("properties."))
-
-
 def ism_policy(names: Names) -> JsonObject:
     """ILM's hot (roll over weekly or at 50 GB a primary shard) -> delete 30 days after rollover.
     ISM checks its conditions every job interval (5 minutes by default), ILM every 10."""
@@ -103,54 +98,15 @@ def ism_policy(names: Names) -> JsonObject:
     }
 
 
-# A raw J1 value where the template declares a scalar but the entity holds an object (a hostile
-# or broken `entity._key: {...}`) would reject the whole document: move it out of the way, say
-# so in error.message as j1filter does; the value stays in event.original.
-_OBJECT_GUARD = """
-def asset = ctx.jupiter_one instanceof Map ? ctx.jupiter_one.asset : null;
-if (!(asset instanceof Map)) { return; }
-List found = new ArrayList();
-for (String path : params.scalars) {
-  String[] parts = path.splitOnToken('.');
-  def node = asset;
-  for (int i = 0; i < parts.length - 1 && node instanceof Map; i++) { node = node[parts[i]]; }
-  if (!(node instanceof Map) || !node.containsKey(parts[parts.length - 1])) { continue; }
-  def value = node[parts[parts.length - 1]];
-  boolean bad = value instanceof Map;
-  if (value instanceof List) { for (def v : value) { bad = bad || v instanceof Map; } }
-  if (bad) { node.remove(parts[parts.length - 1]); found.add('jupiter_one.asset.' + path); }
-}
-if (found.isEmpty()) { return; }
-if (!(ctx.error instanceof Map)) { ctx.error = new HashMap(); }
-def messages = ctx.error.message;
-if (!(messages instanceof List)) { messages = messages == null ? new ArrayList() : [messages]; }
-for (String path : found) {
-  messages.add(path + ': an object where J1 has a single value; left out (the value is in event.original)');
-}
-ctx.error.message = messages;
-if (!(ctx.event instanceof Map)) { ctx.event = new HashMap(); }
-ctx.event.kind = 'pipeline_error';
-""".strip()
-
-
 def final_pipeline(names: Names, scalars: Iterable[str] = ()) -> JsonObject:
-    """The same processors plus the object guard for the raw scalar fields `scalars` (paths
-    below jupiter_one.asset); no `_meta` (OpenSearch 2.19 refuses it on pipelines)."""
-    body = es.final_pipeline(names)
-    guard = {
-        "script": {
-            "lang": "painless",
-            "source": _OBJECT_GUARD,
-            "params": {"scalars": sorted(scalars)},
-            "tag": "raw_objects_out_of_scalar_fields",
-        }
-    }
-    return {
-        "description": "j1filter (managed_by j1filter): keep raw J1 objects out of scalar fields, "
-        "stamp event.ingested (when the engine received the document). j1filter already produced "
-        "the ECS document.",
-        "processors": [guard, *body["processors"]],
-    }
+    """The Elasticsearch pipeline without `_meta` (OpenSearch 2.19 refuses it on pipelines)."""
+    body = es.final_pipeline(names, scalars)
+    del body["_meta"]
+    body["description"] = (
+        "j1filter (managed_by j1filter): keep raw J1 objects out of scalar fields, stamp event.ingested "
+        "(when the engine received the document). j1filter already produced the ECS document."
+    )
+    return body
 
 
 def settings_component(names: Names) -> JsonObject:

@@ -1,13 +1,15 @@
 """Small models of the Elasticsearch side, read from the shipped bundle (not restated here):
 
 - `DataStream`: bulk `create` with an explicit `_id` (a second `create` of an id is a 409 and
-  keeps the first document), the id built by the rule in logstash/j1-collector.conf;
+  keeps the first document), the id built by the rule in logstash/j1-collector.conf, capped
+  as its `j1_cap_document_id` filter caps it;
 - `LatestView`: the latest transform of logstash/elasticsearch/transform-latest.json
   (unique_key, sort and retention_policy), evaluated at a given time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -32,10 +34,28 @@ def field_value(doc: dict[str, Any], path: str) -> Any:
     return value
 
 
+#: The Ruby code of every shipped pipeline's id cap (filter id `j1_cap_document_id`), the one
+#: text `capped` below implements: an id longer than 512 bytes becomes its SHA-256 (hex).
+CAP_CODE = (
+    'id = event.get("[@metadata][_id]").to_s; '
+    'event.set("[@metadata][_id]", Digest::SHA256.hexdigest(id)) if id.bytesize > 512'
+)
+MAX_ID_BYTES = 512
+_CAP_FILTER = re.compile(
+    r'ruby\s*\{\s*id\s*=>\s*"j1_cap_document_id"\s*init\s*=>\s*\'require "digest"\'\s*code\s*=>\s*\'([^\']*)\''
+)
+
+
+def capped(doc_id: str) -> str:
+    """What CAP_CODE does to one id (Ruby's `bytesize` is the UTF-8 length)."""
+    raw = doc_id.encode()
+    return hashlib.sha256(raw).hexdigest() if len(raw) > MAX_ID_BYTES else doc_id
+
+
 @dataclass(frozen=True)
 class IdRule:
     """The document-id rule of a Logstash pipeline: a base template, set when its fields exist,
-    then a suffix template applied when the suffix's own field exists."""
+    then a suffix template applied when the suffix's own field exists, then the id cap."""
 
     base: str
     suffix: str
@@ -45,6 +65,7 @@ class IdRule:
         text = path.read_text()
         (base,) = re.findall(r'add_field\s*=>\s*\{\s*"\[@metadata\]\[_id\]"\s*=>\s*"([^"]+)"', text)
         (suffix,) = re.findall(r'replace\s*=>\s*\{\s*"\[@metadata\]\[_id\]"\s*=>\s*"([^"]+)"', text)
+        assert _CAP_FILTER.findall(text) == [CAP_CODE], f"{path.name}: not the shared id cap"
         return cls(base, suffix)
 
     def document_id(self, doc: dict[str, Any]) -> str | None:
@@ -52,7 +73,7 @@ class IdRule:
         if base is None:
             return None  # error documents: a content hash in the real pipeline
         with_suffix = self._render(self.suffix, doc, {"[@metadata][_id]": base})
-        return with_suffix if with_suffix is not None else base
+        return capped(with_suffix if with_suffix is not None else base)
 
     @staticmethod
     def _render(template: str, doc: dict[str, Any], metadata: dict[str, str]) -> str | None:

@@ -9,6 +9,8 @@ whether the value would be accepted by that field type. Rules modelled:
 * dotted keys expand to objects, except below an object with `subobjects: false`,
   where everything (document objects included, ES >= 8.10) is flattened into
   dotted leaf names;
+* `dynamic: false` (inherited by inner objects until one sets it again): a field without
+  an explicit property is kept in _source but not indexed, and no dynamic template applies;
 * dynamic templates: `match_mapping_type` (string/long/double/boolean/object),
   `match`/`unmatch` on the leaf name and `path_match`/`path_unmatch` on the full
   path, simple `*` wildcards or `match_pattern: regex` (full match); first match wins;
@@ -83,12 +85,16 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
+#: Resolution.source of a field below `dynamic: false`: kept in _source, not indexed.
+NOT_INDEXED = "not indexed (dynamic: false)"
+
+
 @dataclass
 class Resolution:
     path: str
     value: Any
     mapping: dict | None  # None: no explicit property and no dynamic template
-    source: str  # "explicit" | "dynamic:<template name>" | "unmapped"
+    source: str  # "explicit" | "dynamic:<template name>" | "unmapped" | NOT_INDEXED
     error: str | None = None  # structural conflict (object vs leaf)
 
 
@@ -132,18 +138,22 @@ class Mapper:
 
     # -- resolution --------------------------------------------------------
     def resolve(self, doc: dict) -> Iterator[Resolution]:
-        yield from self._resolve_object(self.props, "", doc, self.root_subobjects)
+        yield from self._resolve_object(self.props, "", doc, self.root_subobjects, True)
 
-    def _resolve_object(self, props: dict, prefix: str, obj: dict, subobjects: bool) -> Iterator[Resolution]:
+    def _resolve_object(
+        self, props: dict, prefix: str, obj: dict, subobjects: bool, dynamic: bool
+    ) -> Iterator[Resolution]:
         if not subobjects:
             for name, value in _flatten("", obj):
-                yield self._resolve_leaf(props.get(name), f"{prefix}{name}", name, value)
+                yield self._resolve_leaf(props.get(name), f"{prefix}{name}", name, value, dynamic)
             return
         for key, value in obj.items():
             parts = key.split(".")
-            yield from self._resolve_parts(props, prefix, parts, value)
+            yield from self._resolve_parts(props, prefix, parts, value, dynamic)
 
-    def _resolve_parts(self, props: dict, prefix: str, parts: list[str], value: Any) -> Iterator[Resolution]:
+    def _resolve_parts(
+        self, props: dict, prefix: str, parts: list[str], value: Any, dynamic: bool
+    ) -> Iterator[Resolution]:
         head, rest = parts[0], parts[1:]
         spec = props.get(head)
         path = f"{prefix}{head}"
@@ -154,7 +164,7 @@ class Mapper:
         values = value if isinstance(value, list) else [value]
         for v in values:
             if isinstance(v, list):
-                yield from self._resolve_parts(props, prefix, [head], v)
+                yield from self._resolve_parts(props, prefix, [head], v, dynamic)
                 continue
             if v is None:
                 continue
@@ -168,7 +178,7 @@ class Mapper:
                         error=f"{path} is mapped as {spec['type']} but the document has an object",
                     )
                     continue
-                if spec is None:
+                if spec is None and dynamic:
                     dyn = self.dynamic(path, head, "object")
                     if dyn and dyn[1].get("type") not in (None, "object"):
                         yield Resolution(
@@ -179,14 +189,21 @@ class Mapper:
                             error=f"{path}: object value hits dynamic template {dyn[0]}",
                         )
                         continue
+                if spec is None:
                     spec = {"properties": {}}
                 yield from self._resolve_object(
-                    spec.get("properties", {}), path + ".", v, spec.get("subobjects", True)
+                    spec.get("properties", {}),
+                    path + ".",
+                    v,
+                    spec.get("subobjects", True),
+                    _dynamic(spec, dynamic),
                 )
             else:
-                yield self._resolve_leaf(spec, path, head, v)
+                yield self._resolve_leaf(spec, path, head, v, dynamic)
 
-    def _resolve_leaf(self, spec: dict | None, path: str, leaf_name: str, value: Any) -> Resolution:
+    def _resolve_leaf(
+        self, spec: dict | None, path: str, leaf_name: str, value: Any, dynamic: bool
+    ) -> Resolution:
         if spec is not None:
             if "properties" in spec and "type" not in spec:
                 return Resolution(
@@ -197,10 +214,17 @@ class Mapper:
                     error=f"{path} is mapped as an object but the document has {value!r}",
                 )
             return Resolution(path, value, spec, "explicit")
+        if not dynamic:
+            return Resolution(path, value, None, NOT_INDEXED)
         dyn = self.dynamic(path, leaf_name, _json_type(value))
         if dyn:
             return Resolution(path, value, dyn[1], f"dynamic:{dyn[0]}")
         return Resolution(path, value, None, "unmapped")
+
+
+def _dynamic(spec: dict, inherited: bool) -> bool:
+    """An object's `dynamic` setting, else its parent's (`strict` rejects, so never a field)."""
+    return str(spec.get("dynamic", inherited)).lower() == "true"
 
 
 def _nest(parts: list[str], value: Any) -> dict:

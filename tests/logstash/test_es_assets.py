@@ -166,11 +166,30 @@ def test_a_user_mapping_types_its_own_fields(tmp_path):
     assert raw["properties"]["properties"]["ticket_url"]["type"] == "keyword"
 
 
-def test_final_pipeline_only_stamps_event_ingested():
-    p = load_asset("ingest-pipeline-final.json")
-    assert p["processors"] == [
-        {"set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}", "tag": "set_event_ingested"}}
-    ]
+def _scalar_leaves(properties: dict, prefix: str = "") -> list[str]:
+    out = []
+    for name, node in properties.items():
+        if "properties" in node and node.get("subobjects") is not False:
+            out += _scalar_leaves(node["properties"], f"{prefix}{name}.")
+        elif "type" in node and node["type"] != "object":
+            out.append(prefix + name)
+    return out
+
+
+def test_final_pipeline_guards_raw_scalar_fields_and_stamps_event_ingested():
+    guard, stamp = load_asset("ingest-pipeline-final.json")["processors"]
+    assert stamp == {
+        "set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}", "tag": "set_event_ingested"}
+    }
+    script = guard["script"]
+    assert script["tag"] == "raw_objects_out_of_scalar_fields" and script["lang"] == "painless"
+    # every raw field the template maps as one value; below `properties` (subobjects false) an
+    # object is flattened into leaves and needs no guard
+    mappings = load_asset("component-template-jupiter_one-mappings.json")["template"]["mappings"]
+    asset = mappings["properties"]["jupiter_one"]["properties"]["asset"]["properties"]
+    assert asset["properties"]["subobjects"] is False
+    assert script["params"]["scalars"] == sorted(_scalar_leaves(asset)) != []
+    assert "entity._key" in script["params"]["scalars"]
 
 
 def test_latest_transform_follows_the_design():

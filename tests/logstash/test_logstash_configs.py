@@ -9,8 +9,12 @@ data arrives at all are asserted one by one.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,9 @@ from ls_helpers import (
     parse_conf_tree,
     plugins_of,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collect"))
+from es_model import CAP_CODE, IdRule
 
 # Options each plugin accepts, per the plugin sources/docs of the versions named in
 # docs (pipe input 3.1.0, http_poller 6.0.0 + http client mixin 7.5.0, pipe output
@@ -345,6 +352,69 @@ def test_elasticsearch_output_writes_the_data_stream_once_per_version(confs, nam
     _assert_es_output(name, confs[name])
 
 
+# Every shipped pipeline that writes with an explicit id, for either engine.
+ID_CONFS = sorted(p for p in LOGSTASH.rglob("*.conf") if "document_id" in p.read_text())
+
+
+def _sets_the_id(p: PluginRef) -> bool:
+    return (
+        "[@metadata][_id]" in (p.get("add_field") or {})
+        or "[@metadata][_id]" in (p.get("replace") or {})
+        or p.get("target") == "[@metadata][_id]"
+    )
+
+
+def test_the_id_rule_is_in_every_pipeline_that_writes_ids():
+    assert {p.name for p in ID_CONFS} == {
+        "j1-collector.conf",
+        "j1-spool.conf",
+        "j1-collector-opensearch.conf",
+    }
+
+
+@pytest.mark.parametrize("path", ID_CONFS, ids=lambda p: p.name)
+def test_every_document_id_is_capped_at_512_bytes(path: Path):
+    """A longer id fails the whole bulk request (HTTP 400, retried forever by Logstash): the
+    same Ruby filter, unconditional and after every branch that sets the id, hashes it."""
+    plugins = plugins_of(path.read_text())
+    caps = [p for p in find(plugins, "filter", "ruby") if p.get("id") == "j1_cap_document_id"]
+    assert len(caps) == 1, f"{path.name}: one id cap"
+    cap = caps[0]
+    assert cap.get("code") == CAP_CODE and cap.get("init") == 'require "digest"'
+    assert cap.conditions == [], f"{path.name}: the cap must apply to every branch, not {cap.conditions}"
+    setters = [i for i, p in enumerate(plugins) if p.section == "filter" and _sets_the_id(p)]
+    assert setters and max(setters) < plugins.index(cap), f"{path.name}: the id is set after its cap"
+    outputs = [p for p in plugins if p.section == "output" and p.get("document_id") == "%{[@metadata][_id]}"]
+    assert outputs, f"{path.name}: no output writes [@metadata][_id]"
+
+
+def _entity(version: str, event_id: str = "5f1e8d1a-0a0a-4c4c-9d9d-000000000001") -> dict:
+    return {
+        "event": {"id": event_id},
+        "jupiter_one": {
+            "asset": {"entity": {"_version": version}},
+            "collection": {"snapshot": "1717200000000"},
+        },
+    }
+
+
+def test_a_hostile_version_gets_the_same_short_id_in_every_pipeline():
+    rules = {p.name: IdRule.from_conf(p) for p in ID_CONFS}
+    short, hostile = _entity("7"), _entity("9" * 5000)
+    full = f"{hostile['event']['id']}:{'9' * 5000}:1717200000000"
+    for name, rule in rules.items():
+        assert rule.document_id(short) == "5f1e8d1a-0a0a-4c4c-9d9d-000000000001:7:1717200000000", name
+        assert rule.document_id(hostile) == hashlib.sha256(full.encode()).hexdigest(), name
+    # the limit is in bytes, as the engines count: 512 bytes pass as they are, 513 do not
+    head, tail = "5f1e8d1a:", ":1717200000000"
+    fits = "v" * (512 - len(head) - len(tail))
+    assert len(rules["j1-collector.conf"].document_id(_entity(fits, event_id=head[:-1]))) == 512
+    over = "é" + fits[1:] + "v"  # 512 characters, 513 bytes
+    assert {r.document_id(_entity(over, event_id=head[:-1])) for r in rules.values()} == {
+        hashlib.sha256(f"{head}{over}{tail}".encode()).hexdigest()
+    }
+
+
 # --------------------------------------------------------------------------
 # j1-collector.conf (recommended)
 # --------------------------------------------------------------------------
@@ -595,6 +665,43 @@ def test_filebeat_document_id_matches_logstash():
     assert 'event.Get("jupiter_one.collection.snapshot")' in src
     assert 'docId = docId + ":" + snapshot;' in src
     assert 'event.Put("@metadata._id", docId);' in src
+    assert "if (unescape(encodeURIComponent(docId)).length <= 512) {" in src, "no id past 512 bytes"
     assert re.search(r"if \(id !== null .* version !== undefined\)", src), (
         "no id at all (auto id) when a document lacks event.id or _version"
     )
+
+
+def test_filebeat_script_sets_the_logstash_id_or_none_past_512_bytes():
+    """The script run by Node (JavaScript as Filebeat's goja runs it, ES5 functions only) on a
+    minimal Event: the Logstash id up to 512 bytes, no id (the engine picks one) past it."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    (script,) = [p["script"]["source"] for p in _filebeat()["processors"] if "script" in p]
+    harness = (
+        script
+        + """
+const fields = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const meta = {};
+process({ Get: (k) => (k in fields ? fields[k] : null), Put: (k, v) => { meta[k] = v; } });
+console.log(JSON.stringify(meta["@metadata._id"] === undefined ? null : meta["@metadata._id"]));
+"""
+    )
+    rule = IdRule.from_conf(LOGSTASH / "j1-collector.conf")
+    head, tail = "5f1e8d1a:", ":1717200000000"
+    fits = "v" * (512 - len(head) - len(tail))
+    for version in ("7", fits, "é" + fits[1:] + "v", "9" * 5000):
+        fields = {
+            "event.id": head[:-1],
+            "jupiter_one.asset.entity._version": version,
+            "jupiter_one.collection.snapshot": tail[1:],
+        }
+        done = subprocess.run(
+            [node, "-e", harness], input=json.dumps(fields), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        full = f"{head}{version}{tail}"
+        expected = full if len(full.encode()) <= 512 else None
+        assert json.loads(done.stdout) == expected, version[:20]
+        if expected is not None:  # the same id as Logstash's
+            assert rule.document_id(_entity(version, event_id=head[:-1])) == expected

@@ -14,7 +14,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from es_mapping import Mapper, check_value, template_mappings
+from es_mapping import NOT_INDEXED, Mapper, check_value, template_mappings
 from ls_helpers import DATA, REPO, load_asset, run_j1filter
 
 CATCH_ALL = "dynamic:catch_all_strings_as_keyword"
@@ -91,6 +91,8 @@ def problems_for(mapper: Mapper, doc: dict) -> list[str]:
     for r in mapper.resolve(doc):
         if r.error:
             problems.append(r.error)
+        elif r.source == NOT_INDEXED:
+            assert r.path.startswith(RAW_J1), f"{r.path}: only raw J1 fields may go unindexed"
         elif r.mapping is None or r.source == CATCH_ALL:
             problems.append(f"{r.path} is not mapped (value {r.value!r})")
         else:
@@ -296,6 +298,26 @@ def test_field_type(source_mapper, path, expected):
     (r,) = list(source_mapper.resolve(doc))
     assert r.source == "explicit", f"{path} must be mapped explicitly, got {r.source}"
     assert r.mapping["type"] == expected, f"{path}: {r.mapping}"
+
+
+def test_new_raw_keys_outside_properties_add_no_field(source_mapper):
+    """`dynamic: false` on jupiter_one.asset: a new key in `entity` or at the entity's top level
+    is not indexed (kept in _source); below `properties` every key is still typed."""
+    doc = {
+        "jupiter_one": {
+            "asset": {
+                "brand_new": "x",
+                "entity": {"_key": "k", "_new_meta": {"deeper": 1}},
+                "properties": {"new_prop": "y", "found_on": "2024-01-01T00:00:00Z"},
+            }
+        }
+    }
+    sources = {r.path: r.source for r in source_mapper.resolve(doc)}
+    assert sources["jupiter_one.asset.brand_new"] == NOT_INDEXED
+    assert sources["jupiter_one.asset.entity._new_meta.deeper"] == NOT_INDEXED
+    assert sources["jupiter_one.asset.entity._key"] == "explicit"
+    assert sources["jupiter_one.asset.properties.new_prop"] == "dynamic:j1_other_string_as_keyword"
+    assert sources["jupiter_one.asset.properties.found_on"].startswith("dynamic:j1_properties_on_")
 
 
 def test_event_original_is_stored_not_indexed(source_mapper):

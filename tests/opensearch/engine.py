@@ -25,20 +25,11 @@ OPENSEARCH_CONF = REPO / "logstash" / "opensearch" / "j1-collector-opensearch.co
 CHUNK_BYTES = 4_000_000
 
 
-MAX_ID_BYTES = 512
-
-
-def capped(doc_id: str) -> str:
-    """The pipeline's guard: an id past OpenSearch's 512 bytes becomes its SHA-256."""
-    raw = doc_id.encode()
-    return hashlib.sha256(raw).hexdigest() if len(raw) > MAX_ID_BYTES else doc_id
-
-
 def document_id(rule: IdRule, doc: dict[str, Any]) -> str:
-    """The pipeline's id: the rule, else a SHA-256 of event.original, else a random uuid."""
+    """The pipeline's id: the rule (capped), else a SHA-256 of event.original, else a random uuid."""
     found = rule.document_id(doc)
     if found is not None:
-        return capped(found)
+        return found
     original = field_value(doc, "event.original")
     if original is not None:
         return hashlib.sha256(str(original).encode()).hexdigest()

@@ -25,7 +25,8 @@ from typing import Any
 
 import orjson
 import pytest
-from engine import OPENSEARCH_CONF, IdRule, bulk, capped, document_id, refresh
+from engine import OPENSEARCH_CONF, IdRule, bulk, document_id, refresh
+from es_model import capped
 from node import REPO, Client, Node
 
 from j1filter.assets import Names, render, write

@@ -50,6 +50,8 @@ def test_no_elasticsearch_only_feature_in_the_opensearch_set() -> None:
                 assert value.get("doc_values") is True, f"{name}: {path}"
     pipeline = _bodies()["ingest-pipeline-final.json"]
     assert "_meta" not in pipeline
+    shipped = json.loads((REPO / "logstash" / "elasticsearch" / "ingest-pipeline-final.json").read_text())
+    assert pipeline["processors"] == shipped["processors"], "one guard and one stamp for both engines"
 
 
 def test_raw_properties_are_one_flat_object_and_the_rest_keeps_its_types() -> None:
