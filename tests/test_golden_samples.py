@@ -11,7 +11,7 @@ import os
 
 import orjson
 
-from j1filter.stream import map_line
+from j1filter.protocol import map_line
 
 from .conftest import REPO, SAMPLES, field_diff
 

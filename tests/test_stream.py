@@ -393,16 +393,16 @@ def test_a_rule_failing_on_one_entity_costs_that_document_only(tmp_path):
 
 def test_any_exception_in_a_line_becomes_an_error_document(mapper, monkeypatch):
     """The last-resort guard does not depend on knowing what can go wrong."""
-    import j1filter.stream as stream_module
+    import j1filter.protocol as protocol
 
-    real = stream_module.parse_json
+    real = protocol.parse_json
 
     def flaky(data):
         if b"boom" in data:
             raise RuntimeError("boom \ud800 " + "x" * 5000)
         return real(data)
 
-    monkeypatch.setattr(stream_module, "parse_json", flaky)
+    monkeypatch.setattr(protocol, "parse_json", flaky)
     stats, docs, _ = stream(mapper, b'{"boom": 1}\n' + GOOD_LINE + b"\n")
     assert len(docs) == 2 and docs[1]["event"]["id"] == "e-1"
     assert docs[0]["event"]["original"] == '{"boom": 1}'

@@ -9,7 +9,6 @@ it; within one collection a bounded window of recent ids drops repeats from shif
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -19,8 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
-
-import orjson
 
 from ..io.output import LineWriter, plural
 from ..io.stops import GUARD
@@ -263,7 +260,8 @@ def remove_stale_parts(directory: Path) -> int:
 
 class _Renderer:
     """One item -> its output bytes: the raw line with `_collection`, or, with a mapper, the
-    ECS documents the filter would write for that very line."""
+    ECS documents the filter would write for that very line (the same line protocol, without
+    writing and parsing the line in between)."""
 
     def __init__(self, plan: CollectionPlan, mapper: Mapper | None) -> None:
         self._meta = {
@@ -272,32 +270,15 @@ class _Renderer:
             "snapshot": iso_from_ms(plan.snapshot_ms),
         }
         self._mapper = mapper
-        from ..stream import map_line  # the filter's own line handling, guard included
+        from ..protocol import encode_value, json_bytes  # imported here: the mappings only with --map
 
-        self._map_line = map_line
+        self._encode_value, self._json_bytes = encode_value, json_bytes
 
     def line(self, item: dict[str, Any], where: str) -> bytes:
-        raw = _ndjson(dict(item, _collection=self._meta))
+        value = dict(item, _collection=self._meta)
         if self._mapper is None:
-            return raw + b"\n"
-        mapped = self._map_line(self._mapper, raw, where)
-        return b"".join(_document_line(self._mapper, result.doc, where) for result in mapped)
-
-
-def _ndjson(value: object) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # a lone surrogate (from an \ud800 escape): keep it escaped
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
-
-
-def _document_line(mapper: Mapper, doc: dict[str, Any], where: str) -> bytes:
-    try:
-        return orjson.dumps(doc) + b"\n"
-    except TypeError as error:
-        original = doc.get("event", {}).get("original", "")
-        fallback = mapper.error_document(original, [f"{where}: cannot serialise: {error}"])
-        return _ndjson(fallback) + b"\n"
+            return self._json_bytes(value) + b"\n"
+        return b"".join(doc + b"\n" for doc, _ in self._encode_value(self._mapper, value, where))
 
 
 class _RecentIds:
