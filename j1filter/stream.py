@@ -10,14 +10,18 @@ output ends the run after whole lines only.
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
+import queue
 import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .io.output import LineWriter, Progress, plural
-from .io.stops import GUARD, StopGuard, Stopped
+from .io.stops import GUARD, STOP_SIGNALS, StopGuard, Stopped
 from .protocol import PRETTY_PRINTED_HINT, Encoded, encode_line, looks_pretty_printed, too_long
 from .runtime.mapper import Mapper
 
@@ -120,18 +124,35 @@ def run(
     name: str = "line",
     guard: StopGuard = GUARD,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> Stats:
     """Map every line of ``source`` to ``sink``; return what happened. Error documents go
     to ``sink`` too (and, as a copy, to ``errors_sink``). Output is written once
     ``batch_size`` documents or ``batch_bytes`` bytes are pending. A stop signal (see
     :mod:`.stops`) or a closed ``sink`` ends the run after whole lines only; the stats
-    count the documents that were really written."""
+    count the documents that were really written. With ``workers`` above 1 (and not
+    ``line_buffered``), that many forked processes map the lines; the output is the same."""
     stats = Stats()
     out = LineWriter(sink, guard)
     errors_out = LineWriter(errors_sink, guard) if errors_sink is not None else None
     pending: list[Encoded] = []
     pending_bytes = 0
     try:
+        if workers > 1 and not line_buffered:
+            _run_workers(
+                source,
+                out,
+                errors_out,
+                mapper,
+                stats,
+                workers=workers,
+                max_line_bytes=max_line_bytes,
+                batch_size=batch_size,
+                batch_bytes=batch_bytes,
+                name=name,
+                progress=progress,
+            )
+            return stats
         lines = read_lines(source, max_line_bytes, on_block=mapper.hold_clock)  # the time each block was seen
         for line_no, (line, size) in enumerate(lines, 1):
             stats.lines += 1
@@ -204,3 +225,163 @@ def _flush(out: LineWriter, errors_out: LineWriter | None, pending: list[Encoded
             stats.errors.update(kind for _, kind in written if kind)
             if errors_out is not None and failed:
                 errors_out.write(failed)
+
+
+# --- worker processes ------------------------------------------------------------------------------
+
+#: Lines (or bytes) of input handed to a worker at a time, and jobs in flight per worker.
+JOB_LINES = 256
+JOB_BYTES = 1 << 20
+JOBS_PER_WORKER = 2
+#: One line's result from a worker: its documents (None: a blank line) and whether it showed
+#: that the input is pretty-printed JSON.
+LineResult = tuple[list[Encoded] | None, bool]
+
+
+def _run_workers(
+    source: BinaryIO,
+    out: LineWriter,
+    errors_out: LineWriter | None,
+    mapper: Mapper,
+    stats: Stats,
+    *,
+    workers: int,
+    max_line_bytes: int,
+    batch_size: int,
+    batch_bytes: int,
+    name: str,
+    progress: Progress | None,
+) -> None:
+    """:func:`run`'s loop with the mapping done by ``workers`` forked processes.
+
+    A feeder thread reads lines and hands them out in jobs (the first line's number and the
+    lines), to the workers in turn; this thread takes each job's results back in the same
+    order and writes them as :func:`run` does. So the output is the same bytes as one
+    process writes, in order, and only this process writes, counts and handles stop
+    signals (the workers ignore them and end when their input closes)."""
+    context = multiprocessing.get_context("fork")  # the compiled mappings come along, unpickled
+    pipes = [(context.Pipe(duplex=False), context.Pipe(duplex=False)) for _ in range(workers)]
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(mapper, n, pipes, max_line_bytes, name),
+            name=f"j1filter worker {n + 1}",
+            daemon=True,
+        )
+        for n in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for (job_in, _), (_, result_out) in pipes:  # the workers' ends
+        job_in.close()
+        result_out.close()
+    order: queue.Queue[tuple[int, int] | BaseException | None] = queue.Queue()  # (worker, first line)
+    slots = threading.Semaphore(workers * JOBS_PER_WORKER)
+    feeder = threading.Thread(
+        target=_feed,
+        args=(source, [job_out for (_, job_out), _ in pipes], order, slots, max_line_bytes),
+        name="j1filter feeder",
+        daemon=True,
+    )
+    feeder.start()
+    pending: list[Encoded] = []
+    pending_bytes = 0
+    try:
+        while (job := order.get()) is not None:
+            if isinstance(job, BaseException):
+                raise job  # the input could not be read
+            worker, first = job
+            try:
+                results: list[LineResult] = pickle.loads(pipes[worker][1][0].recv_bytes())
+            except EOFError:
+                raise OSError(
+                    f"worker process {worker + 1} ended unexpectedly (exit code "
+                    f"{processes[worker].exitcode}); nothing from {name} {first} on was written"
+                ) from None
+            slots.release()
+            for encoded, pretty in results:
+                stats.lines += 1
+                if encoded is None:
+                    stats.blank_lines += 1
+                    continue
+                stats.looks_pretty_printed |= pretty
+                pending.extend(encoded)
+                pending_bytes += sum(len(doc) for doc, _ in encoded)
+                if len(pending) >= batch_size or pending_bytes >= batch_bytes:
+                    _flush(out, errors_out, pending, stats)
+                    pending_bytes = 0
+            del results
+            if progress is not None and progress.due():
+                progress.show(stats.documents, sum(stats.errors.values()))
+        _flush(out, errors_out, pending, stats)
+    except Stopped:
+        _flush_quietly(out, errors_out, pending, stats)
+        raise
+    finally:
+        for (_, job_out), (result_in, _) in pipes:
+            job_out.close()
+            result_in.close()
+        slots.release(workers * JOBS_PER_WORKER)  # a feeder waiting for a slot finds its pipe closed
+        for process in processes:
+            process.join(1)
+            if process.is_alive():  # still mapping a job nobody will read
+                process.kill()
+                process.join()
+
+
+def _feed(
+    source: BinaryIO,
+    jobs: list[Any],
+    order: queue.Queue[tuple[int, int] | BaseException | None],
+    slots: threading.Semaphore,
+    max_line_bytes: int,
+) -> None:
+    """Hand the lines of ``source`` out in jobs, to the workers in turn; say in ``order``
+    which worker has which job (None at the end, an exception if reading failed)."""
+    job: list[tuple[bytes, int]] = []
+    job_bytes, first, number = 0, 1, 0
+    try:
+        lines = read_lines(source, max_line_bytes)
+        while True:
+            line = next(lines, None)
+            if line is not None:
+                job.append(line)
+                job_bytes += len(line[0])
+            if job and (line is None or len(job) >= JOB_LINES or job_bytes >= JOB_BYTES):
+                slots.acquire()
+                worker = number % len(jobs)
+                jobs[worker].send_bytes(pickle.dumps((first, job), protocol=pickle.HIGHEST_PROTOCOL))
+                order.put((worker, first))
+                first, number, job, job_bytes = first + len(job), number + 1, [], 0
+            if line is None:
+                break
+        order.put(None)
+    except Exception as exc:  # noqa: BLE001 - the input failed (said by the main thread); or the pipes were closed by a stop
+        order.put(exc)
+
+
+def _worker(mapper: Mapper, index: int, pipes: list[Any], max_line_bytes: int, name: str) -> None:
+    """One worker process: map each job's lines as one process would, send back the results."""
+    for signum in STOP_SIGNALS:  # the parent decides when to stop, and ends its workers
+        signal.signal(signum, signal.SIG_IGN)
+    for n, ((job_in, job_out), (result_in, result_out)) in enumerate(pipes):
+        job_out.close()
+        result_in.close()
+        if n != index:
+            job_in.close()
+            result_out.close()
+    (jobs, _), (_, results) = pipes[index]
+    try:
+        while True:
+            try:
+                first, lines = pickle.loads(jobs.recv_bytes())
+            except EOFError:
+                return
+            mapper.hold_clock()  # the lines of a job arrived together
+            done: list[LineResult] = []
+            for number, (line, size) in enumerate(lines, first):
+                encoded = handle_line(mapper, line, size, max_line_bytes, f"{name} {number}")
+                done.append((encoded, encoded is not None and pretty_printed(line, encoded)))
+            results.send_bytes(pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError:  # the parent has gone or stopped reading
+        return

@@ -162,6 +162,14 @@ def _filter_parser() -> argparse.ArgumentParser:
         "--fail-on-error", action="store_true", help="exit 1 if any document carries an error"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="map in N processes, output in input order and the same bytes (for replays and "
+        "backfills; not with --line-buffered) (default: %(default)s)",
+    )
+    parser.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -177,6 +185,8 @@ def _usage_problems(args: argparse.Namespace) -> list[str]:
     problems = mapping_option_problems(args)
     if args.max_line_bytes < 1024:
         problems.append("--max-line-bytes must be at least 1024")
+    if not 1 <= args.workers <= 64:
+        problems.append("--workers must be between 1 and 64")
     return problems
 
 
@@ -226,6 +236,7 @@ def filter_main(argv: Sequence[str]) -> int:
             errors_sink=errors_sink,
             max_line_bytes=args.max_line_bytes,
             progress=progress,
+            workers=args.workers,
         )
     except OSError as exc:
         print(f"j1filter: {exc}", file=sys.stderr)
