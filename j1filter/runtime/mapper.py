@@ -1,12 +1,15 @@
 """A raw J1 entity in, an ECS document out: the document around what :mod:`.program` writes.
 
-1. prepare: snake_case every key, drop empty values, expand dotted property keys;
-2. run the entity's program (:class:`.program.Runtime`): coerce the typed raw fields in
-   place, then write the ECS fields, rule by rule, each under its own guard;
-3. finish: drop the duplicated custom fields unless asked to keep them, add the data
-   stream, ``event.original`` and, when anything went wrong, the error flags.
+1. the skeleton: ``@timestamp`` (held per input block by the stream, see :meth:`Mapper.hold_clock`),
+   ``ecs``, the data stream and ``event.original``;
+2. one trip through the runtime (:meth:`.program.Runtime.run`): the entity prepared
+   (snake_case keys, no empty values, dotted property keys expanded) by the code generated
+   for its raw key shape, its typed raw fields coerced and the ECS fields written by the
+   program of its kind and shape, rule by rule, each under its own guard;
+3. finish: drop the duplicated custom fields unless asked to keep them, ``_collection``,
+   and, when anything went wrong, the error flags with ``where`` in every message.
 
-Nothing here reads or writes files: :mod:`j1filter.stream` feeds lines in.
+Nothing here reads or writes files: :mod:`j1filter.protocol` hands entities in.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The per-entity runtime: the compiled program of each kind of entity, and running it.
 
-One document's path: :meth:`Runtime.program` finds the :class:`Program` for the entity's kind
-(its ``_class``, ``_type``, ``_integration_type``) and key shape in one bounded LRU cache,
-building it on a miss; the program coerces the typed raw fields in place, then its
-generated rules function writes the ECS fields.
+One document's path (:meth:`Runtime.run`): the :class:`Preparer` of the entity's raw key shape
+(the keys of its root, ``entity`` and ``properties`` objects, hashed once) writes the
+prepared entity; the :class:`Program` for its kind (its ``_class``, ``_type``,
+``_integration_type``) and prepared key shape comes from one bounded LRU cache, built on a
+miss; the program coerces the typed raw fields in place, then its generated rules function
+writes the ECS fields.
 
 Building a program: :meth:`CompiledMappings.select` picks the files and rules whose static
 conditions hold for the kind (a :class:`Selection`); the shape (the keys of the root,
