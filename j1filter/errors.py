@@ -2,7 +2,9 @@
 
     J1FilterError
     ├── ConfigurationError   the setup is wrong: options, files, names, state (exit code 2)
+    │   ├── UsageError       a command line that cannot be run
     │   ├── MappingError     a mapping file is invalid; lists every problem, located
+    │   ├── ParameterError   a transform's parameters cannot be used (becomes a MappingError problem)
     │   ├── AssetNameError   a data stream name or schedule the engine would refuse
     │   └── CheckpointError  the collector's checkpoint cannot be read or written
     ├── DataError            one record cannot be mapped as it is (never fatal to a stream)
@@ -32,6 +34,10 @@ class ConfigurationError(J1FilterError):
     """A usage or configuration problem the user fixes before running again (exit code 2)."""
 
 
+class UsageError(ConfigurationError):
+    """A command line that cannot be run: a misspelt subcommand, options that contradict."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem found in a mapping file, located to the character."""
@@ -54,6 +60,11 @@ class MappingError(ConfigurationError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class ParameterError(ConfigurationError):
+    """A transform factory refused its parameters; the compiler reports it, located, as one
+    problem of a MappingError."""
 
 
 class AssetNameError(ConfigurationError):

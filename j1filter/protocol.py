@@ -18,8 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -52,8 +51,7 @@ ALREADY_MAPPED = (
 )
 
 
-@dataclass(frozen=True)
-class Mapped:
+class Mapped(NamedTuple):
     doc: dict[str, Any]
     error_kind: str | None  # None for a clean document
 
@@ -167,8 +165,7 @@ def failure(where: str, what: str, exc: BaseException) -> str:
 # --- one line to units, units to documents ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Unit:
+class Unit(NamedTuple):
     """What one document of an input line is made from: an entity to map, or a problem
     (``error_kind`` and ``messages``) that becomes an error document; either way with the
     original text, where it was and the tags it came with."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from j1filter.runtime.compiler import compile_mappings
 from j1filter.runtime.mapper import Mapper, Options
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,12 +26,14 @@ def needs_shared(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def mapper() -> Mapper:
-    return Mapper(options=Options(clock=lambda: FIXED_TIME))
+    return Mapper(compile_mappings(), Options(clock=lambda: FIXED_TIME))
 
 
 @pytest.fixture(scope="session")
 def preserving_mapper() -> Mapper:
-    return Mapper(options=Options(preserve_duplicate_custom_fields=True, clock=lambda: FIXED_TIME))
+    return Mapper(
+        compile_mappings(), Options(preserve_duplicate_custom_fields=True, clock=lambda: FIXED_TIME)
+    )
 
 
 def flatten(doc: dict, prefix: str = "") -> dict:

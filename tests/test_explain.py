@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 
 from j1filter.cli.explain import explain_entity, render_text
 from j1filter.language.loader import load_mappings
+from j1filter.runtime.compiler import compile_mappings
 from j1filter.runtime.mapper import Mapper, Options
 
 from .conftest import FIXED_TIME, REPO, SAMPLES
@@ -39,9 +41,23 @@ def sample(entity_type: str) -> dict:
     raise LookupError(entity_type)
 
 
+def without_line_numbers(text: str) -> str:
+    """``mappings/00-base.yml:29 id`` -> ``mappings/00-base.yml id``: a rule moved within its
+    file does not change the golden files of the sources it has nothing to do with."""
+    return re.sub(r"(\.yml):\d+\b", r"\1", text)
+
+
+def test_line_numbers_are_left_out_of_goldens_only():
+    assert (
+        without_line_numbers("x  mappings/00-base.yml:29 id -> event.id")
+        == "x  mappings/00-base.yml id -> event.id"
+    )
+    assert without_line_numbers("line 12: port 8080") == "line 12: port 8080"
+
+
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_explain_matches_golden(source, mapper):
-    text = render_text(explain_entity(mapper, sample(SOURCES[source])), show_all=True)
+    text = without_line_numbers(render_text(explain_entity(mapper, sample(SOURCES[source])), show_all=True))
     path = GOLDEN / f"{source}.txt"
     if os.environ.get("J1FILTER_UPDATE_GOLDEN"):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +83,7 @@ def test_a_failing_rule_shows_as_error_with_its_location(tmp_path):
         "version: 1\nname: extra\nrules:\n"
         "  - {to: event.risk_score, from: 'abs(properties.name)', id: abs-name}\n"
     )
-    mapper = Mapper(load_mappings([extra]), Options(clock=lambda: FIXED_TIME))
+    mapper = Mapper(compile_mappings(load_mappings([extra])), Options(clock=lambda: FIXED_TIME))
     explanation = explain_entity(mapper, sample("qualys_host_finding"))
     errors = [(r.label, detail) for r, outcome, detail in explanation.outcomes if outcome == "error"]
     assert errors == [

@@ -67,19 +67,46 @@ def data_patterns() -> dict[str, tuple[re.Pattern, tuple[str, ...]]]:
 PATTERNS = data_patterns()
 
 
-def _prefix(pattern: re.Pattern) -> str:
-    """The literal text the pattern starts with, if any (so the hostile part is reached)."""
-    chars = []
-    for op, arg in re._parser.parse(pattern.pattern, pattern.flags):  # type: ignore[attr-defined]
-        if str(op) != "LITERAL":
+_SPECIAL = set(".^$*+?{}[]|()\\")
+_QUANTIFIERS = set("*+?{")
+
+
+def literal_prefix(pattern: re.Pattern) -> str:
+    """The literal text the pattern starts with, if any (so the hostile part is reached):
+    plain characters and escaped punctuation, up to the first construct or quantified item."""
+    text, chars, i = pattern.pattern, [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and not text[i + 1].isalnum():
+            char, width = text[i + 1], 2
+        elif text[i] not in _SPECIAL:
+            char, width = text[i], 1
+        else:
             break
-        chars.append(chr(arg))
+        if i + width < len(text) and text[i + width] in _QUANTIFIERS:
+            break  # the item may repeat or be absent: not a fixed prefix
+        chars.append(char)
+        i += width
     return "".join(chars)
+
+
+@pytest.mark.parametrize(
+    "pattern, prefix",
+    [
+        (r"CVE-\d{4}", "CVE-"),
+        (r"\(?CVSS:", ""),
+        (r"https?://", "http"),
+        (r"ab*c", "a"),
+        (r"a\.b(c)", "a.b"),
+        (r"[0-9]+", ""),
+    ],
+)
+def test_literal_prefix(pattern, prefix):
+    assert literal_prefix(re.compile(pattern)) == prefix
 
 
 def hostile_strings(pattern: re.Pattern) -> Iterator[str]:
     alphabet = sorted(set(BASE_CHARS) | {c for c in pattern.pattern if c.isprintable()})
-    for prefix in dict.fromkeys(("", _prefix(pattern))):
+    for prefix in dict.fromkeys(("", literal_prefix(pattern))):
         for a, b in itertools.product(alphabet, repeat=2):
             body = a * N if a == b else (a + b) * (N // 2)
             yield prefix + body + "\x00"

@@ -6,7 +6,7 @@ import pytest
 
 from j1filter.errors import MappingError
 from j1filter.language.loader import load_mappings
-from j1filter.runtime.compiler import CompiledMappings
+from j1filter.runtime.compiler import compile_mappings
 
 from .conftest import REPO
 
@@ -87,7 +87,7 @@ EXPECTED = {
 
 def problems_of(path) -> list[str]:
     with pytest.raises(MappingError) as caught:
-        CompiledMappings(load_mappings([path], shipped=False))
+        compile_mappings(load_mappings([path], shipped=False))
     return str(caught.value).splitlines()
 
 
@@ -116,7 +116,7 @@ def test_shipped_mappings_load_and_compile():
     specs = load_mappings()
     assert [s.name for s in specs][:3] == ["base", "risks", "ecs-extra"]
     assert {"qualys", "crowdstrike", "tenable", "snyk", "rapid7", "jupiterone"} <= {s.name for s in specs}
-    CompiledMappings(specs)
+    compile_mappings(specs)
 
 
 def test_a_user_file_with_a_shipped_name_replaces_it(tmp_path):
@@ -142,7 +142,7 @@ def test_yaml_merge_keys_are_standard_yaml(tmp_path):
     assert first.to == ("labels", "x") and second.to == ("labels", "y")
     assert second.sources == first.sources == (("properties", "description"),)
     assert second.mode == "default"
-    CompiledMappings(load_mappings([path], shipped=False))
+    compile_mappings(load_mappings([path], shipped=False))
 
 
 def test_alias_bomb_is_refused_quickly_without_expanding_it():
@@ -171,20 +171,20 @@ def test_custom_namespaces_and_labels_may_be_written(tmp_path):
         "  - {to: myorg.team, from: properties.team}\n"
         "  - {to: labels.owner, from: properties.owner}\n"
     )
-    compiled = CompiledMappings(load_mappings([path], shipped=False))
+    compiled = compile_mappings(load_mappings([path], shipped=False))
     assert [r.target for r in compiled.rules] == ["any", "keyword"]
 
 
 def test_a_long_constant_given_as_text_is_coerced_at_load(tmp_path):
     path = tmp_path / "severity.yml"
     path.write_text("version: 1\nname: severity\nrules:\n  - {to: event.severity, value: '7'}\n")
-    assert CompiledMappings(load_mappings([path], shipped=False)).rules[0].value == 7
+    assert compile_mappings(load_mappings([path], shipped=False)).rules[0].value == 7
 
 
 def test_field_types_of_the_shipped_mappings():
     from j1filter.runtime.compiler import field_types
 
-    types = field_types(CompiledMappings(load_mappings()))
+    types = field_types(compile_mappings(load_mappings()))
     assert types["event.severity"] == "long" and types["host.ip"] == "ip"
     assert types["vulnerability.score.base"] == "float" and types["event.created"] == "date"
     assert types["url.domain"] == "keyword" and types["url.port"] == "long"  # url_parts writes an object

@@ -78,7 +78,9 @@ def readme_block(after_heading: str, language: str) -> str:
 def test_readme_worked_example_mapping(tmp_path):
     team = tmp_path / "team.yml"
     team.write_text(readme_block("### Worked example", "yaml"))
-    mapper = j1filter.Mapper(load_mappings([team]), j1filter.Options(clock=lambda: "T"))
+    mapper = j1filter.Mapper(
+        j1filter.compile_mappings(load_mappings([team])), j1filter.Options(clock=lambda: "T")
+    )
     entity = {
         "id": "w-1",
         "entity": {"_class": ["Finding"], "_type": "qualys_host_finding"},
@@ -96,7 +98,9 @@ def test_readme_worked_example_mapping(tmp_path):
 def test_readme_rule_error_example(tmp_path, monkeypatch):
     (tmp_path / "team.yml").write_text(readme_block("### Worked example", "yaml"))
     monkeypatch.chdir(tmp_path)
-    mapper = j1filter.Mapper(load_mappings(["team.yml"]), j1filter.Options(clock=lambda: "T"))
+    mapper = j1filter.Mapper(
+        j1filter.compile_mappings(load_mappings(["team.yml"])), j1filter.Options(clock=lambda: "T")
+    )
     entity = {
         "id": "w-2",
         "entity": {"_class": ["Finding"], "_type": "x"},
@@ -128,6 +132,7 @@ def test_the_public_api_is_narrow():
     assert sorted(j1filter.__all__) == sorted(
         [
             "load_mappings",
+            "compile_files",
             "compile_mappings",
             "CompiledMappings",
             "field_types",

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from j1filter import Mapper, Options
+from j1filter import Mapper, Options, compile_mappings
 from j1filter.protocol import map_line
 from j1filter.stream import run
 
@@ -215,7 +215,7 @@ def _generic_mapper() -> Mapper:
     """A mapper whose every entity is prepared generically and runs the generic program of
     its kind: no shape, so no rule or test left out because the entity's keys prove it
     cannot matter."""
-    mapper = Mapper(options=Options(clock=lambda: FIXED_TIME))
+    mapper = Mapper(compile_mappings(), Options(clock=lambda: FIXED_TIME))
     mapper.runtime.specialise = False
     return mapper
 

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from j1filter import Mapper, Options
+from j1filter import Mapper, Options, compile_mappings
 from j1filter.collect.checkpoint import CollectionPlan
 from j1filter.collect.collector import _Renderer
 from j1filter.protocol import encode_value, json_bytes
@@ -18,7 +18,7 @@ from j1filter.stream import run
 
 from .conftest import FIXED_TIME
 
-MAPPER = Mapper(options=Options(clock=lambda: FIXED_TIME))
+MAPPER = Mapper(compile_mappings(), Options(clock=lambda: FIXED_TIME))
 PLAN = CollectionPlan("incremental", 1_764_576_000_000, 1_764_547_200_000, "FIND Finding", "test")
 COLLECTION = {
     "started": "2025-12-01T08:00:00.000Z",

@@ -9,6 +9,7 @@ import traceback
 import orjson
 
 from j1filter.language.loader import load_mappings
+from j1filter.runtime.compiler import compile_mappings
 from j1filter.runtime.mapper import Mapper, Options
 
 MAPPING = """\
@@ -27,7 +28,7 @@ rules:
 def mapper(tmp_path, text=MAPPING) -> Mapper:
     path = tmp_path / "guarded.yml"
     path.write_text(text)
-    return Mapper(load_mappings([path], shipped=False), Options(clock=lambda: "T"))
+    return Mapper(compile_mappings(load_mappings([path], shipped=False)), Options(clock=lambda: "T"))
 
 
 def entity(**properties):
@@ -80,16 +81,35 @@ def test_generated_code_shows_in_tracebacks(tmp_path):
 def test_the_program_cache_is_bounded(tmp_path):
     path = tmp_path / "guarded.yml"
     path.write_text(MAPPING)
-    m = Mapper(load_mappings([path], shipped=False), Options(program_cache_size=8))
+    m = Mapper(compile_mappings(load_mappings([path], shipped=False)), Options(program_cache_size=8))
     for n in range(50):
         doc = m.map_entity(
             {"entity": {"_class": "Finding", "_type": f"type{n}"}, "properties": {"level": n, f"key{n}": 1}},
             "{}",
         )
         assert doc["event"]["severity"] == n
-    assert len(m.runtime._cache) == 8
     assert len(m.runtime.cached_programs()) == 1  # one selection and one relevant shape: shared
     assert orjson.dumps(doc)
+
+
+def test_the_program_cache_keeps_the_most_recently_used(tmp_path):
+    """Fifty kinds with a program each (a rule per type) through a cache of eight: the eight
+    used last stay, in the order they were used."""
+    path = tmp_path / "per_type.yml"
+    path.write_text(
+        "version: 1\nname: per-type\nrules:\n"
+        + "".join(f"  - {{to: labels.t{n}, value: x, when: {{type: type{n}}}}}\n" for n in range(50))
+    )
+    m = Mapper(compile_mappings(load_mappings([path], shipped=False)), Options(program_cache_size=8))
+    for n in [*range(50), 45]:
+        doc = m.map_entity({"entity": {"_class": "Finding", "_type": f"type{n}"}}, "{}")
+        assert doc["labels"] == {f"t{n}": "x"}
+    written = []
+    for program in m.runtime.cached_programs():  # what each kept program writes, run alone
+        doc: dict = {}
+        program.apply_rules({"entity": {}}, doc, [])
+        written.extend(doc["labels"])
+    assert written == ["t42", "t43", "t44", "t46", "t47", "t48", "t49", "t45"]
 
 
 def test_a_key_a_coercion_may_remove_is_not_taken_as_present(tmp_path):

@@ -364,13 +364,14 @@ def test_url_port_that_is_no_int_gives_no_domain_and_no_port(mapper, port):
 
 def test_a_rule_failing_on_one_entity_costs_that_document_only(tmp_path):
     from j1filter.language.loader import load_mappings
+    from j1filter.runtime.compiler import compile_mappings
     from j1filter.runtime.mapper import Mapper
 
     rule = tmp_path / "abs.yml"
     rule.write_text(
         "version: 1\nname: abs\nrules:\n  - {to: event.risk_score, from: abs(properties.description)}\n"
     )
-    mapper = Mapper(load_mappings([rule]))
+    mapper = Mapper(compile_mappings(load_mappings([rule])))
     for how in WRAPPINGS:
         stats, docs, _ = stream(
             mapper,

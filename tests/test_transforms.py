@@ -7,7 +7,7 @@ import re
 import pytest
 
 from j1filter.convert.transforms import TRANSFORMS
-from j1filter.errors import ConfigurationError, TransformError
+from j1filter.errors import ParameterError, TransformError
 
 from .conftest import REPO
 
@@ -267,7 +267,7 @@ def test_parameterised_transform_table(name, params, value, expected):
     ],
 )
 def test_bad_parameters_fail_at_compile_time(name, params, message):
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ParameterError, match=message):
         TRANSFORMS[name].factory(**params)
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from ..ecs import ecs_fields
 from ..language.spec import Expression, MappingSpec
-from ..runtime.compiler import CompiledMappings
 from ..runtime.compiler import coercion_types as compiled_coercion_types
+from ..runtime.compiler import compile_mappings
 
 JsonObject = dict[str, Any]
 
@@ -101,7 +101,7 @@ def coercion_types(specs: Iterable[MappingSpec]) -> dict[str, str]:
     """Raw entity path (dotted, may hold `*` in its last segment) -> coercion result type, as
     the compiled mappings declare it (the transforms' declared result types); long + double
     -> double."""
-    types = compiled_coercion_types(CompiledMappings(specs))
+    types = compiled_coercion_types(compile_mappings(specs))
     return {path: kind if kind in _COERCED else "string" for path, kind in types.items()}
 
 

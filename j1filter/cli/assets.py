@@ -10,8 +10,7 @@ from pathlib import Path
 from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
 from ..assets.bundle import render, write
 from ..assets.names import Names
-from ..errors import AssetNameError, MappingError
-from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from ..io.stops import EXIT_OK
 from ..language.loader import load_mappings
 from .main import new_parser
 
@@ -56,20 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def assets_main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        names = Names(args.type, args.dataset, args.namespace, args.interval, args.full_interval)
-        specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
-        files = render(names, specs)  # compiles the mappings: a file `check` refuses stops here
-    except AssetNameError as exc:
-        print(f"j1filter assets: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except MappingError as exc:
-        print(f"j1filter assets: invalid mapping\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        write(files, args.out)
-    except OSError as exc:
-        print(f"j1filter assets: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    names = Names(args.type, args.dataset, args.namespace, args.interval, args.full_interval)
+    specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
+    files = render(names, specs)  # compiles the mappings: a file `check` refuses stops here
+    write(files, args.out)
     print(f"j1filter assets: wrote {len(files)} files for {names.data_stream} to {args.out}", file=sys.stderr)
     return EXIT_OK

@@ -24,6 +24,7 @@ from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator
 from ..io.output import LineWriter
 from ..io.stops import EXIT_FAILURE, EXIT_OK, signal_exit_code, silence_stdout
 from ..protocol import map_line
+from ..runtime.compiler import compile_mappings
 from ..runtime.mapper import Mapper
 from ..stream import Stats, run
 from .main import new_parser
@@ -56,7 +57,7 @@ def demo_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr but failures")
     args = parser.parse_args(argv)
-    mapper = Mapper()
+    mapper = Mapper(compile_mappings())
     with Simulator() as simulator, _collector(simulator.url) as collector:
         if not args.quiet:
             print(

@@ -17,9 +17,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import J1FilterError, MappingError
 from ..io.output import LineWriter
-from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from ..io.stops import EXIT_OK
 from ..language.spec import Condition
 from ..protocol import Unit, json_text, line_units, map_unit
 from ..runtime.codegen import CONDITION, FIRED
@@ -262,23 +261,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def explain_main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        mapper = mapper_from_args(args)
-    except MappingError as exc:
-        print(f"j1filter: invalid mapping\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except J1FilterError as exc:  # a bad data stream name, no mapping files
-        print(f"j1filter explain: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        if args.input:
-            with open(args.input, "rb") as source:
-                lines = source.read().splitlines()
-        else:
-            lines = sys.stdin.buffer.read().splitlines()
-    except OSError as exc:
-        print(f"j1filter: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    mapper = mapper_from_args(args)
+    if args.input:
+        with open(args.input, "rb") as source:
+            lines = source.read().splitlines()
+    else:
+        lines = sys.stdin.buffer.read().splitlines()
     # Whole lines only, even on a stop signal; a closed output ends the run with 0 (see .stops).
     out = LineWriter(sys.stdout.buffer)
     if args.code:

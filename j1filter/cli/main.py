@@ -2,10 +2,12 @@
 
 ``j1filter [SUBCOMMAND] ...``: the subcommands are the rows of :data:`SUBCOMMANDS`; without
 one, the filter runs. Each subcommand's module is imported only when it runs, so that the
-stop signals are handled from the first moment (see :mod:`.stops`). Exit codes, the same for
-every subcommand (the table is in :mod:`.stops` and the README): 0 done (also when the
-reader closed our output early), 1 runtime failure, 2 usage error or invalid mapping,
-128 + N stopped by signal N (129 SIGHUP, 130 SIGINT, 143 SIGTERM).
+stop signals are handled from the first moment (see :mod:`j1filter.io.stops`).
+
+Subcommands raise; :func:`run_subcommand` turns what they raise into a message and an exit
+code, by :data:`EXIT_CODES`, the same for every subcommand: 0 done (also when the reader
+closed our output early), 1 runtime failure, 2 usage error, bad configuration or invalid
+mapping, 128 + N stopped by signal N (129 SIGHUP, 130 SIGINT, 143 SIGTERM).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import argparse
 import difflib
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .._meta import ECS_VERSION, __version__
+from ..errors import ConfigurationError, DataError, J1FilterError, MappingError, RemoteError, UsageError
 from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
 
 
@@ -69,8 +73,14 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 }
 
 
-class UsageError(Exception):
-    """A command line that cannot be run (exit code 2)."""
+#: The one exit-code table: what a subcommand raises -> its exit code (first match wins).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (ConfigurationError, EXIT_USAGE),  # usage, options, mapping files, names, checkpoint
+    (RemoteError, EXIT_FAILURE),  # the J1 API failed
+    (DataError, EXIT_FAILURE),  # a record that could not be mapped, where that is fatal
+    (OSError, EXIT_FAILURE),  # unreadable input, unwritable output
+    (J1FilterError, EXIT_FAILURE),  # any other failure j1filter raises on purpose
+)
 
 
 def new_parser(prog: str, description: str, **kwargs: object) -> argparse.ArgumentParser:
@@ -84,13 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command, rest = _split_command(args)
     except UsageError as exc:
-        print(
-            f"j1filter: error: {exc}\nRun `j1filter --help` for the subcommands and options.", file=sys.stderr
-        )
+        _say(f"j1filter: error: {exc}\nRun `j1filter --help` for the subcommands and options.")
         return EXIT_USAGE
-    if command.own_signals:
-        return command.entry()(rest)
-    return _run_guarded(command, rest)
+    return run_subcommand(command, rest)
 
 
 def _split_command(argv: list[str]) -> tuple[Subcommand, list[str]]:
@@ -111,16 +117,46 @@ def _split_command(argv: list[str]) -> tuple[Subcommand, list[str]]:
     return SUBCOMMANDS["filter"], argv
 
 
-def _run_guarded(command: Subcommand, argv: list[str]) -> int:
-    """Run a subcommand with the stop signals handled and a closed output taken as done."""
-    with GUARD.installed():
-        try:
+def run_subcommand(command: Subcommand, argv: list[str]) -> int:
+    """Run a subcommand with the stop signals handled (unless it handles them itself), a
+    closed output taken as done, and what it raises turned into its exit code."""
+    prog = "j1filter" if command.name == "filter" else f"j1filter {command.name}"
+    try:
+        if command.own_signals:
             return command.entry()(argv)
-        except Stopped as stop:
-            return stop.exit_code
-        except BrokenPipeError:  # the reader has all it wanted (`| head -1`)
-            silence_stdout()
-            return EXIT_OK
+        with GUARD.installed():
+            return command.entry()(argv)
+    except Stopped as stop:
+        return stop.exit_code
+    except BrokenPipeError:  # the reader has all it wanted (`| head -1`)
+        silence_stdout()
+        return EXIT_OK
+    except KeyboardInterrupt:  # SIGINT where no stop guard was installed
+        return signal_exit_code(signal.SIGINT)
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise  # a bug: the traceback says where
+        _say(error_message(prog, exc))
+        return code
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The exit code for what a subcommand raised (:data:`EXIT_CODES`); None: not expected."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), None)
+
+
+def error_message(prog: str, exc: BaseException) -> str:
+    """What the user reads about what a subcommand raised."""
+    if isinstance(exc, MappingError):
+        return f"{prog}: invalid mapping\n{exc}"
+    if isinstance(exc, UsageError):  # one line per problem
+        return "\n".join(f"{prog}: error: {line}" for line in str(exc).splitlines())
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{prog}: cannot open {exc.filename!r}: {exc.strerror} (check the path and its permissions)"
+    if isinstance(exc, OSError) and exc.strerror:  # no raw "[Errno N]"
+        return f"{prog}: {exc.strerror}"
+    return f"{prog}: {exc}"
 
 
 # --- the filter -----------------------------------------------------------------------------
@@ -166,8 +202,8 @@ def _filter_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="map in N processes, output in input order and the same bytes (for replays and "
-        "backfills; not with --line-buffered) (default: %(default)s)",
+        help="map in N processes; output in input order, the same bytes as one process "
+        "(for replays and backfills; line-buffered output keeps one) (default: %(default)s)",
     )
     parser.add_argument(
         "-q",
@@ -199,7 +235,6 @@ TERMINAL_HINT = (
 
 
 def filter_main(argv: Sequence[str]) -> int:
-    from ..errors import J1FilterError, MappingError
     from ..io.output import Progress
     from ..stream import run
     from .options import mapper_from_args
@@ -207,22 +242,15 @@ def filter_main(argv: Sequence[str]) -> int:
     args = _filter_parser().parse_args(argv)
     problems = _usage_problems(args)
     if problems:
-        print("\n".join(f"j1filter: error: {p}" for p in problems), file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("\n".join(problems))
+    mapper = mapper_from_args(args)
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115 - closed below
     try:
-        mapper = mapper_from_args(args)
-    except MappingError as exc:
-        print(f"j1filter: invalid mapping\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except J1FilterError as exc:  # e.g. no mapping files to use
-        print(f"j1filter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        source = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115 - closed in the finally below
-        errors_sink = open(args.errors_file, "ab") if args.errors_file else None  # noqa: SIM115 - closed in the finally below
-    except OSError as exc:
-        print(f"j1filter: cannot open {exc.filename!r}: {exc.strerror}", file=sys.stderr)
-        return EXIT_FAILURE
+        errors_sink = open(args.errors_file, "ab") if args.errors_file else None  # noqa: SIM115 - closed below
+    except OSError:
+        if args.input:
+            source.close()
+        raise
     interactive = not args.input and _is_terminal(sys.stdin)
     if interactive and not args.quiet:
         print(TERMINAL_HINT, file=sys.stderr)
@@ -238,9 +266,6 @@ def filter_main(argv: Sequence[str]) -> int:
             progress=progress,
             workers=args.workers,
         )
-    except OSError as exc:
-        print(f"j1filter: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
     finally:
         progress.clear()
         if errors_sink is not None:
@@ -284,14 +309,13 @@ def _print_lines(text: str) -> None:
 
 
 def check_main(argv: Sequence[str]) -> int:
-    from ..errors import MappingError
-    from ..language.loader import expand_paths, load_mapping, load_mappings, shipped_mapping_paths
-    from ..runtime.mapper import Mapper
+    from ..language.loader import expand_paths, shipped_mapping_paths
+    from ..runtime.compiler import compile_files
 
     parser = new_parser(
         "j1filter check",
-        "Validate mapping files without reading stdin: each file alone, then all "
-        "of them together with the shipped mappings, as the filter would load them.",
+        "Validate mapping files without reading stdin, together with the shipped mappings as the "
+        "filter would load them: every problem of every file, from its YAML to its field types.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="mapping files or directories")
     parser.add_argument(
@@ -304,20 +328,7 @@ def check_main(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(argv)
     paths = expand_paths(args.paths) if args.paths else shipped_mapping_paths()
-    problems = []
-    for path in paths:
-        try:
-            load_mapping(path)
-        except MappingError as exc:
-            problems.append(str(exc))
-    if not problems:  # each file is sound; now check them together (names, targets)
-        try:
-            Mapper(load_mappings(args.paths, shipped=not args.no_shipped_mappings))
-        except MappingError as exc:
-            problems.append(str(exc))
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return EXIT_USAGE
+    compile_files(args.paths, shipped=not args.no_shipped_mappings or not args.paths)
     if not args.quiet:
         files = "mapping file" if len(paths) == 1 else "mapping files"
         _print_lines(f"{len(paths)} {files} OK: " + ", ".join(p.name for p in paths))
@@ -325,9 +336,7 @@ def check_main(argv: Sequence[str]) -> int:
 
 
 def fields_main(argv: Sequence[str]) -> int:
-    from ..errors import MappingError
-    from ..language.loader import load_mappings
-    from ..runtime.mapper import Mapper
+    from ..runtime.compiler import compile_files
     from .report import field_table, transform_table
 
     parser = new_parser("j1filter fields", "Print the source -> ECS field table the mappings compile to.")
@@ -337,11 +346,6 @@ def fields_main(argv: Sequence[str]) -> int:
     if args.transforms:
         _print_lines(transform_table())
         return EXIT_OK
-    try:
-        specs = load_mappings(args.mapping)
-        Mapper(specs)  # full check, so the table never shows an invalid mapping
-    except MappingError as exc:
-        print(f"j1filter: invalid mapping\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    _print_lines(field_table(specs))
+    compiled = compile_files(args.mapping)  # so the table never shows an invalid mapping
+    _print_lines(field_table(list(compiled.specs)))
     return EXIT_OK

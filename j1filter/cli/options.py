@@ -7,8 +7,8 @@ import argparse
 
 from .._meta import DEFAULT_DATA_STREAM_TYPE, DEFAULT_DATASET, DEFAULT_NAMESPACE
 from ..datastream import data_stream_problems
-from ..errors import J1FilterError
-from ..language.loader import load_mappings
+from ..errors import ConfigurationError, UsageError
+from ..runtime.compiler import compile_files
 from ..runtime.mapper import Mapper, Options
 
 _STREAM_HELP = (
@@ -58,16 +58,16 @@ def mapping_option_problems(args: argparse.Namespace) -> list[str]:
 
 
 def mapper_from_args(args: argparse.Namespace) -> Mapper:
-    """The Mapper the options ask for. Raises J1FilterError (MappingError for an invalid mapping
-    file): a usage error, exit code 2."""
+    """The Mapper the options ask for. Raises a ConfigurationError (MappingError for an invalid
+    mapping file, UsageError for a bad data stream name): exit code 2."""
     problems = mapping_option_problems(args)
     if problems:
-        raise J1FilterError("; ".join(problems))
-    specs = load_mappings(args.mapping, shipped=not args.no_shipped_mappings)
-    if not specs:
-        raise J1FilterError("no mapping files to use")
+        raise UsageError("; ".join(problems))
+    compiled = compile_files(args.mapping, shipped=not args.no_shipped_mappings)
+    if not compiled.specs:
+        raise ConfigurationError("no mapping files to use")
     return Mapper(
-        specs,
+        compiled,
         Options(
             preserve_duplicate_custom_fields=args.preserve_duplicate_custom_fields,
             data_stream_type=args.type,

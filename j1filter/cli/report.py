@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..convert.registry import builtin_transforms
-from ..language.loader import source_text
-from ..language.spec import Condition, MappingSpec, TransformCall
+from ..language.spec import Condition, MappingSpec, TransformCall, source_text
 
 
 def _condition(cond: Condition) -> str:

@@ -15,19 +15,9 @@ from typing import Any
 from ..errors import TransformError
 from . import dates
 from .transforms import boolean_transform, canonical_ip, double_transform, java_string, long_transform
+from .types import DATE_TYPES, FLOAT_TYPES, INTEGER_RANGES, OBJECT_TYPES, TEXT_TYPES
 
 Coercer = Callable[[Any], Any]
-
-TEXT_TYPES = frozenset({"keyword", "constant_keyword", "wildcard", "text", "match_only_text"})
-INTEGER_RANGES = {
-    "long": (-(2**63), 2**63 - 1),
-    "integer": (-(2**31), 2**31 - 1),
-    "short": (-(2**15), 2**15 - 1),
-    "byte": (-128, 127),
-    "unsigned_long": (0, 2**64 - 1),
-}
-FLOAT_TYPES = frozenset({"float", "double", "half_float", "scaled_float"})
-OBJECT_TYPES = frozenset({"object", "flattened", "nested"})
 
 
 def _each(fn: Coercer) -> Coercer:
@@ -80,7 +70,7 @@ def coercer(es_type: str) -> Coercer | None:
         return _each(_integer(es_type))
     if es_type in FLOAT_TYPES:
         return _each(_float())
-    if es_type in ("date", "date_nanos"):
+    if es_type in DATE_TYPES:
         return _each(dates.normalize_date)
     if es_type == "ip":
         return _each(canonical_ip)

@@ -20,31 +20,45 @@ from decimal import Decimal
 from math import isfinite
 from typing import Any
 
-from ..errors import ConfigurationError, TransformError
+from ..errors import ParameterError, TransformError
 from . import commandline, dates, urls
 from .limits import MAX_NUMBER_TEXT, bounded
+from .types import ValueType, constant_type
 
 ValueFn = Callable[[Any], Any]
 
 
+#: What a transform returns: a type, or a function of its parameters giving one.
+ResultType = ValueType | Callable[[dict[str, Any]], ValueType]
+
+
 @dataclass(frozen=True)
 class Transform:
+    """A named transform with its contract: the factory, whether it maps list items one by
+    one, the type of its result (what `j1filter check` compares with the target field)."""
+
     name: str
-    factory: Callable[..., ValueFn]
+    factory: Callable[..., ValueFn]  # keyword parameters from YAML -> the value function
     per_item: bool
+    result: ResultType
     doc: str
 
+    def result_type(self, params: dict[str, Any]) -> ValueType:
+        return self.result(params) if callable(self.result) else self.result
 
+
+#: The built-in transforms, each registered by the decorator on its factory.
 TRANSFORMS: dict[str, Transform] = {}
 
 
 def transform(
-    name: str, *, per_item: bool = False
+    name: str, *, result: ResultType, per_item: bool = False
 ) -> Callable[[Callable[..., ValueFn]], Callable[..., ValueFn]]:
-    """Register a transform factory under ``name``; its docstring is the reference text."""
+    """Register a built-in transform factory under ``name`` with the type of its result; its
+    docstring is the reference text."""
 
     def register(factory: Callable[..., ValueFn]) -> Callable[..., ValueFn]:
-        TRANSFORMS[name] = Transform(name, factory, per_item, (factory.__doc__ or "").strip())
+        TRANSFORMS[name] = Transform(name, factory, per_item, result, (factory.__doc__ or "").strip())
         return factory
 
     return register
@@ -52,6 +66,8 @@ def transform(
 
 def java_string(value: Any) -> str:
     """Render a scalar as Java's ``toString`` would (Elastic's string rendering)."""
+    if value.__class__ is str:  # the usual case, first
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -85,14 +101,14 @@ _INTEGRAL_DECIMAL = re.compile(r"[+-]?\d+\.0*", re.ASCII)
 _JAVA_DOUBLE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[dDfF]?", re.ASCII)
 
 
-@transform("date", per_item=True)
+@transform("date", per_item=True, result=ValueType.DATE)
 def date_transform() -> ValueFn:
     """ISO 8601 (any offset), epoch milliseconds (number or numeric string) or RFC 2822 date
     -> ``yyyy-MM-ddTHH:mm:ss.SSSZ`` in UTC, milliseconds truncated."""
     return dates.normalize_date
 
 
-@transform("long", per_item=True)
+@transform("long", per_item=True, result=ValueType.LONG)
 def long_transform() -> ValueFn:
     """Whole number: integers, integral floats (``7.0``), decimal or ``0x`` hex integer strings."""
 
@@ -118,7 +134,7 @@ def long_transform() -> ValueFn:
     return to_long
 
 
-@transform("double", per_item=True)
+@transform("double", per_item=True, result=ValueType.DOUBLE)
 def double_transform() -> ValueFn:
     """Finite number: numbers or numeric strings (surrounding blanks allowed). NaN and
     infinities are refused, since JSON cannot carry them."""
@@ -142,7 +158,7 @@ def double_transform() -> ValueFn:
     return to_double
 
 
-@transform("boolean", per_item=True)
+@transform("boolean", per_item=True, result=ValueType.BOOLEAN)
 def boolean_transform() -> ValueFn:
     """``true``/``false`` in any case (booleans or strings), and the integers 1 and 0."""
 
@@ -192,19 +208,19 @@ def _parse_ip(text: str) -> str | None:
     return str(address)
 
 
-@transform("ip", per_item=True)
+@transform("ip", per_item=True, result=ValueType.IP)
 def ip_transform() -> ValueFn:
     """Valid IPv4 or IPv6 literal, canonicalised (IPv6 compressed, lowercase)."""
     return canonical_ip
 
 
-@transform("string", per_item=True)
+@transform("string", per_item=True, result=ValueType.KEYWORD)
 def string_transform() -> ValueFn:
     """Any scalar as text, rendered as Elastic renders it (``1`` -> ``"1"``, ``true`` -> ``"true"``)."""
     return java_string
 
 
-@transform("only_ips", per_item=True)
+@transform("only_ips", per_item=True, result=ValueType.IP)
 def only_ips_transform() -> ValueFn:
     """Keep valid IP addresses (canonicalised) and silently drop anything else, for lists
     that mix IPs with host names or ids (e.g. scanner ``targets``)."""
@@ -221,19 +237,19 @@ def only_ips_transform() -> ValueFn:
 # --- text ------------------------------------------------------------------------------------
 
 
-@transform("lowercase", per_item=True)
+@transform("lowercase", per_item=True, result=ValueType.KEYWORD)
 def lowercase_transform() -> ValueFn:
     """Lowercase text; other scalars are first rendered as text."""
     return lambda value: java_string(value).lower()
 
 
-@transform("uppercase", per_item=True)
+@transform("uppercase", per_item=True, result=ValueType.KEYWORD)
 def uppercase_transform() -> ValueFn:
     """Uppercase text; other scalars are first rendered as text."""
     return lambda value: java_string(value).upper()
 
 
-@transform("trim", per_item=True)
+@transform("trim", per_item=True, result=ValueType.KEYWORD)
 def trim_transform() -> ValueFn:
     """Strip surrounding white space from text; ``None`` when nothing is left."""
     return lambda value: java_string(value).strip() or None
@@ -243,7 +259,7 @@ _MAC_SEPARATORS = re.compile(r"[:\-.\s]")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 
 
-@transform("mac", per_item=True)
+@transform("mac", per_item=True, result=ValueType.KEYWORD)
 def mac_transform() -> ValueFn:
     """MAC address in the ECS form ``AA-BB-CC-DD-EE-FF`` (EUI-48 or EUI-64, any common
     separator). Text that is not a MAC address is kept as it is."""
@@ -260,21 +276,21 @@ def mac_transform() -> ValueFn:
     return to_mac
 
 
-@transform("basename", per_item=True)
+@transform("basename", per_item=True, result=ValueType.KEYWORD)
 def basename_transform() -> ValueFn:
     """Last segment of a Windows or POSIX path (``C:\\\\x\\\\a.exe`` -> ``a.exe``)."""
     return lambda value: re.split(r"[\\/]", java_string(value))[-1] or None
 
 
-@transform("extract")
+@transform("extract", result=ValueType.KEYWORD)
 def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
     """First match of a regular expression (``pattern``, capture ``group``); ``None`` if no match."""
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise ConfigurationError(f"invalid pattern: {exc}") from None
+        raise ParameterError(f"invalid pattern: {exc}") from None
     if not 0 <= group <= regex.groups:
-        raise ConfigurationError(f"group {group} does not exist in pattern")
+        raise ParameterError(f"group {group} does not exist in pattern")
 
     def extract(value: Any) -> Any:
         m = regex.search(java_string(value))
@@ -283,12 +299,19 @@ def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
     return extract
 
 
-@transform("lookup")
+def _lookup_result(params: dict[str, Any]) -> ValueType:
+    """The one type of the table's values and the default (``any`` when they differ)."""
+    table = params.get("table")
+    values = list(table.values()) if isinstance(table, dict) else []
+    return constant_type(values + [params.get("default")])
+
+
+@transform("lookup", result=_lookup_result)
 def lookup_transform(*, table: dict[Any, Any], default: Any = None, ignore_case: bool = True) -> ValueFn:
     """Translate a value through ``table`` (keys compared as text, case-insensitive unless
     ``ignore_case: false``); ``default`` (or nothing) when the value is not in the table."""
     if not isinstance(table, dict) or not table:
-        raise ConfigurationError("table must be a non-empty mapping")
+        raise ParameterError("table must be a non-empty mapping")
     fold: Callable[[str], str] = str.lower if ignore_case else str
     prepared = {fold(java_string(k)): v for k, v in table.items()}
 
@@ -300,7 +323,7 @@ def lookup_transform(*, table: dict[Any, Any], default: Any = None, ignore_case:
     return lookup
 
 
-@transform("only_urls", per_item=True)
+@transform("only_urls", per_item=True, result=ValueType.KEYWORD)
 def only_urls_transform() -> ValueFn:
     """Keep ``http(s)://`` URLs and drop other text (e.g. markdown reference blocks)."""
     return lambda value: value if isinstance(value, str) and _WEB_URL.match(value) else None
@@ -312,23 +335,23 @@ _WEB_URL = re.compile(r"https?://[^\s]+$", re.I)
 # --- shape -----------------------------------------------------------------------------------
 
 
-@transform("first")
+@transform("first", result=ValueType.SAME)
 def first_transform() -> ValueFn:
     """First element of a list; a scalar is returned as it is."""
     return lambda value: (value[0] if value else None) if isinstance(value, list) else value
 
 
-@transform("to_list")
+@transform("to_list", result=ValueType.SAME)
 def to_list_transform() -> ValueFn:
     """Wrap a scalar in a list; a list is returned as it is."""
     return lambda value: value if isinstance(value, list) else [value]
 
 
-@transform("split")
+@transform("split", result=ValueType.KEYWORD)
 def split_transform(*, separator: str = ",") -> ValueFn:
     """Split text on ``separator`` into a list of trimmed, non-empty parts."""
     if not isinstance(separator, str) or not separator:
-        raise ConfigurationError("separator must be a non-empty string")
+        raise ParameterError("separator must be a non-empty string")
 
     def split(value: Any) -> Any:
         if isinstance(value, list):
@@ -341,14 +364,14 @@ def split_transform(*, separator: str = ",") -> ValueFn:
 # --- domain-specific -------------------------------------------------------------------------
 
 
-@transform("url_parts")
+@transform("url_parts", result=ValueType.OBJECT)
 def url_parts_transform() -> ValueFn:
     """URL text -> ECS ``url`` object (scheme, domain, port, path, query, fragment,
     extension, username, password, original), as Elastic's ``uri_parts`` processor."""
     return urls.url_parts
 
 
-@transform("duration_ns")
+@transform("duration_ns", result=ValueType.LONG)
 def duration_ns_transform() -> ValueFn:
     """``[start, end]`` normalised dates -> nanoseconds between them; nothing when the end
     precedes the start (Elastic writes a negative duration there)."""
@@ -376,14 +399,14 @@ def cvss_version(vector: Any) -> str | None:
     return None
 
 
-@transform("cvss_version")
+@transform("cvss_version", result=ValueType.KEYWORD)
 def cvss_version_transform() -> ValueFn:
     """CVSS vector -> its version (``CVSS:3.1/...`` -> ``3.1``; a bare v2 vector -> ``2.0``);
     nothing for text that is not a CVSS vector."""
     return cvss_version
 
 
-@transform("cvss_classification")
+@transform("cvss_classification", result=ValueType.KEYWORD)
 def cvss_classification_transform() -> ValueFn:
     """CVSS vector -> ``CVSS`` (the ECS ``vulnerability.classification``); nothing otherwise."""
     return lambda vector: "CVSS" if cvss_version(vector) else None
@@ -397,7 +420,7 @@ _ID_SCHEMES = (
 )
 
 
-@transform("id_scheme")
+@transform("id_scheme", result=ValueType.KEYWORD)
 def id_scheme_transform() -> ValueFn:
     """Vulnerability identifier -> its enumeration (``CVE``, ``GHSA``, ``CWE``, ``SNYK``);
     nothing for an unknown form, so no enumeration is ever guessed. A list uses its first item."""
@@ -415,14 +438,14 @@ def id_scheme_transform() -> ValueFn:
     return scheme
 
 
-@transform("command_line_args")
+@transform("command_line_args", result=ValueType.KEYWORD)
 def command_line_args_transform() -> ValueFn:
     """Command line -> list of arguments (Windows quoting rules when it looks like a Windows
     command line, POSIX shell rules otherwise); nothing if it cannot be split."""
     return commandline.split_command_line
 
 
-@transform("executable_name")
+@transform("executable_name", result=ValueType.KEYWORD)
 def executable_name_transform() -> ValueFn:
     """Command line -> base name of its program (``"C:\\\\a b\\\\x.exe" -y`` -> ``x.exe``)."""
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from .._meta import ECS_VERSION
-from ..errors import J1FilterError
+from ..errors import ConfigurationError
 
 FIELDS_FILE = f"ecs-{ECS_VERSION}-fields.json"
 
@@ -24,7 +24,7 @@ def ecs_fields() -> dict[str, dict[str, Any]]:
     """Every ECS field by dotted name: ``{"type": ..., "normalize": [...], ...}``."""
     data = orjson.loads(importlib.resources.files(__name__).joinpath(FIELDS_FILE).read_bytes())
     if data.get("ecs_version") != ECS_VERSION:
-        raise J1FilterError(f"{FIELDS_FILE} is ECS {data.get('ecs_version')}, expected {ECS_VERSION}")
+        raise ConfigurationError(f"{FIELDS_FILE} is ECS {data.get('ecs_version')}, expected {ECS_VERSION}")
     fields: dict[str, dict[str, Any]] = data["fields"]
     return fields
 

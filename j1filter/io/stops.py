@@ -7,6 +7,9 @@
 | 2 | usage error, bad configuration or invalid mapping file |
 | 128 + N | stopped by signal N after writing complete lines only: 129 SIGHUP, 130 SIGINT, 143 SIGTERM |
 
+The command line turns what a subcommand raises into these codes in one place
+(``EXIT_CODES`` in :mod:`j1filter.cli.main`).
+
 A stop signal never cuts a line in half: :class:`StopGuard` turns SIGTERM, SIGINT and
 SIGHUP into a :class:`Stopped` exception, raised at once while the program reads or
 computes, and held back until the end of a write (see :meth:`StopGuard.writing`). A second

@@ -1,2 +1,3 @@
-"""The mapping language: YAML mapping files read with positions (loader) into checked specs
-(spec), and the types of the fields rules write (types)."""
+"""The mapping language, compiled in stages: YAML read with positions (marked_yaml), parsed
+into specs (parser, spec), checked for names, targets and types (check); the files to read
+(loader). Binding to functions is the runtime's (j1filter.runtime.compiler)."""

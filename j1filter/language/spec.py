@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 Path = tuple[str, ...]
+
+#: How a rule reads its sources: the first present, all present, all required, or a constant.
+SourceKind = Literal["from", "collect", "args", "value"]
+#: How a rule writes its target: replace, add to a list, or only when nothing is there yet.
+Mode = Literal["set", "append", "default"]
+#: What a failed ``fields:`` coercion does: drop the field (and record an error), or keep it raw.
+OnError = Literal["remove", "keep"]
+
+SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
+MODES: tuple[Mode, ...] = get_args(Mode)
+ON_ERROR: tuple[OnError, ...] = get_args(OnError)
 
 
 @dataclass(frozen=True)
@@ -20,6 +31,11 @@ class Expression:
 
 
 Source = Path | Expression
+
+
+def source_text(source: Source) -> str:
+    """A source as written in the mapping file."""
+    return source.text if isinstance(source, Expression) else ".".join(source)
 
 
 @dataclass(frozen=True)
@@ -62,7 +78,7 @@ class FieldType:
 
     path: str  # dotted; the last segment may hold ``*`` wildcards
     transforms: tuple[TransformCall, ...]
-    on_error: str  # "remove": drop the field and record an error; "keep": leave it as it was
+    on_error: OnError
     location: Location
 
 
@@ -72,11 +88,11 @@ class Rule:
 
     id: str
     to: Path
-    source_kind: str  # "from" (first present), "collect" (all present), "args" (all required), "value"
+    source_kind: SourceKind
     sources: tuple[Source, ...]
     value: Any
     transforms: tuple[TransformCall, ...]
-    mode: str  # "set", "append" or "default"
+    mode: Mode
     when: Condition
     location: Location
 

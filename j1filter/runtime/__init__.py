@@ -1,2 +1,2 @@
-"""The per-entity runtime: mappings checked once (compiler), each kind of entity's program
-generated (codegen) and kept in one bounded cache (program), documents built (mapper)."""
+"""The per-entity runtime: checked mappings bound once (compiler), each kind of entity's
+program generated (codegen) and kept in one bounded cache (program), documents built (mapper)."""

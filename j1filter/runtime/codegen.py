@@ -20,10 +20,8 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..convert.coerce import TEXT_TYPES
-from ..language.loader import source_text
-from ..language.spec import Expression, Path, Source
-from ..language.types import proven
+from ..convert.types import TEXT_TYPES, proven
+from ..language.spec import Expression, Path, Source, source_text
 from .compiler import CompiledRule
 
 Present = dict[Path, frozenset[str]]

@@ -1,5 +1,8 @@
-"""Compile mapping specs once, strictly at load time: check transform names, parameters,
-targets and types; bind transforms; pre-coerce constants. Nothing here runs per entity.
+"""The third compile-time stage: bind checked mappings to their transform functions and
+field coercers, and pre-coerce constants. Nothing here runs per entity.
+
+    parse (:mod:`j1filter.language.parser`) -> check (:mod:`j1filter.language.check`)
+    -> bind (here); :func:`compile_mappings` runs the three.
 
 The result, :class:`CompiledMappings`, is plain data for :mod:`.program`, which selects the
 rules and fields of each kind of entity and generates the code that runs them.
@@ -7,32 +10,27 @@ rules and fields of each kind of entity and generates the code that runs them.
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .._meta import ECS_VERSION
 from ..convert.coerce import Coercer, coercer
-from ..convert.registry import RegisteredTransform, TransformRegistry, builtin_transforms, constant_type
+from ..convert.registry import TransformRegistry
+from ..convert.types import ANY, SAME, wider
 from ..ecs import ecs_fields, field_type
-from ..errors import ConfigurationError, MappingError, Problem, TransformError
-from ..language.spec import Condition, FieldType, Location, MappingSpec, Path, Rule, TransformCall
-from ..language.types import ANY, SAME, close_ecs_field, fits, hint_for, target_type
-
-#: Output fields the engine itself writes; a rule may not target them.
-RESERVED_TARGETS = (
-    "@timestamp",
-    "ecs",
-    "data_stream",
-    "error",
-    "tags",
-    "jupiter_one",
-    "event.original",
-    "event.dataset",
-    "event.module",
+from ..errors import MappingError, ParameterError, Problem
+from ..language.check import (
+    CheckedField,
+    CheckedMappings,
+    CheckedRule,
+    bind_step,
+    check_mappings,
+    every_problem,
+    plain,
 )
+from ..language.loader import load_mappings, read_mappings
+from ..language.spec import Condition, FieldType, MappingSpec, Rule, TransformCall
 
 #: Fields the engine writes itself, with their types (see :func:`field_types`).
 ENGINE_FIELDS = (
@@ -109,32 +107,56 @@ def static_match(cond: Condition, kind: EntityKind) -> bool:
 
 
 class CompiledMappings:
-    """Mapping specs checked and bound. Raises MappingError listing every problem found."""
+    """Checked mapping specs bound to their transform functions and coercers: what the
+    runtime runs. Build it with :func:`compile_mappings`."""
 
-    def __init__(self, specs: Iterable[MappingSpec], transforms: TransformRegistry | None = None):
-        self.specs = tuple(specs)
-        self.transforms = builtin_transforms() if transforms is None else transforms
+    def __init__(self, checked: CheckedMappings):
+        self.specs = checked.specs
+        self.transforms = checked.transforms
         problems: list[Problem] = []
-        self.fields = tuple(
-            tuple(self._compile_field(ft, problems) for ft in spec.fields) for spec in self.specs
-        )
-        declared = _declared_types(self.fields)
+        self.fields = tuple(tuple(self._bind_field(f, problems) for f in group) for group in checked.fields)
         rules: list[CompiledRule] = []
-        self.rules_by_spec: tuple[tuple[CompiledRule, ...], ...] = ()
         by_spec = []
-        for spec in self.specs:
-            compiled = [
-                self._compile_rule(len(rules) + n, rule, spec, declared, problems)
-                for n, rule in enumerate(spec.rules)
-            ]
+        for group in checked.rules:
+            compiled = [self._bind_rule(len(rules) + n, r, problems) for n, r in enumerate(group)]
             rules.extend(compiled)
             by_spec.append(tuple(compiled))
         self.rules = tuple(rules)
         self.rules_by_spec = tuple(by_spec)
-        problems.extend(_target_problems(self.specs))
-        problems.extend(_file_condition_problems(self.specs))
-        if problems:
+        if problems:  # only a custom factory that refuses what it accepted when checked
             raise MappingError(problems)
+
+    def _steps(self, calls: tuple[TransformCall, ...], problems: list[Problem]) -> tuple[Step, ...]:
+        steps = []
+        for call in calls:
+            entry = self.transforms.get(call.name)
+            if entry is None:  # the registry changed since the check
+                problems.append(Problem(*_at(call), "transform", f"unknown transform '{call.name}'"))
+                continue
+            try:
+                steps.append(Step(call.name, bind_step(entry, call.params), entry.per_item))
+            except (TypeError, ValueError, ParameterError) as exc:
+                problems.append(Problem(*_at(call), "transform", f"transform '{call.name}': {exc}"))
+        return tuple(steps)
+
+    def _bind_field(self, checked: CheckedField, problems: list[Problem]) -> CompiledField:
+        return CompiledField(
+            checked.field,
+            self._steps(checked.field.transforms, problems),
+            checked.result,
+            checked.converts_to,
+        )
+
+    def _bind_rule(self, index: int, checked: CheckedRule, problems: list[Problem]) -> CompiledRule:
+        rule = checked.rule
+        coerce = coercer(checked.target)
+        value = plain(rule.value)
+        if rule.source_kind == "value" and not rule.transforms and coerce is not None:
+            value = coerce(value)  # the check proved it fits
+        steps = self._steps(rule.transforms, problems)
+        return CompiledRule(
+            index, rule, rule_label(rule), steps, value, checked.target, checked.result, coerce
+        )
 
     def select(self, kind: EntityKind) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The mapping files and the rules that apply to ``kind`` (by static conditions)."""
@@ -143,99 +165,6 @@ class CompiledMappings:
             c.index for n in spec_ids for c in self.rules_by_spec[n] if static_match(c.rule.when, kind)
         )
         return spec_ids, rule_ids
-
-    # -- compiling ----------------------------------------------------------------------------
-
-    def _steps(
-        self, calls: tuple[TransformCall, ...], problems: list[Problem], where: str, start: str
-    ) -> tuple[tuple[Step, ...], str]:
-        """The bound steps of a transform chain and the type of its result."""
-        steps, result = [], start
-        for index, call in enumerate(calls):
-            spot = f"{where}.transform[{index}]" if len(calls) > 1 else f"{where}.transform"
-            entry = self.transforms.get(call.name)
-            if entry is None:
-                close = difflib.get_close_matches(call.name, self.transforms.names(), n=1)
-                hint = f"did you mean '{close[0]}'?" if close else "see `j1filter fields --transforms`"
-                problems.append(_problem(call.location, spot, f"unknown transform '{call.name}'", hint))
-                continue
-            problem = _parameter_problem(entry, call.params)
-            if problem:
-                what, hint = problem
-                problems.append(_problem(call.location, spot, f"transform '{call.name}': {what}", hint))
-                continue
-            try:
-                fn = entry.factory(**call.params)
-            except (TypeError, ValueError, ConfigurationError) as exc:  # a custom factory may raise either
-                problems.append(_problem(call.location, spot, f"transform '{call.name}': {exc}"))
-                continue
-            steps.append(Step(call.name, fn, entry.per_item))
-            declared = entry.result_type(call.params)
-            result = result if declared == SAME else declared
-        return tuple(steps), result
-
-    def _compile_field(self, ft: FieldType, problems: list[Problem]) -> CompiledField:
-        steps, result = self._steps(ft.transforms, problems, f"fields.{ft.path}", ANY)
-        return CompiledField(ft, steps, ANY if ft.on_error == "keep" else result, result)
-
-    def _compile_rule(
-        self, index: int, rule: Rule, spec: MappingSpec, declared: dict[Path, str], problems: list[Problem]
-    ) -> CompiledRule:
-        where = f"rule '{rule.id}'"
-        start = SAME
-        if rule.source_kind == "value":
-            start = constant_type([rule.value])
-        elif rule.source_kind == "from" and len(rule.sources) == 1 and isinstance(rule.sources[0], tuple):
-            start = declared.get(rule.sources[0], SAME)
-        steps, result = self._steps(rule.transforms, problems, where, SAME)
-        checked = start if result == SAME else result  # the type as far as the files tell
-        dotted = ".".join(rule.to)
-        target = target_type(dotted, spec.custom_namespaces)
-        loc = rule.location
-        value = _plain(rule.value)
-        if target is None and _reserved(dotted):
-            target = ANY  # refused by _target_problems
-        if target is None:
-            close = close_ecs_field(dotted)
-            hint = (
-                f"did you mean '{close}'?"
-                if close
-                else "use labels.* or declare its namespace in custom_namespaces"
-            )
-            problems.append(
-                _problem(loc, f"{where}.to", f"'{dotted}' is not an ECS {ECS_VERSION} field", hint)
-            )
-            target = ANY
-        coerce = coercer(target)
-        if rule.source_kind == "value" and not steps:
-            try:
-                value = value if coerce is None else coerce(value)
-                result = target  # written as it is
-            except TransformError as exc:
-                problems.append(
-                    _problem(
-                        loc,
-                        f"{where}.value",
-                        f"{value!r} cannot go into '{dotted}' ({target}): {exc}",
-                        hint_for(target),
-                    )
-                )
-        elif not fits(checked, target):
-            spot = rule.transforms[-1].location if rule.transforms else loc
-            what = (
-                f"transform '{rule.transforms[-1].name}' returns {checked}"
-                if rule.transforms
-                else f"source is {checked}"
-            )
-            problems.append(
-                _problem(
-                    spot,
-                    f"{where}.transform" if rule.transforms else where,
-                    f"{what}, which cannot go into '{dotted}' ({target})",
-                    hint_for(target),
-                )
-            )
-        return CompiledRule(index, rule, rule_label(rule), steps, value, target, result, coerce)
 
     # -- facts for other tools ------------------------------------------------------------------
 
@@ -254,8 +183,35 @@ class CompiledMappings:
             for compiled_field in fields:
                 result = compiled_field.result if compiled_field.result not in (ANY, SAME) else "keyword"
                 name = f"jupiter_one.asset.{compiled_field.field.path}"
-                types[name] = _wider(types.get(name), "keyword" if result == "object" else result)
+                types[name] = wider(types.get(name), "keyword" if result == "object" else result)
         return dict(sorted(types.items()))
+
+
+def compile_mappings(
+    specs: Iterable[MappingSpec] | None = None, *, transforms: TransformRegistry | None = None
+) -> CompiledMappings:
+    """Check and bind mapping specs once (default: the shipped mappings, read now), with the
+    built-in transforms or the given registry. Raises MappingError listing every problem."""
+    return CompiledMappings(check_mappings(load_mappings() if specs is None else specs, transforms))
+
+
+def compile_files(
+    extra: Iterable[str | Path] = (),
+    *,
+    shipped: bool = True,
+    transforms: TransformRegistry | None = None,
+) -> CompiledMappings:
+    """Read, check and bind mapping files: the shipped ones (unless ``shipped=False``), then
+    ``extra`` files and directories. Raises MappingError listing the problems of every stage
+    at once: a file's YAML or shape does not hide its unknown fields or wrong types."""
+    checked, problems = every_problem(read_mappings(extra, shipped=shipped), transforms)
+    if problems:
+        raise MappingError(problems)
+    return CompiledMappings(checked)
+
+
+def _at(call: TransformCall) -> tuple[str, int, int]:
+    return call.location.file, call.location.line, call.location.column
 
 
 def coercion_types(compiled: CompiledMappings) -> dict[str, str]:
@@ -268,7 +224,7 @@ def coercion_types(compiled: CompiledMappings) -> dict[str, str]:
             result = compiled_field.converts_to
             result = "keyword" if result in (ANY, SAME, "object") else result
             path = compiled_field.field.path
-            types[path] = _wider(types.get(path), result)
+            types[path] = wider(types.get(path), result)
     return types
 
 
@@ -288,105 +244,14 @@ def _ecs_children(prefix: str) -> list[tuple[str, str]]:
     ]
 
 
-def _wider(known: str | None, other: str) -> str:
-    """One type for a field two coercions declare: the same, a number both fit, or text."""
-    if known is None or known == other:
-        return other
-    return "double" if {known, other} == {"long", "double"} else "keyword"
-
-
-def _plain(value: Any) -> Any:
-    """A YAML constant as plain lists and dicts (the loader's carry positions)."""
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _declared_types(fields: tuple[tuple[CompiledField, ...], ...]) -> dict[Path, str]:
-    """Raw paths every ``fields:`` coercion of which agrees on one type (exact paths only)."""
-    seen: dict[Path, set[str]] = {}
-    for group in fields:
-        for compiled in group:
-            if "*" not in compiled.field.path and "?" not in compiled.field.path:
-                seen.setdefault(tuple(compiled.field.path.split(".")), set()).add(compiled.result)
-    return {path: kinds.pop() for path, kinds in seen.items() if len(kinds) == 1}
-
-
-def _problem(loc: Location, where: str, what: str, hint: str = "") -> Problem:
-    return Problem(loc.file, loc.line, loc.column, where, what, hint)
-
-
-def _parameter_problem(entry: RegisteredTransform, params: dict[str, Any]) -> tuple[str, str] | None:
-    """Unknown or missing parameters, as (what, hint); None when they fit the factory."""
-    accepted = inspect.signature(entry.factory).parameters
-    hint = "parameters: " + (", ".join(accepted) if accepted else "none")
-    for name in params:
-        if name not in accepted:
-            close = difflib.get_close_matches(name, list(accepted), n=1)
-            return f"unknown parameter '{name}'", (f"did you mean '{close[0]}'?" if close else hint)
-    for name, parameter in accepted.items():
-        if parameter.default is inspect.Parameter.empty and name not in params:
-            return f"missing parameter '{name}'", hint
-    return None
-
-
-def _reserved(dotted: str) -> bool:
-    return any(dotted == r or dotted.startswith(r + ".") for r in RESERVED_TARGETS)
-
-
-def _target_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
-    problems = []
-    targets: dict[Path, Rule] = {}
-    for spec in specs:
-        for rule in spec.rules:
-            dotted = ".".join(rule.to)
-            if _reserved(dotted):
-                problems.append(
-                    _problem(
-                        rule.location,
-                        f"rule '{rule.id}'.to",
-                        f"'{dotted}' is written by j1filter itself",
-                        "choose another target",
-                    )
-                )
-            targets.setdefault(rule.to, rule)
-    for path, rule in targets.items():
-        for depth in range(1, len(path)):
-            other = targets.get(path[:depth])
-            if other is not None:
-                problems.append(
-                    _problem(
-                        rule.location,
-                        f"rule '{rule.id}'.to",
-                        f"'{'.'.join(path)}' is inside '{'.'.join(other.to)}', which rule '{other.id}' "
-                        f"({other.location}) sets as a whole",
-                        "a field is either a value or an object",
-                    )
-                )
-    return problems
-
-
-def _file_condition_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
-    return [
-        _problem(
-            s.location,
-            "when",
-            "a file-level condition may only test class, not_class, type and integration_type",
-            "put has/missing on the rules",
-        )
-        for s in specs
-        if not s.when.is_static
-    ]
-
-
 __all__ = [
     "CompiledField",
     "CompiledMappings",
     "CompiledRule",
     "EntityKind",
     "Step",
+    "compile_files",
+    "compile_mappings",
     "field_types",
     "rule_label",
     "static_match",

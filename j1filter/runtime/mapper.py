@@ -30,8 +30,7 @@ from .._meta import (
 )
 from ..convert.dates import is_normalized
 from ..errors import TooDeepError
-from ..language.loader import load_mappings
-from ..language.spec import MappingSpec, Path
+from ..language.spec import Path
 from .compiler import CompiledMappings
 from .paths import delete_path, get_path
 from .program import DEFAULT_CACHE_SIZE, Runtime, Tracer, json_kind
@@ -61,15 +60,14 @@ class Options:
 
 
 class Mapper:
-    """Turns raw J1 entities into ECS documents. Its mappings and options are fixed at
-    construction; it only caches programs (per kind of entity) as entities arrive."""
+    """Turns raw J1 entities into ECS documents with compiled mappings (see
+    ``j1filter.compile_mappings``). Its mappings and options are fixed at construction; it
+    only caches programs (per kind of entity) as entities arrive."""
 
-    def __init__(
-        self, mappings: CompiledMappings | Iterable[MappingSpec] | None = None, options: Options = Options()
-    ):
-        if mappings is None:
-            mappings = load_mappings()
-        self.mappings = mappings if isinstance(mappings, CompiledMappings) else CompiledMappings(mappings)
+    def __init__(self, mappings: CompiledMappings, options: Options = Options()):
+        if not isinstance(mappings, CompiledMappings):
+            raise TypeError("Mapper takes compiled mappings: j1filter.compile_mappings(specs)")
+        self.mappings = mappings
         self.options = options
         self.runtime = Runtime(self.mappings, options.program_cache_size)
         self._held_time: str | None = None  # see hold_clock

@@ -31,9 +31,9 @@ from typing import Any
 from jmespath.exceptions import JMESPathError
 
 from ..convert.transforms import java_string
-from ..errors import J1FilterError, TransformError
+from ..convert.types import ANY, SAME
+from ..errors import ConfigurationError, J1FilterError, TransformError
 from ..language.spec import Expression, Path
-from ..language.types import ANY, SAME
 from .codegen import CoercionSpec, Present, absent, render, render_preparer
 from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
 from .paths import (
@@ -408,7 +408,13 @@ class Preparer:
     def __init__(self, shape: RawShape, names: KeySets):
         self.shape, self.names = shape, names
         self.dotted = dotted_keys(names[2])
-        source = render_preparer(*(list(zip(keys, snake)) for keys, snake in zip(shape, names)), self.dotted)
+        (root, entity, properties), (root_names, entity_names, property_names) = shape, names
+        source = render_preparer(
+            list(zip(root, root_names)),
+            list(zip(entity, entity_names)),
+            list(zip(properties, property_names)),
+            self.dotted,
+        )
         self.source = source.code.text()
         namespace = dict(source.namespace, snake_clean=snake_clean, expand_keys=expand_keys)
         filename = f"<j1filter preparer {next(_program_numbers)}>"
@@ -505,7 +511,7 @@ class Runtime:
         self, compiled: CompiledMappings, cache_size: int = DEFAULT_CACHE_SIZE, specialise: bool = True
     ):
         if cache_size < 1:
-            raise J1FilterError("the program cache needs room for at least one program")
+            raise ConfigurationError("the program cache needs room for at least one program")
         self.compiled = compiled
         self.cache_size = cache_size
         #: False: every entity is prepared generically and runs the generic program of its
@@ -553,11 +559,13 @@ class Runtime:
                     self._preparers.clear()
                 self._preparers[shape] = None
                 return None
-            names = tuple(map(distinct_snake_names, shape))
-            if None in names or sum(map(len, itertools.chain(*shape))) > 16_384:
-                found = _GENERIC  # keys sharing a snake_case name; or a huge shape
+            root, entity, properties = (distinct_snake_names(keys) for keys in shape)
+            if root is None or entity is None or properties is None:
+                found = _GENERIC  # keys that share a snake_case name
+            elif sum(map(len, itertools.chain(*shape))) > 16_384:
+                found = _GENERIC  # a huge shape: not worth its code
             else:
-                found = Preparer(shape, names)  # type: ignore[arg-type] - no None in names
+                found = Preparer(shape, (root, entity, properties))
             self._preparers[shape] = found
         return None if found is _GENERIC else found  # type: ignore[return-value]
 

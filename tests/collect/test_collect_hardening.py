@@ -86,8 +86,8 @@ def test_the_in_run_dedupe_window_stays_bounded() -> None:
     window = _RecentIds(3)
     entities = [make_entity(index)["entity"] for index in range(1000)]
     assert not any(window.repeat(entity) for entity in entities)
-    assert len(window._seen) == 3
-    assert window.repeat(entities[-1]) and not window.repeat(entities[0])  # the oldest were forgotten
+    assert [window.repeat(entity) for entity in entities[-1:-4:-1]] == [True, True, True]  # the newest 3
+    assert not window.repeat(entities[-4]) and not window.repeat(entities[0])  # older ones were forgotten
 
 
 # -- secrets -----------------------------------------------------------------------------

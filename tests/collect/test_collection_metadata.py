@@ -9,6 +9,7 @@ import orjson
 import pytest
 from collect_helpers import make_entity
 
+from j1filter.runtime.compiler import compile_mappings
 from j1filter.runtime.mapper import Mapper, Options
 from j1filter.stream import run
 
@@ -22,7 +23,9 @@ COLLECTION = {
 
 def filter_lines(*lines: bytes) -> list[dict]:
     out = io.BytesIO()
-    run(io.BytesIO(b"\n".join(lines) + b"\n"), out, Mapper(options=Options(clock=lambda: SEEN_AT)))
+    run(
+        io.BytesIO(b"\n".join(lines) + b"\n"), out, Mapper(compile_mappings(), Options(clock=lambda: SEEN_AT))
+    )
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 

@@ -37,6 +37,7 @@ from j1filter.collect._timestamps import timestamp_ms
 from j1filter.collect.client import ConnectionSettings, J1Client, RetryPolicy, Secret
 from j1filter.collect.collector import DEFAULT_QUERY, CollectOptions, Collector
 from j1filter.collect.simulator import DELETED_RETENTION_MS, Simulator
+from j1filter.runtime.compiler import compile_mappings
 from j1filter.runtime.mapper import Mapper
 from j1filter.stream import run as filter_stream
 
@@ -58,7 +59,7 @@ class World:
         self.sim = Simulator([], token=TOKEN, account_id=ACCOUNT_ID, page_size=40, clock_ms=lambda: self.now)
         self.next_index = 0
         self.out = io.BytesIO()
-        self.mapper = Mapper()
+        self.mapper = Mapper(compile_mappings())
         self.stream = DataStream()
         self.transform = LatestTransform.from_asset()
         self.kinds: Counter[str] = Counter()
