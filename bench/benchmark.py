@@ -13,7 +13,8 @@ second j1filter run on a tenth of the corpus shows whether memory grows with inp
 
 Then, per kind with a hand-written reference mapper (bench/handwritten.py; a test keeps its
 output byte-equal to j1filter's), a corpus of that kind alone, run the same way by the
-orjson loop, the hand-written mapper and j1filter: j1filter's docs/s as a ratio to both.
+orjson loop, the hand-written mapper and j1filter: j1filter's docs per CPU second (less
+sensitive to other work on the machine than wall time) as a ratio to both.
 Then ``j1filter --workers N`` on the whole corpus: docs/s, the ratio to one process, and
 peak memory of the parent and of each worker.
 
@@ -182,7 +183,10 @@ def hand_written_comparison(python: str, tmp: Path, entities: int, repeat: int, 
     sys.path.insert(0, str(REPO / "bench"))
     from handwritten import MAPPERS
 
-    print(f"per kind, {entities:,} entities of that kind (best of {repeat}, alternated):")
+    print(
+        f"per kind, {entities:,} entities of that kind, docs per CPU second (user + system; "
+        f"best of {repeat}, alternated):"
+    )
     for kind in MAPPERS:
         corpus = tmp / f"{kind}.ndjson"
         make_corpus(corpus, entities, seed, kind=kind)
@@ -194,7 +198,7 @@ def hand_written_comparison(python: str, tmp: Path, entities: int, repeat: int, 
         best: dict[str, float] = {}
         for _ in range(repeat):
             for label, cmd in commands.items():
-                seconds = timed(cmd, corpus if label == "j1filter" else None)[0]
+                seconds = timed_cpu(cmd, corpus if label == "j1filter" else None)[1]
                 best[label] = min(best.get(label, seconds), seconds)
         rate = {label: entities / seconds for label, seconds in best.items()}
         print(
