@@ -57,25 +57,46 @@ def keep_date(value: Any) -> Any:
         return value
 
 
-def ip(value: Any) -> str | None:
+_IPS: dict[str, str | None] = {}  # addresses repeat: each is parsed once
+
+
+def ip(value: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(value))
+        return _IPS[value]
+    except KeyError:
+        pass
+    try:
+        found: str | None = str(ipaddress.ip_address(value))
     except ValueError:
-        return None
+        found = None
+    if len(_IPS) < 100_000:
+        _IPS[value] = found
+    return found
 
 
 def clean(value: Any) -> Any:
-    """snake_case keys, empty values dropped, at any depth."""
+    """snake_case keys, empty values dropped, at any depth (objects and lists only)."""
     if value.__class__ is dict:
         out = {}
         for key, item in value.items():
+            if item.__class__ is dict or item.__class__ is list:
+                item = clean(item)
+                if not item:
+                    continue
+            elif item is None or item == "":
+                continue
+            out[_NAMES.get(key) or name(key)] = item
+        return out
+    items = []
+    for item in value:
+        if item.__class__ is dict or item.__class__ is list:
             item = clean(item)
-            if item is not None:
-                out[name(key)] = item
-        return out or None
-    if value.__class__ is list:
-        return [c for c in map(clean, value) if c is not None] or None
-    return None if value is None or value == "" else value
+            if not item:
+                continue
+        elif item is None or item == "":
+            continue
+        items.append(item)
+    return items
 
 
 def expand(properties: dict[str, Any]) -> None:
