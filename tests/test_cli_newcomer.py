@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
 import threading
@@ -56,17 +57,60 @@ def test_a_missing_input_file_says_which():
 
 
 @pytest.mark.parametrize(
-    "args",
+    "args,meant",
     [
-        ["--namespac", "prod"],
-        ["--line-buf"],
-        ["check", "--no-shipped"],
-        ["fields", "--transform"],
-        ["demo", "--js"],
+        (["--namespac", "prod"], "`--namespace`"),
+        (["--line-buf"], "`--line-buffered`"),
+        (["check", "--no-shipped"], "`--no-shipped-mappings`"),
+        (["fields", "--transform"], "`--transforms`"),
+        (["demo", "--js"], "`--json`"),
+        (["explain", "--al"], "`--all`"),
+        (["assets", "--out", "x", "--namespce=prod"], "`--namespace`"),
+        (["--namespac=prod", "--fail-on-eror"], "`--namespace` and `--fail-on-error`"),
     ],
 )
-def test_long_options_are_not_abbreviated(args):
-    assert b"unrecognized arguments" in j1filter(*args, check_rc=2).stderr
+def test_long_options_are_not_abbreviated_but_suggested(args, meant):
+    stderr = j1filter(*args, check_rc=2).stderr.decode()
+    assert "unrecognized arguments" in stderr
+    assert stderr.rstrip().endswith(f"did you mean {meant}?"), stderr
+
+
+def test_no_suggestion_for_an_option_like_none():
+    stderr = j1filter("--zzzz", check_rc=2).stderr.decode()
+    assert "unrecognized arguments: --zzzz" in stderr and "did you mean" not in stderr
+
+
+def _options_without_description(help_text: str) -> list[str]:
+    """The option lines of `--help` with no description beside or under them."""
+    lines = help_text.splitlines()
+    missing = []
+    for number, line in enumerate(lines):
+        option = re.match(r"^  (-\S.*?)(?:\s{2,}(\S.*))?$", line)
+        if not option or option[2]:
+            continue
+        following = lines[number + 1] if number + 1 < len(lines) else ""
+        if not re.match(r"^\s{4,}[^\s-]", following):
+            missing.append(option[1])
+    return missing
+
+
+def test_the_check_finds_an_option_without_description():
+    text = "options:\n  -h, --help  show this\n  --out DIR\n  --long-name LONG_NAME\n        described\n"
+    assert _options_without_description(text) == ["--out DIR"]
+
+
+@pytest.mark.parametrize(
+    "sub", ["filter", "check", "fields", "explain", "collect", "simulate", "demo", "assets"]
+)
+def test_help_describes_every_option(sub):
+    assert _options_without_description(j1filter(sub, "--help").stdout.decode()) == []
+
+
+def test_explain_of_a_missing_file_says_what_to_do_instead():
+    stderr = j1filter("explain", "nosuch.ndjson", check_rc=1).stderr.decode()
+    assert "[Errno" not in stderr
+    assert stderr.startswith("j1filter explain: cannot open 'nosuch.ndjson': No such file or directory (")
+    assert "j1filter collect --once | j1filter explain" in stderr
 
 
 def test_dash_q_is_quiet_everywhere(tmp_path):
@@ -308,6 +352,58 @@ def test_demo_is_a_readable_summary(tmp_path):
     assert example["ecs"]["version"] == "9.2.0" and "id" in example["vulnerability"]
     assert "`j1filter demo --json`" in text and f"All 24 are in {out}." in text
     assert len(out.read_text().splitlines()) == 24
+    # every row and column is explained, with the entity types behind the odd ones
+    assert "Severity columns: event.severity on one 0-10 scale" in text
+    assert re.search(r"^\(unknown\): entities that name no source .*\n.*pentest_finding \(1\)", text, re.M)
+    assert re.search(r"^unset: no severity .*; here log4j_vulnerability \(1\)\.$", text, re.M)
+    # readable lines: the ~900-character event.original is cut, saying how long it was
+    assert max(len(line) for line in text.splitlines()) <= 110, max(text.splitlines(), key=len)
+    assert re.search(r'"original": ".*… \([\d,]+ characters\)"', text)
+    assert json.loads(out.read_text().splitlines()[0])["event"]["original"].endswith("}")  # --out: whole
+
+
+def test_demo_json_and_out_together_write_both(tmp_path):
+    out = tmp_path / "all.ndjson"
+    proc = j1filter("demo", "-q", "--json", "--out", str(out))
+    printed = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(printed) == 24 and [json.loads(line) for line in out.read_text().splitlines()] == printed
+
+
+def test_demo_out_that_cannot_be_written_fails_at_once_without_a_traceback(tmp_path):
+    proc = j1filter("demo", "--out", str(tmp_path / "no-such-folder" / "x.ndjson"), check_rc=1)
+    stderr = proc.stderr.decode()
+    assert "Traceback" not in stderr and "[Errno" not in stderr and proc.stdout == b""
+    assert "cannot open" in stderr and "--out needs a file in an existing folder" in stderr
+    assert "J1 API simulator" not in stderr  # nothing ran
+
+
+@pytest.mark.parametrize("on_path", [True, False])
+def test_demo_says_how_to_have_j1filter_at_hand(on_path):
+    """After `./dev demo` the user is told how to get the `j1filter` the closing hint names."""
+    bin_dir = os.path.dirname(sys.executable)
+    path = f"{bin_dir}{os.pathsep}/usr/bin:/bin" if on_path else "/usr/bin:/bin"
+    if not on_path and shutil.which("j1filter", path=path):
+        pytest.skip("a j1filter outside this environment is on /usr/bin or /bin")
+    if on_path and not shutil.which("j1filter", path=path):
+        pytest.skip("this environment has no j1filter script (run the tests with ./dev test)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "j1filter", "demo"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, "PATH": path},
+        check=True,
+    )
+    hint = proc.stdout.split("See every document", 1)[1]
+    if on_path:
+        assert "not on your PATH" not in hint
+    elif sys.prefix != sys.base_prefix:
+        activate = os.path.relpath(os.path.join(sys.prefix, "bin", "activate"), REPO)
+        assert "not on your PATH yet" in hint and f"source {activate}" in hint, hint
+        assert "./dev j1filter ..." in hint
+    else:
+        assert "python3 -m j1filter" in hint
 
 
 def _fake_venv(tmp_path):
@@ -329,6 +425,7 @@ def _fake_venv(tmp_path):
         ("demo", "-e .", "j1filter demo"),
         ("bench", "-e .", "python bench/benchmark.py"),
         ("test", "-e .[test]", "python -m pytest"),
+        ("j1filter", "-e .", "j1filter"),
     ],
 )
 def test_dev_installs_the_test_extra_only_for_tests(tmp_path, command, install, then):
@@ -343,6 +440,18 @@ def test_dev_installs_the_test_extra_only_for_tests(tmp_path, command, install, 
         "python -m ruff format --check --quiet j1filter tests bench",
     ]
     assert lines[1:-1] == (linted if command == "test" else [])
+
+
+def test_dev_j1filter_runs_where_you_are(tmp_path):
+    """`./dev j1filter FILE` reads FILE relative to the caller's directory, not the checkout's."""
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    checkout.mkdir()
+    elsewhere.mkdir()
+    calls = _fake_venv(checkout)
+    fake = checkout / ".venv" / "bin" / "j1filter"
+    fake.write_text(f'#!/bin/sh\necho "j1filter $PWD $*" >> "{calls}"\n')
+    subprocess.run([str(checkout / "dev"), "j1filter", "in.ndjson"], cwd=elsewhere, check=True, timeout=60)
+    assert calls.read_text().splitlines()[-1] == f"j1filter {elsewhere} in.ndjson"
 
 
 def test_dev_help_is_the_comment_only():

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,7 +17,7 @@ import pytest
 import j1filter
 from j1filter.language.loader import load_mappings
 
-from .conftest import REPO
+from .conftest import REPO, SAMPLES
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
@@ -69,15 +70,19 @@ def test_installed_wheel_reads_its_own_mappings(tmp_path):
     assert (target / "j1filter" / "samples" / "entities.ndjson").exists()
 
 
-def readme_block(after_heading: str, language: str) -> str:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split(after_heading, 1)[1]
+README = REPO / "README.md"
+MAPPINGS_DOC = REPO / "docs" / "mappings.md"
+REFERENCE_DOC = REPO / "docs" / "reference.md"
+
+
+def doc_block(doc: Path, after_heading: str, language: str) -> str:
+    section = doc.read_text().split(after_heading, 1)[1]
     return re.search(rf"```{language}\n(.*?)```", section, re.S)[1]
 
 
-def test_readme_worked_example_mapping(tmp_path):
+def test_worked_example_mapping(tmp_path):
     team = tmp_path / "team.yml"
-    team.write_text(readme_block("### Worked example", "yaml"))
+    team.write_text(doc_block(MAPPINGS_DOC, "## Worked example", "yaml"))
     mapper = j1filter.Mapper(
         j1filter.compile_mappings(load_mappings([team])), j1filter.Options(clock=lambda: "T")
     )
@@ -95,8 +100,8 @@ def test_readme_worked_example_mapping(tmp_path):
     assert "error" not in doc
 
 
-def test_readme_rule_error_example(tmp_path, monkeypatch):
-    (tmp_path / "team.yml").write_text(readme_block("### Worked example", "yaml"))
+def test_rule_error_example(tmp_path, monkeypatch):
+    (tmp_path / "team.yml").write_text(doc_block(MAPPINGS_DOC, "## Worked example", "yaml"))
     monkeypatch.chdir(tmp_path)
     mapper = j1filter.Mapper(
         j1filter.compile_mappings(load_mappings(["team.yml"])), j1filter.Options(clock=lambda: "T")
@@ -107,24 +112,30 @@ def test_readme_rule_error_example(tmp_path, monkeypatch):
         "properties": {"slaBreached": "maybe"},
     }
     (message,) = mapper.map_entity(entity, "{}")["error"]["message"]
-    readme = " ".join((REPO / "README.md").read_text().split())
-    assert f"`{message}`" in readme
+    text = " ".join(MAPPINGS_DOC.read_text().split())
+    assert f"`{message}`" in text
 
 
-def test_readme_library_snippet(tmp_path, monkeypatch):
-    (tmp_path / "my-mappings").mkdir()
-    (tmp_path / "my-mappings" / "mine.yml").write_text(
-        "version: 1\nname: mine\nrules:\n  - {to: labels.reversed, from: properties.description, transform: reverse}\n"
-    )
-    entity = {"id": "l-1", "entity": {"_class": ["Alert"]}, "properties": {"description": "abc"}}
-    (tmp_path / "entities.ndjson").write_bytes(orjson.dumps(entity) + b"\n")
+def test_readme_library_example_runs_as_pasted(tmp_path, monkeypatch, capsys):
+    """In a copy of the quick start's state (the checkout's files at hand), the example
+    creates what it needs and reads only what the checkout holds."""
+    (tmp_path / "j1filter").symlink_to(REPO / "j1filter")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(readme_block("As a library", "python"), scope)
+    exec(doc_block(README, "As a library", "python"), scope)
     assert scope["doc"]["message"] == "x" and scope["doc"]["event"]["kind"] == "alert"
-    assert scope["stats"].documents == 1
-    (written,) = [json.loads(line) for line in (tmp_path / "ecs.ndjson").read_bytes().splitlines()]
-    assert written["labels"]["reversed"] == "cba" and written["data_stream"]["namespace"] == "prod"
+    samples = [json.loads(line) for line in SAMPLES.read_bytes().splitlines()]
+    assert scope["stats"].documents == len(samples) == 24
+    assert capsys.readouterr().out == "j1filter: 24 lines in, 24 documents out, no errors\n"
+    written = [json.loads(line) for line in (tmp_path / "ecs.ndjson").read_bytes().splitlines()]
+    assert [d["event"]["id"] for d in written] == [s["id"] for s in samples]
+    assert all(d["data_stream"]["namespace"] == "prod" for d in written)
+    described = [
+        (s["properties"]["description"], d)
+        for s, d in zip(samples, written)
+        if "description" in s["properties"]
+    ]
+    assert described and all(d["labels"]["reversed"] == text[::-1] for text, d in described)
     assert scope["types"]["event.severity"] == "long" and scope["types"]["labels.reversed"] == "keyword"
 
 
@@ -174,7 +185,7 @@ def test_demo_runs_the_whole_pipeline():
 # --- every j1filter option the READMEs use exists, spelled as `j1filter SUB --help` spells it ---
 
 SUBCOMMANDS = ("filter", "check", "fields", "explain", "collect", "simulate", "demo", "assets")
-DOCS = (REPO / "README.md", REPO / "logstash" / "README.md")
+DOCS = (REPO / "README.md", REPO / "logstash" / "README.md", *sorted((REPO / "docs").glob("*.md")))
 
 
 def _help_options() -> dict[str, set[str]]:
@@ -228,11 +239,11 @@ def test_option_tables_match_help():
     """The filter's and collect's option tables name only real options, and every option of
     `--help` has a row (except --help and --version)."""
     helps = _help_options()
-    readme = (REPO / "README.md").read_text()
     tables = {
-        "filter": readme.split("Filter options:", 1)[1].split("\n\n", 2)[1],
-        "collect": readme.split("### Credentials and endpoint", 1)[1]
-        .split("### Paging", 1)[0]
+        "filter": REFERENCE_DOC.read_text().split("Filter options:", 1)[1].split("\n\n", 2)[1],
+        "collect": (REPO / "docs" / "collect.md")
+        .read_text()
+        .split("## Credentials and endpoint", 1)[1]
         .split("Paging follows the cursor", 1)[0],
     }
     for sub, table in tables.items():
@@ -246,9 +257,11 @@ def test_option_tables_match_help():
 
 
 def test_one_exit_code_table():
-    readme = (REPO / "README.md").read_text()
-    assert len(re.findall(r"^\| (?:c|C)ode \| (?:m|M)eaning \|$", readme, re.M)) == 1
-    assert "| 129, 130, 143 |" in readme
+    tables = [
+        doc for doc in DOCS for _ in re.findall(r"^\| (?:c|C)ode \| (?:m|M)eaning \|$", doc.read_text(), re.M)
+    ]
+    assert tables == [REFERENCE_DOC]
+    assert "| 129, 130, 143 |" in REFERENCE_DOC.read_text()
 
 
 def test_a_bad_data_stream_name_exits_2_in_the_filter_and_collect_map():
@@ -291,3 +304,106 @@ def test_readme_links_resolve():
             if not target.exists() or (fragment and fragment not in _anchors(target.read_text())):
                 broken.append(f"{doc.relative_to(REPO)}: {link}")
     assert not broken, broken
+
+
+# --- every shell example runs as written, from the state the quick start leaves -------------
+
+#: The docs whose every ```sh block is either run here or says why not. (logstash/README.md's
+#: install block has its own test: tests/logstash/test_install_docs.py.)
+EXAMPLE_DOCS = tuple(
+    REPO / name
+    for name in (
+        "README.md",
+        "docs/reference.md",
+        "docs/collect.md",
+        "docs/mappings.md",
+        "docs/operations.md",
+        "docs/development.md",
+    )
+)
+MARKED_BLOCK = re.compile(r"<!-- (?:doc-test: ([\w-]+)|not run: [^>]+) -->\n```sh\n(.*?)```", re.S)
+
+
+def shell_examples() -> list[tuple[str, str, str]]:
+    """(doc, name, script) of every block marked `<!-- doc-test: NAME -->`."""
+    return [
+        (doc.relative_to(REPO).as_posix(), name, script)
+        for doc in EXAMPLE_DOCS
+        for name, script in MARKED_BLOCK.findall(doc.read_text())
+        if name
+    ]
+
+
+def test_every_shell_example_is_run_or_says_why_not():
+    unmarked = []
+    for doc in EXAMPLE_DOCS:
+        text = doc.read_text()
+        blocks = len(re.findall(r"^```sh$", text, re.M))
+        if blocks != len(MARKED_BLOCK.findall(text)):
+            unmarked.append(
+                f"{doc.relative_to(REPO)}: {blocks} sh blocks, {len(MARKED_BLOCK.findall(text))} marked"
+            )
+    assert not unmarked, unmarked
+    assert {name for _, name, _ in shell_examples()} >= {"quickstart", "try", "simulator", "extend"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+#: Files a block expects from the text around it (the worked example's YAML, saved as team.yml).
+EXAMPLE_FILES = {"worked-example": {"team.yml": lambda: doc_block(MAPPINGS_DOC, "## Worked example", "yaml")}}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell examples")
+@pytest.mark.parametrize("doc,name,script", shell_examples(), ids=lambda v: v if "\n" not in v else "")
+def test_shell_example_runs_as_written(tmp_path, doc, name, script):
+    """In a directory that holds what the checkout holds, with the environment of the quick
+    start active (this interpreter's bin directory on PATH, .venv pointing at it), bash runs
+    the block as written; only the simulator's port is replaced by a free one."""
+    activate = Path(sys.prefix) / "bin" / "activate"
+    if not activate.exists():
+        pytest.skip("the tests do not run in a virtual environment (run them with ./dev test)")
+    (tmp_path / "j1filter").symlink_to(REPO / "j1filter")
+    (tmp_path / ".venv").symlink_to(sys.prefix)
+    for file_name, text in EXAMPLE_FILES.get(name, {}).items():
+        (tmp_path / file_name).write_text(text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("J1_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    proc = subprocess.Popen(
+        ["bash", "-e", "-o", "pipefail", "-c", script.replace("8765", str(_free_port()))],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a background simulator is stopped with the group below
+    )
+    try:
+        out, err = proc.communicate(timeout=180)
+    finally:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 0, (
+        f"{doc} [{name}]\n{script}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
+    )
+    ecs = tmp_path / "ecs.ndjson"
+    if ecs.exists():  # every example that writes documents maps the 24 sample entities
+        docs = [json.loads(line) for line in ecs.read_bytes().splitlines()]
+        assert len(docs) == 24 and not [d for d in docs if "error" in d], err
+    checks = {
+        "quickstart": lambda: re.match(r"j1filter \d+\.\d+", out),
+        "try": lambda: (
+            "# entity 1 (line 1)" in out and "mappings/00-base.yml:" in out and "| source |" in out
+        ),
+        "simulator": lambda: ecs.exists(),
+        "extend": lambda: "organization.name" in out and "Blue Team" in out,
+        "worked-example": lambda: "organization.name" in out,
+    }
+    assert checks.get(name, lambda: True)(), out[-3000:]

@@ -22,7 +22,14 @@ def _parser() -> argparse.ArgumentParser:
         "transform and index) and the Kibana dashboards into DIR/elasticsearch and DIR/kibana. "
         "`--out logstash` re-renders the shipped bundle.",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", type=Path)
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        type=Path,
+        help="write DIR/elasticsearch (with install.sh) and DIR/kibana, created if missing; "
+        "files already there are replaced",
+    )
     parser.add_argument(
         "--type", default=DEFAULT_DATA_STREAM_TYPE, help="data_stream.type (default: %(default)s)"
     )
@@ -49,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="extra mapping file or directory (its field types join the templates)",
     )
-    parser.add_argument("--no-shipped-mappings", action="store_true")
+    parser.add_argument(
+        "--no-shipped-mappings",
+        action="store_true",
+        help="derive the field types from the --mapping files only",
+    )
     return parser
 
 

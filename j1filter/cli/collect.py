@@ -1,22 +1,25 @@
-"""`j1filter collect` and `j1filter simulate`.
+"""`j1filter collect`: the command line of the collector (the work is in j1filter.collect).
 
 ``j1filter collect`` runs J1QL through JupiterOne's ``queryV1`` and writes one raw entity
 JSON per line (the queryV1 list item ``{"id", "entity", "properties"}`` plus the
 ``_collection`` metadata), the exact input of the filter, so ``j1filter collect | j1filter``
 is the whole pipeline; ``--map`` maps in-process instead and ``--spool DIR`` writes each
-collection to a file that is complete and on disk before the checkpoint moves.
+collection to a file that is complete and on disk before the checkpoint moves. ``--interval``
+runs it as a service (see docs/collector-service.md); ``--check`` tries the configuration.
 Credentials come only from the environment (``J1_API_TOKEN``, ``J1_ACCOUNT_ID``) or from
 ``--token-file``; the token never reaches argv, logs, errors or output. Progress and
 errors go to stderr.
 
-Exit codes (collect and simulate):
+Exit codes (by the error families of j1filter.errors, from the one table in cli/main.py):
 
 - 0: done; also when the reader closed stdout early (the run ends quietly)
 - 1: the API or the network failed for good (401/403, GraphQL errors, a malformed page,
   retries exhausted, runaway paging, an oversized answer), or the output could not be
-  written. Everything received before the failure was written as whole lines.
-- 2: usage or configuration error: bad option, missing credentials, unreadable token
-  file or CA bundle, unusable checkpoint file, invalid mapping (with --map)
+  written. Everything received before the failure was written as whole lines. Under
+  ``--interval`` none of these ends the process: the next collection runs on schedule.
+- 2: usage or configuration error, found before any request: bad option, missing
+  credentials, unreadable token file or CA bundle, a checkpoint or spool directory that is
+  missing, not writable or in use by another collector, invalid mapping (with --map)
 - 129, 130, 143: stopped by SIGHUP, SIGINT (Ctrl-C) or SIGTERM; whole lines only, and the
   checkpoint of an interrupted collection did not move
 """
@@ -29,30 +32,31 @@ import os
 import signal
 import ssl
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
-
-import orjson
+from typing import TYPE_CHECKING
 
 from ..collect.checkpoint import can_narrow, load_checkpoint
 from ..collect.client import (
+    DEFAULT_CEILING_PER_MINUTE,
     DEFAULT_MAX_RESPONSE_BYTES,
     ConnectionSettings,
     J1Client,
     PagingLimits,
     RetryPolicy,
-    Secret,
     resolve_endpoint,
 )
-from ..collect.collector import DEFAULT_QUERY, CollectOptions, Collector, remove_stale_parts
-from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator, load_sample_entities
-from ..errors import AuthError, CheckpointError, CollectError, ConfigurationError, J1FilterError, MappingError
+from ..collect.collector import DEFAULT_QUERY, CollectOptions, Collector, describe
+from ..collect.files import DEFAULT_FILE_MODE, StateLock, require_writable_directory
+from ..collect.secrets import Secret
+from ..collect.service import collect_forever, collect_once
+from ..collect.spool import remove_stale_parts
+from ..collect.status import StatusFile, status_path_for
+from ..errors import ConfigurationError, J1FilterError, MappingError, RemoteError
 from ..io.output import plural
-from ..io.stops import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, GUARD, Stopped, signal_exit_code, silence_stdout
+from ..io.stops import EXIT_FAILURE, EXIT_OK, GUARD, Stopped, signal_exit_code, silence_stdout
+from .credentials import Parser, check_credentials, read_token, stderr_logging
 
 if TYPE_CHECKING:
     from ..runtime.mapper import Mapper
@@ -64,32 +68,21 @@ EXIT_INTERRUPTED = signal_exit_code(signal.SIGINT)  # Ctrl-C seen as KeyboardInt
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}
 
 
-ConfigError = ConfigurationError
+def exit_code_for(error: BaseException) -> int:
+    """The exit code of an error that ends `collect`: the command line's one table, by family."""
+    from .main import exit_code
+
+    return exit_code(error) or EXIT_FAILURE
 
 
-class Parser(argparse.ArgumentParser):
-    """No prefix matching (`--token` is not `--token-file`), and usage errors that never echo
-    a value: an unknown argument may be a secret typed in the wrong place."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
-
-    def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments:"):
-            names = [
-                word.split("=", 1)[0] for word in message.split(":", 1)[1].split() if word.startswith("-")
-            ]
-            message = (
-                "unrecognized arguments" + (f": {' '.join(names)}" if names else "") + " (values not shown)"
-            )
-        super().error(message)
-
-
-@dataclass(frozen=True)
+@dataclass
 class CollectRun:
     client: J1Client
     options: CollectOptions
     interval: float | None
+    status: StatusFile | None
+    checks: list[str] = field(default_factory=list)  # what the start-up checks found, for --check
+    locks: list[StateLock] = field(default_factory=list)
 
 
 def parse_duration(text: str) -> float:
@@ -121,6 +114,18 @@ def _count(text: str) -> int:
     return int(_at_least_zero(text, int, "a whole number"))
 
 
+def _file_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r} (e.g. 0600 or 0640)") from None
+    if mode & ~0o660 or not mode & 0o600 == 0o600:
+        raise argparse.ArgumentTypeError(
+            f"--file-mode {text}: use 0600 (owner only) or 0640/0660 (the owner and a shipper's group)"
+        )
+    return mode
+
+
 def _at_least_zero(text: str, kind: Callable[[str], float], what: str) -> float:
     try:
         value = kind(text)
@@ -150,15 +155,26 @@ def build_collect_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--token-file", type=Path, help="read the API token from FILE instead of $J1_API_TOKEN"
     )
-    source.add_argument(
-        "--deferred", action="store_true", help="use deferred mode (deferredResponse: FORCE) for slow queries"
+    deferred = source.add_mutually_exclusive_group()
+    deferred.add_argument(
+        "--deferred",
+        dest="deferred",
+        action="store_true",
+        default=True,
+        help="deferred mode, deferredResponse: FORCE (the default, as J1 advises for automated use)",
+    )
+    deferred.add_argument(
+        "--no-deferred",
+        dest="deferred",
+        action="store_false",
+        help="inline answers (deferredResponse: DISABLED); a query past 30 s then times out at J1's gateway",
     )
     source.add_argument(
         "--poll-interval",
         type=_non_negative,
-        default=1.0,
+        default=0.5,
         metavar="SECONDS",
-        help="first wait between deferred-status polls (default: 1)",
+        help="first wait between deferred-status polls, doubling up to 5x (default: 0.5)",
     )
 
     network = parser.add_argument_group("network")
@@ -184,9 +200,10 @@ def build_collect_parser() -> argparse.ArgumentParser:
     network.add_argument(
         "--rate-limit",
         type=_non_negative,
-        default=30.0,
+        default=DEFAULT_CEILING_PER_MINUTE,
         metavar="PER_MINUTE",
-        help="most GraphQL requests a minute; 0 = no limit (default: 30, J1's published per-account limit)",
+        help="ceiling on GraphQL requests a minute; below it the account's own RateLimit-* answer paces"
+        f" the requests; 0 = no ceiling (default: {DEFAULT_CEILING_PER_MINUTE:g})",
     )
     network.add_argument(
         "--max-retries",
@@ -245,6 +262,18 @@ def build_collect_parser() -> argparse.ArgumentParser:
         "--checkpoint", type=Path, metavar="FILE", help="keep the schedule state (our own clock) in FILE"
     )
     schedule.add_argument(
+        "--status",
+        type=Path,
+        metavar="FILE",
+        help="health file a monitor reads: last success, counts, next run, last error"
+        " (default: CHECKPOINT.status.json with --checkpoint)",
+    )
+    schedule.add_argument(
+        "--check",
+        action="store_true",
+        help="try the configuration (token, account, endpoint, checkpoint, spool) with one request, then exit",
+    )
+    schedule.add_argument(
         "--overlap",
         type=parse_duration,
         default=15 * 60.0,
@@ -270,6 +299,14 @@ def build_collect_parser() -> argparse.ArgumentParser:
         help="write each collection to DIR/j1-<start>-<kind>.ndjson (fsync'd and renamed when complete)",
     )
     output.add_argument(
+        "--file-mode",
+        type=_file_mode,
+        default=DEFAULT_FILE_MODE,
+        metavar="MODE",
+        help="mode of spool and state files (default: 0600; 0640 lets a shipper in the directory's group"
+        " read the spool)",
+    )
+    output.add_argument(
         "-q", "--quiet", action="store_true", help="no progress on stderr, only warnings and errors"
     )
     add_mapping_options(parser)
@@ -284,87 +321,107 @@ def collect_main(argv: list[str]) -> int:
     except SystemExit as exit_request:  # argparse's --help (0) and usage errors (2)
         return int(exit_request.code or 0)
 
-    with _stderr_logging(quiet=args.quiet) as redact_from_logs, GUARD.installed():
+    with stderr_logging(quiet=args.quiet and not args.check) as redact_from_logs, GUARD.installed():
+        run: CollectRun | None = None
         try:
-            token = _read_token(args.token_file, os.environ)
+            token = read_token(args.token_file, os.environ)
             redact_from_logs(token)
-            run = _configure(args, os.environ, token)
+            run = configure(args, os.environ, token)
+            if args.check:
+                return _check(run, args)
             collector = Collector(run.client, sys.stdout.buffer, run.options)
             if run.interval:
-                _collect_forever(collector, run.interval)
+                collect_forever(collector, run.interval, status=run.status)
             else:
-                collector.collect_once()
-        except (ConfigError, CheckpointError) as error:
-            log.error("error: %s", error)
-            return EXIT_USAGE
-        except CollectError as error:
-            log.error("error: %s", error)
-            return EXIT_FAILURE
+                collect_once(collector, status=run.status)
         except BrokenPipeError:
             silence_stdout()
             return EXIT_OK
-        except OSError as error:  # the client and the checkpoint wrap theirs: this is the output
-            log.error("error: cannot write the output: %s", error.strerror or error)
-            return EXIT_FAILURE
         except Stopped as stop:
             log.warning("stopped by %s", stop)
             return stop.exit_code
         except KeyboardInterrupt:  # SIGINT outside the main thread's handler
             return EXIT_INTERRUPTED
+        except (J1FilterError, OSError) as error:
+            log.error("error: %s", _message(error))
+            return exit_code_for(error)
+        finally:
+            for lock in run.locks if run else []:
+                lock.release()
     return EXIT_OK
 
 
-def _read_token(token_file: Path | None, environ: Mapping[str, str]) -> Secret:
-    """The token from --token-file or $J1_API_TOKEN; raises ConfigError without quoting it."""
-    if token_file:
-        try:
-            text = token_file.read_text(encoding="utf-8").strip()
-            mode = token_file.stat().st_mode
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(
-                f"cannot read --token-file {token_file}: {getattr(error, 'strerror', None) or 'not UTF-8 text'}"
-            ) from None
-        if mode & 0o077:
-            log.warning(
-                "--token-file %s can be read by group or others (mode %03o): run chmod 600 %s",
-                token_file,
-                mode & 0o777,
-                token_file,
-            )
-    else:
-        text = environ.get("J1_API_TOKEN", "").strip()
-    return Secret(text)
+def _message(error: BaseException) -> str:
+    if isinstance(error, OSError) and not isinstance(error, J1FilterError):
+        # the client and the checkpoint wrap theirs: this is the output (a pipe, the spool)
+        where = f" {error.filename}" if error.filename else ""
+        return f"cannot write the output{where}: {error.strerror or error}; check free space and permissions"
+    return describe(error)
 
 
-def _configure(args: argparse.Namespace, environ: Mapping[str, str], token: Secret) -> CollectRun:
-    _check_credentials(token, environ.get("J1_ACCOUNT_ID", "").strip())
+def configure(args: argparse.Namespace, environ: Mapping[str, str], token: Secret) -> CollectRun:
+    """Everything that can be checked before a request: raises ConfigurationError (exit 2)."""
     account_id = environ.get("J1_ACCOUNT_ID", "").strip()
-    if args.checkpoint:
-        if not can_narrow(args.query):
-            raise ConfigError(
-                "--checkpoint needs a query of the form 'FIND <classes> [WITH <conditions>]'"
-                " (no THAT, RETURN, AS, ORDER, LIMIT or SKIP)"
-            )
-        load_checkpoint(args.checkpoint, args.query)  # a corrupt file is exit 2 now, not at the first run
-    elif args.interval and not can_narrow(args.query):
-        log.warning("the query cannot be narrowed to recent changes: every collection will be a full one")
-    if args.spool:
-        if not args.spool.is_dir():
-            raise ConfigError(f"--spool {args.spool} is not a directory")
-        if not args.map:
-            log.warning(
-                "--spool without --map writes raw entities; the shipped spool readers expect ECS documents"
-            )
-        stale = remove_stale_parts(args.spool)
-        if stale:
-            log.info("removed %s of collections that did not finish", plural(stale, "partial file"))
+    check_credentials(token, account_id)
+    endpoint = resolve_endpoint(args.endpoint or environ.get("J1_ENDPOINT") or "us")
+    checks = [f"credentials: a token and account {account_id} are set"]
+    locks: list[StateLock] = []
     try:
-        endpoint = resolve_endpoint(args.endpoint or environ.get("J1_ENDPOINT") or "us")
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+        status_path = args.status or (status_path_for(args.checkpoint) if args.checkpoint else None)
+        if args.checkpoint:
+            if not can_narrow(args.query):
+                raise ConfigurationError(
+                    "--checkpoint needs a query of the form 'FIND <classes> [WITH <conditions>]'"
+                    " (no THAT, RETURN, AS, ORDER, LIMIT or SKIP)"
+                )
+            require_writable_directory(args.checkpoint.parent, "--checkpoint")
+            locks.append(StateLock(_lock_path(args.checkpoint), f"--checkpoint {args.checkpoint}"))
+            checkpoint = load_checkpoint(args.checkpoint, args.query)  # a corrupt file is exit 2 now
+            last = "none yet" if checkpoint.last_started_ms is None else f"last {checkpoint.last_kind}"
+            checks.append(f"checkpoint: {args.checkpoint} is writable and not in use ({last})")
+        elif args.interval and not can_narrow(args.query):
+            log.warning("the query cannot be narrowed to recent changes: every collection will be a full one")
+        if status_path:
+            require_writable_directory(status_path.parent, "--status")
+            checks.append(f"status: {status_path} is writable")
+        if args.spool:
+            require_writable_directory(args.spool, "--spool")
+            locks.append(StateLock(args.spool / ".j1filter-spool.lock", f"--spool {args.spool}"))
+            if not args.map:
+                log.warning(
+                    "--spool without --map writes raw entities; the shipped spool readers expect ECS documents"
+                )
+            stale = remove_stale_parts(args.spool)
+            if stale:
+                log.info("removed %s of collections that did not finish", plural(stale, "partial file"))
+            checks.append(f"spool: {args.spool} is writable and not in use")
+        client = _client(args, endpoint, token, account_id)
+        options = CollectOptions(
+            query=args.query,
+            checkpoint_path=args.checkpoint,
+            overlap_ms=int(args.overlap * 1000),
+            full_interval_ms=int(args.full_interval * 1000),
+            force_full=args.full,
+            dedupe_window=args.dedupe_window,
+            spool_dir=args.spool,
+            file_mode=args.file_mode,
+            mapper=_mapper(args) if args.map else None,
+        )
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
     if args.insecure:
         log.warning("TLS certificate verification is off (--insecure)")
+    status = StatusFile(status_path, args.file_mode) if status_path else None
+    return CollectRun(client, options, args.interval, status, checks, locks)
 
+
+def _lock_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".lock")
+
+
+def _client(args: argparse.Namespace, endpoint: str, token: Secret, account_id: str) -> J1Client:
     settings = ConnectionSettings(
         endpoint, args.proxy, str(args.ca_bundle) if args.ca_bundle else None, not args.insecure, args.timeout
     )
@@ -377,7 +434,7 @@ def _configure(args: argparse.Namespace, environ: Mapping[str, str], token: Secr
         max(1, args.max_pages), max(1, args.max_empty_pages), max(1, args.max_response_bytes)
     )
     try:
-        client = J1Client(
+        return J1Client(
             settings,
             token,
             account_id,
@@ -388,40 +445,30 @@ def _configure(args: argparse.Namespace, environ: Mapping[str, str], token: Secr
             limits=limits,
         )
     except (OSError, ssl.SSLError) as error:
-        raise ConfigError(
-            f"cannot use --ca-bundle {args.ca_bundle}: {getattr(error, 'strerror', None) or error}"
+        raise ConfigurationError(
+            f"cannot use --ca-bundle {args.ca_bundle}: {getattr(error, 'strerror', None) or error};"
+            " pass a readable PEM file of CA certificates"
         ) from None
-    options = CollectOptions(
-        query=args.query,
-        checkpoint_path=args.checkpoint,
-        overlap_ms=int(args.overlap * 1000),
-        full_interval_ms=int(args.full_interval * 1000),
-        force_full=args.full,
-        dedupe_window=args.dedupe_window,
-        spool_dir=args.spool,
-        mapper=_mapper(args) if args.map else None,
+
+
+def _check(run: CollectRun, args: argparse.Namespace) -> int:
+    """`--check`: the start-up checks passed; now one request tries the token, the account and
+    the endpoint. One line per check on stdout."""
+    for line in run.checks:
+        print(f"ok    {line}", flush=True)
+    try:
+        page = run.client.probe(args.query)
+    except RemoteError as error:
+        print(f"FAIL  endpoint: {describe(error)}", flush=True)
+        return exit_code_for(error)
+    limit = run.client.pacing.last
+    allowance = (
+        f"; rate limit {limit.limit} a minute, {limit.remaining} left" if limit.limit is not None else ""
     )
-    return CollectRun(client, options, args.interval)
-
-
-def _check_credentials(token: Secret, account_id: str) -> None:
-    if not token.reveal():
-        raise ConfigError("no API token: set J1_API_TOKEN or pass --token-file FILE")
-    if not _header_safe(token.reveal()):
-        raise ConfigError(
-            "the API token contains whitespace, control or non-ASCII characters: copy it again from J1"
-            " (Settings > API Keys)"
-        )
-    if not account_id:
-        raise ConfigError("no account: set J1_ACCOUNT_ID")
-    if not _header_safe(account_id):
-        raise ConfigError(
-            "J1_ACCOUNT_ID contains whitespace, control or non-ASCII characters: set the account ID"
-        )
-
-
-def _header_safe(text: str) -> bool:
-    return text.isascii() and text.isprintable() and not any(char.isspace() for char in text)
+    entities = plural(len(page.items), "entity", "entities")
+    print(f"ok    endpoint: {run.client.host} took the token and account ({entities} on page 1{allowance})")
+    print("ok    token, account, endpoint, checkpoint and spool: ready", flush=True)
+    return EXIT_OK
 
 
 def _mapper(args: argparse.Namespace) -> Mapper:
@@ -430,147 +477,6 @@ def _mapper(args: argparse.Namespace) -> Mapper:
     try:  # before any request, as in the filter
         return mapper_from_args(args)
     except MappingError as error:
-        raise ConfigError(f"invalid mapping: {error}") from None
+        raise ConfigurationError(f"invalid mapping: {error}") from None
     except J1FilterError as error:  # a data stream name Elasticsearch would refuse, no mappings
-        raise ConfigError(str(error)) from None
-
-
-def _collect_forever(collector: Collector, interval: float) -> None:
-    """A collection every `interval` seconds, start to start. A failed collection is logged and
-    run again next time (its checkpoint did not move); only refused credentials end the loop."""
-    while True:
-        started = time.monotonic()
-        try:
-            collector.collect_once()
-        except AuthError:
-            raise
-        except (CollectError, CheckpointError) as error:
-            log.error("collection failed, will retry at the next interval: %s", error)
-        time.sleep(max(0.0, started + interval - time.monotonic()))
-
-
-class _Redactor(logging.Filter):
-    """Last line of defence: no log record of this package may carry the token."""
-
-    def __init__(self, token: Secret) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self._token.redact(record.getMessage()), None
-        return True
-
-
-@contextmanager
-def _stderr_logging(*, quiet: bool) -> Iterator[Callable[[Secret], None]]:
-    """Send `j1filter.collect` records to stderr for one command; yields a function that
-    registers the token to scrub from every record."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("j1filter collect: %(message)s"))
-    redactors: list[_Redactor] = []
-
-    def redact(token: Secret) -> None:
-        redactors.append(_Redactor(token))
-        log.addFilter(redactors[-1])
-
-    saved_level, saved_propagate = log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
-    log.propagate = False  # the main CLI may configure the root logger: print each line once
-    try:
-        yield redact
-    finally:
-        log.removeHandler(handler)
-        for redactor in redactors:
-            log.removeFilter(redactor)
-        log.setLevel(saved_level)
-        log.propagate = saved_propagate
-
-
-# -- j1filter simulate ------------------------------------------------------------------
-
-
-def build_simulate_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="j1filter simulate",
-        description="Serve sample entities through a local JupiterOne queryV1 simulator until Ctrl-C.",
-        epilog="Exit codes: 2 usage error; 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM (its normal end).",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument(
-        "--port", type=int, default=8765, help="port to listen on (default: 8765; 0 = any free port)"
-    )
-    parser.add_argument("--page-size", type=int, default=2, help="entities per page (default: 2)")
-    parser.add_argument(
-        "--entities",
-        type=Path,
-        metavar="FILE",
-        help="NDJSON of queryV1 items to serve (default: the bundled sample set)",
-    )
-    parser.add_argument(
-        "--account-id", default=DEMO_ACCOUNT_ID, help=f"account ID to expect (default: {DEMO_ACCOUNT_ID})"
-    )
-    parser.add_argument(
-        "--token-file",
-        type=Path,
-        metavar="FILE",
-        help=f"expect the token in FILE (default: the public demo token {DEMO_TOKEN!r})",
-    )
-    return parser
-
-
-def simulate_main(argv: list[str]) -> int:
-    """Entry point of `j1filter simulate`; returns the exit code (it runs until stopped)."""
-    try:
-        args = build_simulate_parser().parse_args(argv)
-    except SystemExit as exit_request:
-        return int(exit_request.code or 0)
-    try:
-        token = args.token_file.read_text(encoding="utf-8").strip() if args.token_file else DEMO_TOKEN
-        entities = _read_ndjson(args.entities) if args.entities else load_sample_entities()
-        simulator = Simulator(
-            entities,
-            token=token,
-            account_id=args.account_id,
-            page_size=args.page_size,
-            host=args.host,
-            port=args.port,
-        )
-    except (OSError, ValueError) as error:
-        print(f"j1filter simulate: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-
-    logging.basicConfig(level=logging.INFO, format="j1filter simulate: %(message)s", stream=sys.stderr)
-    with GUARD.installed():
-        try:
-            with simulator:
-                for line in simulate_banner(simulator, token, args):
-                    print(line, flush=True)
-                while True:
-                    time.sleep(3600)
-        except Stopped as stop:
-            return stop.exit_code
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
-        except BrokenPipeError:
-            silence_stdout()
-            return EXIT_OK
-
-
-def simulate_banner(simulator: Simulator, token: str, args: argparse.Namespace) -> list[str]:
-    """What the simulator serves (counted as `collect` will write it) and how to collect it."""
-    total, deleted = simulator.count(DEFAULT_QUERY, include_deleted=True)
-    deletions = f", {deleted} of them {'a deletion' if deleted == 1 else 'deletions'}" if deleted else ""
-    shown_token = token if token == DEMO_TOKEN else f"$(cat {args.token_file})"
-    return [
-        f"J1 API simulator at {simulator.url}: `j1filter collect` will write"
-        f" {plural(total, 'entity', 'entities')}{deletions} ({args.page_size} a page)",
-        "Try:",
-        f"  J1_API_TOKEN={shown_token} J1_ACCOUNT_ID={args.account_id} \\",
-        f"    j1filter collect --endpoint {simulator.url} --rate-limit 0 | j1filter",
-        "Press Ctrl-C to stop.",
-    ]
-
-
-def _read_ndjson(path: Path) -> list[dict[str, object]]:
-    return [orjson.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        raise ConfigurationError(str(error)) from None

@@ -10,10 +10,13 @@ needed; the demo credentials are public values.
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
+import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
@@ -28,7 +31,7 @@ from ..runtime.compiler import compile_mappings
 from ..runtime.mapper import Mapper
 from ..stream import Stats, run
 from .main import new_parser
-from .report import ecs_fields_filled, errors_by_kind, source_table
+from .report import ecs_fields_filled, errors_by_kind, source_table, source_table_legend
 
 #: An invented entity with one bad value, to show what becomes of it.
 BAD_ENTITY = (
@@ -57,7 +60,21 @@ def demo_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr but failures")
     args = parser.parse_args(argv)
+    try:  # before anything runs: a path that cannot be written fails at once
+        out_file = open(args.out, "wb") if args.out else None  # noqa: SIM115 - closed below
+    except OSError as exc:  # the exit-code table reports it; this says what --out needs
+        exc.add_note("--out needs a file in an existing folder you can write to")
+        raise
+    try:
+        return _demo(args, out_file)
+    finally:
+        if out_file is not None:
+            out_file.close()
+
+
+def _demo(args: argparse.Namespace, out_file: BinaryIO | None) -> int:
     mapper = Mapper(compile_mappings())
+    streamed = args.json and out_file is None  # documents straight to stdout, as they come
     with Simulator() as simulator, _collector(simulator.url) as collector:
         if not args.quiet:
             print(
@@ -66,7 +83,7 @@ def demo_main(argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
         mapped = io.BytesIO()
-        stats = run(cast(BinaryIO, collector.stdout), sys.stdout.buffer if args.json else mapped, mapper)
+        stats = run(cast(BinaryIO, collector.stdout), sys.stdout.buffer if streamed else mapped, mapper)
         collected = collector.wait()
     if not args.quiet:
         print(stats.summary(), file=sys.stderr)
@@ -75,9 +92,11 @@ def demo_main(argv: Sequence[str]) -> int:
     if stats.output_closed:  # `j1filter demo --json | head -1`
         silence_stdout()
         return EXIT_OK
-    if args.out:
-        _write_out(args.out, mapped.getvalue())
-    if not args.json:
+    if out_file is not None:
+        out_file.write(mapped.getvalue())
+    if args.json and not streamed:
+        LineWriter(sys.stdout.buffer).write_text(mapped.getvalue().decode())
+    elif not args.json:
         docs = [orjson.loads(line) for line in mapped.getvalue().splitlines()]
         LineWriter(sys.stdout.buffer).write_text(demo_report(docs, stats, mapper, args.out))
     return EXIT_FAILURE if collected else EXIT_OK
@@ -114,9 +133,10 @@ def _collector(url: str) -> Iterator[subprocess.Popen[bytes]]:
         child.wait()
 
 
-def _write_out(path: str, data: bytes) -> None:
-    with open(path, "wb") as out:
-        out.write(data)
+#: The report's lines stay within this width (the source table aside, which is as wide as its
+#: rows); longer values of the full document are cut, with their length.
+WIDTH = 100
+VALUE_WIDTH = 80
 
 
 def demo_report(docs: list[dict[str, Any]], stats: Stats, mapper: Mapper, out: str | None) -> str:
@@ -127,24 +147,55 @@ def demo_report(docs: list[dict[str, Any]], stats: Stats, mapper: Mapper, out: s
         f"{stats.documents:,} ECS documents from {stats.lines:,} collected entities.",
         "",
         source_table(docs),
+        *_wrap(*source_table_legend(docs)),
         "",
-        f"errors by kind: {errors_by_kind(stats.errors, docs)}",
-        f"ECS fields filled: {ecs_fields_filled(docs)}",
+        *_wrap(f"errors by kind: {errors_by_kind(stats.errors, docs)}"),
+        *_wrap(f"ECS fields filled: {ecs_fields_filled(docs)}"),
         "",
         *_bad_value(mapper),
     ]
     if example is not None:
         lines += [
             "",
-            f"one document in full ({_describe(example)}):",
-            orjson.dumps(example, option=orjson.OPT_INDENT_2).decode(),
+            f"one document in full ({_describe(example)}; values over {VALUE_WIDTH} characters cut here):",
+            orjson.dumps(_shortened(example), option=orjson.OPT_INDENT_2).decode(),
         ]
-    lines += [
-        "",
-        "See every document: `j1filter demo --json` (one per line) or "
-        "`j1filter demo --out FILE`." + (f" All {stats.documents:,} are in {out}." if out else ""),
-    ]
+    lines += ["", *_closing_hint(stats, out)]
     return "\n".join(lines)
+
+
+def _wrap(*paragraphs: str) -> list[str]:
+    return [line for text in paragraphs for line in textwrap.wrap(text, WIDTH, subsequent_indent="  ")]
+
+
+def _shortened(value: Any) -> Any:
+    """``value`` with every text longer than VALUE_WIDTH cut, saying how long it was."""
+    if isinstance(value, dict):
+        return {key: _shortened(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shortened(item) for item in value]
+    if isinstance(value, str) and len(value) > VALUE_WIDTH:
+        return f"{value[: VALUE_WIDTH - 20]}… ({len(value):,} characters)"
+    return value
+
+
+def _closing_hint(stats: Stats, out: str | None) -> list[str]:
+    """How to see every document, and how to have `j1filter` at hand when it is not."""
+    lines = ["See every document: `j1filter demo --json` (one per line) or `j1filter demo --out FILE`."]
+    if out:
+        lines.append(f"All {stats.documents:,} are in {out}.")
+    if shutil.which("j1filter") is None:
+        if sys.prefix != sys.base_prefix:  # a virtual environment, such as ./dev's .venv
+            activate = os.path.join(sys.prefix, "bin", "activate")
+            relative = os.path.relpath(activate)
+            lines += [
+                "`j1filter` is not on your PATH yet; this puts it there for your shell:",
+                f"  source {activate if relative.startswith('..') else relative}",
+                "(or run any subcommand as `./dev j1filter ...` in the checkout).",
+            ]
+        else:
+            lines.append("`j1filter` is not on your PATH: run it as `python3 -m j1filter`.")
+    return lines
 
 
 def _example(docs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -167,8 +218,20 @@ def _bad_value(mapper: Mapper) -> list[str]:
     kept = "10.0.0.300" in doc["event"]["original"]
     return [
         'what becomes of a bad value (an invented entity whose deviceLocalIp is "10.0.0.300"):',
-        f"  event.kind     {doc['event'].get('kind')}",
-        *(f"  error.message  {message}" for message in doc.get("error", {}).get("message", [])),
-        f"  host.ip        {orjson.dumps(host_ip).decode()} (the bad address is left out of every ECS field"
-        + (" and kept in event.original)" if kept else ")"),
+        *_field("event.kind", str(doc["event"].get("kind"))),
+        *(
+            line
+            for message in doc.get("error", {}).get("message", [])
+            for line in _field("error.message", message)
+        ),
+        *_field(
+            "host.ip",
+            f"{orjson.dumps(host_ip).decode()} (the bad address is left out of every ECS field"
+            + (" and kept in event.original)" if kept else ")"),
+        ),
     ]
+
+
+def _field(name: str, text: str) -> list[str]:
+    """`  name           text`, the text wrapped under itself."""
+    return textwrap.wrap(text, WIDTH, initial_indent=f"  {name:<15}", subsequent_indent=" " * 17)

@@ -262,11 +262,18 @@ def _parser() -> argparse.ArgumentParser:
 def explain_main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     mapper = mapper_from_args(args)
-    if args.input:
-        with open(args.input, "rb") as source:
-            lines = source.read().splitlines()
-    else:
-        lines = sys.stdin.buffer.read().splitlines()
+    try:
+        if args.input:
+            with open(args.input, "rb") as source:
+                lines = source.read().splitlines()
+        else:
+            lines = sys.stdin.buffer.read().splitlines()
+    except OSError as exc:  # the exit-code table reports it; this says what explain expects
+        exc.add_note(
+            "explain reads raw J1 entities, one JSON document per line, from FILE or stdin, as the "
+            "filter does:\n  j1filter explain entities.ndjson   or   j1filter collect --once | j1filter explain"
+        )
+        raise
     # Whole lines only, even on a stop signal; a closed output ends the run with 0 (see .stops).
     out = LineWriter(sys.stdout.buffer)
     if args.code:

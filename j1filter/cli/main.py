@@ -61,7 +61,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             own_signals=True,
         ),
         Subcommand(
-            "simulate", "serve the local J1 API simulator", ".collect:simulate_main", own_signals=True
+            "simulate", "serve the local J1 API simulator", ".simulate:simulate_main", own_signals=True
         ),
         Subcommand("demo", "collect from the simulator, map, and show what came out", ".demo:demo_main"),
         Subcommand(
@@ -84,9 +84,10 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 
 
 def new_parser(prog: str, description: str, **kwargs: object) -> argparse.ArgumentParser:
-    """Every parser of the command line: no prefix matching of long options (a typo must
-    not silently pick another option)."""
-    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+    """Every parser of the command line (see :mod:`.parser`: no abbreviations, "did you mean")."""
+    from .parser import CommandParser
+
+    return CommandParser(prog=prog, description=description, **kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,10 +154,13 @@ def error_message(prog: str, exc: BaseException) -> str:
     if isinstance(exc, UsageError):  # one line per problem
         return "\n".join(f"{prog}: error: {line}" for line in str(exc).splitlines())
     if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{prog}: cannot open {exc.filename!r}: {exc.strerror} (check the path and its permissions)"
-    if isinstance(exc, OSError) and exc.strerror:  # no raw "[Errno N]"
-        return f"{prog}: {exc.strerror}"
-    return f"{prog}: {exc}"
+        text = f"{prog}: cannot open {exc.filename!r}: {exc.strerror} (check the path and its permissions)"
+    elif isinstance(exc, OSError) and exc.strerror:  # no raw "[Errno N]"
+        text = f"{prog}: {exc.strerror}"
+    else:
+        text = f"{prog}: {exc}"
+    # what the subcommand added about what it expected (BaseException.add_note)
+    return "\n".join([text, *getattr(exc, "__notes__", ())])
 
 
 # --- the filter -----------------------------------------------------------------------------
@@ -337,10 +341,11 @@ def check_main(argv: Sequence[str]) -> int:
 
 def fields_main(argv: Sequence[str]) -> int:
     from ..runtime.compiler import compile_files
+    from .options import add_mapping_path_option
     from .report import field_table, transform_table
 
     parser = new_parser("j1filter fields", "Print the source -> ECS field table the mappings compile to.")
-    parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH")
+    add_mapping_path_option(parser)
     parser.add_argument("--transforms", action="store_true", help="list the transforms instead")
     args = parser.parse_args(argv)
     if args.transforms:

@@ -17,17 +17,18 @@ _STREAM_HELP = (
 )
 
 
+def add_mapping_path_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    description: str = "extra mapping file or directory; one named like a shipped mapping replaces it (repeatable)",
+) -> None:
+    """-m/--mapping PATH, repeatable: the mapping files to load after (or instead of) the shipped ones."""
+    parser.add_argument("-m", "--mapping", action="append", default=[], metavar="PATH", help=description)
+
+
 def add_mapping_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """--mapping, --no-shipped-mappings, --preserve-duplicate-custom-fields, --type, --dataset, --namespace."""
     group = parser.add_argument_group("mapping")
-    group.add_argument(
-        "-m",
-        "--mapping",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="extra mapping file or directory; one named like a shipped mapping replaces it (repeatable)",
-    )
+    add_mapping_path_option(group)
     group.add_argument("--no-shipped-mappings", action="store_true", help="use only the --mapping files")
     group.add_argument(
         "--preserve-duplicate-custom-fields",

@@ -74,7 +74,9 @@ Doc = dict[str, Any]  # one ECS document
 
 #: event.severity (j1filter's 0-10 scale) back to the label it came from.
 SEVERITY_LABELS = {10: "critical", 8: "high", 6: "medium", 4: "low", 1: "info", 0: "none"}
-_SEVERITY_COLUMNS = ("critical", "high", "medium", "low", "info", "none", "unset")
+UNSET = "unset"  # the column of documents without event.severity
+UNKNOWN = "(unknown)"  # the row of documents that name no source
+_SEVERITY_COLUMNS = (*SEVERITY_LABELS.values(), UNSET)
 
 
 def _dig(doc: Doc, dotted: str) -> Any:
@@ -90,12 +92,12 @@ def _classes(doc: Doc) -> list[str]:
 
 
 def _severity(doc: Doc) -> str:
-    return SEVERITY_LABELS.get(_dig(doc, "event.severity"), "unset")
+    return SEVERITY_LABELS.get(_dig(doc, "event.severity"), UNSET)
 
 
 def _source(doc: Doc) -> str:
     vendor = _dig(doc, "vulnerability.scanner.vendor")
-    return _dig(doc, "event.provider") or (vendor.lower() if isinstance(vendor, str) else "(unknown)")
+    return _dig(doc, "event.provider") or (vendor.lower() if isinstance(vendor, str) else UNKNOWN)
 
 
 def source_table(docs: list[Doc]) -> str:
@@ -130,6 +132,29 @@ def source_table(docs: list[Doc]) -> str:
         sum(r["errors"] for r in rows.values()),
     ]
     return _align([header, *body, total])
+
+
+def source_table_legend(docs: list[Doc]) -> list[str]:
+    """What the table's columns say, and what its `(unknown)` row and `unset` column hold,
+    with the entity types behind them."""
+    scale = ", ".join(f"{label} {value}" for value, label in SEVERITY_LABELS.items())
+    lines = [f"Severity columns: event.severity on one 0-10 scale for every source ({scale})."]
+    unknown = _types_of(doc for doc in docs if _source(doc) == UNKNOWN)
+    if unknown:
+        lines.append(
+            f"{UNKNOWN}: entities that name no source (no event.provider or scanner vendor), such as "
+            f"uploads through J1's API or custom integrations; here {unknown}."
+        )
+    unset = _types_of(doc for doc in docs if _severity(doc) == UNSET)
+    if unset:
+        lines.append(f"{UNSET}: no severity the mappings can read in the entity; here {unset}.")
+    return lines
+
+
+def _types_of(docs: Iterator[Doc]) -> str:
+    """`a (2), b (1)`: the entity types of ``docs``, most frequent first."""
+    counts = Counter(str(_dig(doc, "jupiter_one.asset.entity._type")) for doc in docs)
+    return ", ".join(f"{kind} ({n})" for kind, n in counts.most_common())
 
 
 def _align(rows: list[list[Any]]) -> str:

@@ -1,12 +1,11 @@
 """A local stand-in for JupiterOne's GraphQL ``queryV1`` API, for tests and demos.
 
     with Simulator(entities, page_size=2) as sim:
-        sim.add_fault(Fault.http(429, retry_after="1"))   # the next request is throttled
-        sim.add_fault(Fault.graphql_error("boom"), after=3)  # then 3 go through, then this
         ...  # j1filter collect --endpoint sim.url, J1_API_TOKEN=demo-token, J1_ACCOUNT_ID=demo-account
         assert len(sim.requests) == ...
 
-What it speaks (stdlib ``http.server``, one thread per connection):
+What it speaks (stdlib ``http.server``, one thread per connection; or in-process, on simulated
+time, through `Simulator.transport()` and an injected `clock_ms` and `sleep`):
 
 - ``POST <url>`` with a GraphQL body calling ``queryV1``. It checks
   ``Authorization: Bearer <token>`` and the ``JupiterOne-Account`` (or ``LifeOmic-Account``)
@@ -24,40 +23,44 @@ What it speaks (stdlib ``http.server``, one thread per connection):
 - Cursor paging: the first request snapshots the matching entities; each page holds
   `page_size` of them and an opaque cursor, and the last page has ``"cursor": null``.
 - Deferred mode (``deferredResponse: FORCE``): the answer is ``{"type": "deferred", "url"}``;
-  ``GET`` on that state URL says ``IN_PROGRESS`` `deferred_polls` times, then ``COMPLETED``
-  with the page inline (`deferred_inline`, the default) or behind a second ``url``.
+  ``GET`` on that state URL says ``IN_PROGRESS`` `deferred_polls` times (default 0), then ``COMPLETED``
+  with the page inline (`deferred_inline`, the default) or behind a second ``url``, and not
+  before `query_seconds` have passed.
+- Time: a query takes `query_seconds`; inline (without FORCE) one past 30 s ends in J1's
+  gateway answer, HTTP 504 after 30 s. `page_delay` slows every answer down in real time.
+- Rate limits (`tier`, one of `TIERS`): a token bucket per account with J1's documented rates
+  and burst; every GraphQL answer carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and
+  ``RateLimit-Reset``; past the limit, HTTP 429 with ``Retry-After`` (a refused request costs
+  nothing).
 
-Faults are queued with `add_fault(fault, after=n)` and hit GraphQL POSTs in order: `n`
-requests pass normally, then the fault is served once. Kinds (see `Fault`): an HTTP
-status with an optional ``Retry-After``; a GraphQL error in a 200; a malformed JSON body;
-a slow answer; a body dripped byte by byte; a dropped connection; an empty page that still
-has a cursor; a deferred job that ends ``FAILED``. `page_delay` slows every answer down.
-
-`requests` records every request received (method, path, status, J1QL, cursor, whether
-credentials came along, which fault was served); credentials themselves are never stored
-or logged.
+Tests script misbehaviour in a subclass (tests/collect/faults.py) through `_scripted` and
+`_result_for`; the product never imports it. `requests` records every request received
+(method, path, status, J1QL, cursor, whether credentials came along, a note on special
+answers); credentials themselves are never stored or logged.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import json
 import logging
+import math
 import re
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any, Literal, NamedTuple
+from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from ._timestamps import iso_from_ms, timestamp_ms
+from .jsontext import dumps_any
+from .transport import Request, Response, Retryable
 
 log = logging.getLogger("j1filter.simulator")
 
@@ -86,62 +89,6 @@ def load_sample_entities() -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
 
-FaultKind = Literal[
-    "http", "graphql_error", "malformed", "slow", "drip", "disconnect", "empty_page", "deferred_failed"
-]
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One scripted misbehaviour; build it with the class methods."""
-
-    kind: FaultKind
-    status: int = 200
-    retry_after: str | None = None
-    message: str = ""
-    seconds: float = 0.0
-
-    @classmethod
-    def http(cls, status: int, *, retry_after: str | None = None) -> Fault:
-        """Answer with this HTTP status (429, 502, 401 ...) and an optional Retry-After header."""
-        return cls("http", status=status, retry_after=retry_after)
-
-    @classmethod
-    def graphql_error(cls, message: str) -> Fault:
-        """HTTP 200 with ``{"errors": [{"message": ...}], "data": null}``."""
-        return cls("graphql_error", message=message)
-
-    @classmethod
-    def malformed(cls) -> Fault:
-        """HTTP 200 with a truncated, unparsable JSON body."""
-        return cls("malformed")
-
-    @classmethod
-    def slow(cls, seconds: float) -> Fault:
-        """Wait `seconds`, then answer normally."""
-        return cls("slow", seconds=seconds)
-
-    @classmethod
-    def drip(cls, seconds_per_byte: float) -> Fault:
-        """Answer normally, but send the body one byte every `seconds_per_byte`."""
-        return cls("drip", seconds=seconds_per_byte)
-
-    @classmethod
-    def disconnect(cls) -> Fault:
-        """Close the connection without answering."""
-        return cls("disconnect")
-
-    @classmethod
-    def empty_page(cls) -> Fault:
-        """An empty page whose cursor still points at the rest: not the end of the results."""
-        return cls("empty_page")
-
-    @classmethod
-    def deferred_failed(cls, message: str) -> Fault:
-        """In deferred mode, the job reports ``{"status": "FAILED", "error": message}``."""
-        return cls("deferred_failed", message=message)
-
-
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -152,22 +99,47 @@ class RecordedRequest:
     cursor: str | None = None
     include_deleted: bool | None = None
     deferred: bool = False
-    fault: FaultKind | None = None
+    note: str | None = None  # what was special about the answer ("rate limited", a test's script)
 
 
-class _Answer(NamedTuple):
+@dataclass(frozen=True)
+class Reply:
+    """One answer: `disconnect` drops the connection instead; `drip` sends the body slowly."""
+
     status: int
-    body: bytes
-    content_type: str
-    headers: dict[str, str] | None = None
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    drip: float = 0.0
+    disconnect: bool = False
 
 
-def _json_answer(status: int, document: object) -> _Answer:
-    try:
-        body = orjson.dumps(document)
-    except TypeError:  # integers beyond 64 bits, lone surrogates: what J1 data may hold
-        body = json.dumps(document).encode()
-    return _Answer(status, body, "application/json")
+@dataclass(frozen=True)
+class RateTier:
+    """J1's documented per-account J1QL limits: requests a minute and the burst a full bucket allows."""
+
+    name: str
+    per_minute: int
+    burst: int
+
+
+#: docs `jupiterone-api.md` (2023): Free 10/min, Freemium 30/min, no burst; Enterprise 60/min with burst.
+TIERS = {
+    "free": RateTier("free", 10, 1),
+    "freemium": RateTier("freemium", 30, 1),
+    "enterprise": RateTier("enterprise", 60, 60),
+}
+#: Past this an inline (not deferred) query times out at J1's API gateway.
+GATEWAY_TIMEOUT_SECONDS = 30.0
+
+
+class JobFailed(Exception):
+    """The query fails inside J1: a FAILED deferred job, or a GraphQL error inline."""
+
+
+def _json_reply(status: int, document: object, headers: dict[str, str] | None = None) -> Reply:
+    # integers beyond 64 bits, lone surrogates, any depth: what J1 data may hold
+    return Reply(status, dumps_any(document), headers=headers or {})
 
 
 @dataclass
@@ -175,6 +147,32 @@ class _DeferredJob:
     result: dict[str, Any] | None
     polls_left: int
     failure: str | None
+    ready_at: float  # simulated seconds
+
+
+class _Bucket:
+    """A token bucket: `burst` tokens, refilled at `per_minute` a minute; a refused request costs nothing."""
+
+    def __init__(self, tier: RateTier, now: float) -> None:
+        self.tier = tier
+        self.tokens = float(tier.burst)
+        self.updated = now
+
+    def take(self, now: float) -> tuple[bool, dict[str, str]]:
+        rate = self.tier.per_minute / 60.0
+        self.tokens = min(float(self.tier.burst), self.tokens + (now - self.updated) * rate)
+        self.updated = now
+        allowed = self.tokens >= 1.0
+        if allowed:
+            self.tokens -= 1.0
+        headers = {
+            "RateLimit-Limit": f"{self.tier.per_minute}, {self.tier.per_minute};window=60",
+            "RateLimit-Remaining": str(int(self.tokens)),
+            "RateLimit-Reset": str(math.ceil((self.tier.burst - self.tokens) / rate)),
+        }
+        if not allowed:
+            headers["Retry-After"] = str(math.ceil((1.0 - self.tokens) / rate))
+        return allowed, headers
 
 
 class Simulator:
@@ -190,35 +188,43 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         clock_ms: Callable[[], int] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        tier: RateTier | None = None,
+        listen: bool = True,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.entities = load_sample_entities() if entities is None else entities
         self.page_size = page_size
         self.page_delay = 0.0
+        self.query_seconds = 0.0  # how long J1 takes to run a query (simulated with `sleep`)
         self.clock_ms: Callable[[], int] = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self.sleep = sleep
         self.deleted_retention_ms: int | None = DELETED_RETENTION_MS if clock_ms else None
-        self.deferred_polls = 1
+        self.deferred_polls = 0  # IN_PROGRESS answers before a job is done (besides query_seconds)
         self.deferred_inline = True
         self.requests: list[RecordedRequest] = []
         self._token = token
         self._account_id = account_id
-        self._faults: deque[tuple[int, Fault]] = deque()
+        self._bucket = _Bucket(tier, self._seconds()) if tier else None
         self._snapshots: dict[str, list[dict[str, Any]]] = {}
         self._jobs: dict[str, _DeferredJob] = {}
         self._lock = threading.Lock()
         self._host = host
-        self._server = _Server((host, port), _Handler, self)
+        self._server = _Server((host, port), _Handler, self) if listen else None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self._server.server_port}/graphql"
+        port = self._server.server_port if self._server else 80
+        return f"http://{self._host}:{port}/graphql"
 
     def __repr__(self) -> str:
         return f"Simulator(url={self.url!r}, entities={len(self.entities)}, page_size={self.page_size})"
 
     def start(self) -> Simulator:
+        if self._server is None:
+            return self
         # A short poll interval keeps stop() quick; serve_forever checks for shutdown this often.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="j1-simulator", daemon=True
@@ -227,6 +233,8 @@ class Simulator:
         return self
 
     def stop(self) -> None:
+        if self._server is None:
+            return
         self._server.shutdown()
         self._server.server_close()
         if self._thread:
@@ -238,15 +246,9 @@ class Simulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def add_fault(self, fault: Fault, *, after: int = 0) -> None:
-        """Queue `fault`: once the faults before it are served, let `after` GraphQL requests through, then serve it."""
-        with self._lock:
-            self._faults.append((after, fault))
-
-    def pending_faults(self) -> int:
-        """How many queued faults have not been served yet."""
-        with self._lock:
-            return len(self._faults)
+    def transport(self) -> SimulatedTransport:
+        """The client's `Transport`, answered in-process: no socket, simulated time only."""
+        return SimulatedTransport(self)
 
     # -- J1 state that changes over time ---------------------------------------------
 
@@ -305,45 +307,136 @@ class Simulator:
                 return position
         return None
 
+    def _seconds(self) -> float:
+        return self.clock_ms() / 1000.0
+
     def graphql_requests(self) -> list[RecordedRequest]:
         """The recorded POSTs (download GETs left out)."""
         with self._lock:
             return [request for request in self.requests if request.method == "POST"]
 
-    # -- called by the handler threads ---------------------------------------------
+    # -- one request, whatever carries it (HTTP or the in-process transport) -----------
 
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            after, fault = self._faults[0]
-            if after > 0:
-                self._faults[0] = (after - 1, fault)
-                return None
-            self._faults.popleft()
-            return fault
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes, base_url: str) -> Reply:
+        """The answer to one request; `headers` with lower-case names."""
+        if method == "POST":
+            return self._handle_post(path, headers, body)
+        return self._handle_get(path, headers, base_url)
+
+    def _handle_post(self, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        has_credentials = "authorization" in headers
+        account = headers.get("jupiterone-account") or headers.get("lifeomic-account")
+        if not self._credentials_ok(headers.get("authorization"), account):
+            self._record(RecordedRequest("POST", path, 401, has_credentials))
+            return Reply(401, b"Unauthorized", "text/plain")
+        try:
+            variables = orjson.loads(body)["variables"]
+            j1ql = variables["query"]
+        except (ValueError, KeyError, TypeError):
+            self._record(RecordedRequest("POST", path, 400, has_credentials))
+            return _json_reply(
+                400, {"errors": [{"message": "Must provide a queryV1 operation with a $query variable"}]}
+            )
+        record = RecordedRequest(
+            "POST",
+            path,
+            200,
+            has_credentials,
+            j1ql=j1ql,
+            cursor=variables.get("cursor"),
+            include_deleted=variables.get("includeDeleted"),
+            deferred=variables.get("deferredResponse") == "FORCE",
+        )
+        limit_headers: dict[str, str] = {}
+        if self._bucket is not None:
+            with self._lock:
+                allowed, limit_headers = self._bucket.take(self._seconds())
+            if not allowed:
+                self._record(replace(record, status=429, note="rate limited"))
+                return _json_reply(429, {"error": "Too Many Requests"}, limit_headers)
+        reply = self._scripted(record)
+        if reply is None:
+            if self.page_delay:
+                time.sleep(self.page_delay)
+            reply = self._answer_query(record)
+        reply = replace(reply, headers={**limit_headers, **reply.headers})
+        # Record before answering, so a client that has its answer always finds it in `requests`.
+        self._record(replace(record, status=0 if reply.disconnect else reply.status, note=self._note(reply)))
+        return reply
+
+    def _scripted(self, record: RecordedRequest) -> Reply | None:
+        """A test's own answer to this request instead of J1's (None: J1's). For subclasses."""
+        return None
+
+    def _note(self, reply: Reply) -> str | None:
+        return None
+
+    def _answer_query(self, record: RecordedRequest) -> Reply:
+        failure = None
+        try:
+            result = self._result_for(record)
+        except JobFailed as error:
+            result, failure = None, str(error)
+        except ValueError as error:
+            return _json_reply(200, {"errors": [{"message": str(error)}], "data": None})
+        if record.deferred:
+            job_id = self._new_job(result, failure)
+            url = f"{self.url.removesuffix('/graphql')}/deferred/{job_id}/state.json"
+            return _json_reply(
+                200,
+                {
+                    "data": {
+                        "queryV1": {"type": "deferred", "data": None, "url": url, "correlationId": job_id}
+                    }
+                },
+            )
+        if self.query_seconds > GATEWAY_TIMEOUT_SECONDS:
+            self.sleep(GATEWAY_TIMEOUT_SECONDS)
+            return _json_reply(504, {"message": "Endpoint request timed out"})
+        if self.query_seconds:
+            self.sleep(self.query_seconds)
+        if failure is not None:
+            return _json_reply(200, {"errors": [{"message": failure}], "data": None})
+        return _json_reply(200, {"data": {"queryV1": result}})
+
+    def _result_for(self, record: RecordedRequest) -> dict[str, Any]:
+        """The queryV1 result of a query; raises ValueError (a GraphQL error) or JobFailed. For subclasses."""
+        return self._page(record.j1ql or "", record.cursor, bool(record.include_deleted))
+
+    def _handle_get(self, path: str, headers: Mapping[str, str], base_url: str) -> Reply:
+        """Deferred-mode downloads: /deferred/<job>/state.json and /deferred/<job>/result.json."""
+        match = re.fullmatch(r"/deferred/([0-9a-f]+)/(state|result)\.json", path)
+        document = None
+        if match:
+            job_id, which = match.groups()
+            document = self._job_state(job_id, base_url) if which == "state" else self._job_result(job_id)
+        status = 200 if document is not None else 404
+        self._record(RecordedRequest("GET", path, status, "authorization" in headers))
+        return _json_reply(status, document if document is not None else {"error": "Not Found"})
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
-        log.info(
+        log.debug(
             "%s %s -> %d%s",
             request.method,
             request.path,
             request.status,
-            f" ({request.fault})" if request.fault else "",
+            f" ({request.note})" if request.note else "",
         )
 
     def _credentials_ok(self, authorization: str | None, account: str | None) -> bool:
         return authorization == f"Bearer {self._token}" and account == self._account_id
 
-    def _page(self, j1ql: str, cursor: str | None, include_deleted: bool, empty: bool) -> dict[str, Any]:
-        """A queryV1 result; raises ValueError with a J1-like message on a bad query or cursor."""
+    def _page(
+        self, j1ql: str, cursor: str | None, include_deleted: bool, empty: bool = False
+    ) -> dict[str, Any]:
+        """A queryV1 result; raises ValueError with a J1-like message on a bad query or cursor.
+        `empty`: a page of no entities whose cursor points at the rest (J1 may send one)."""
         if cursor is None:
             snapshot_key = uuid.uuid4().hex
             with self._lock:
                 matches = _matching(self.entities, j1ql, include_deleted, self._retained_since())
-            with self._lock:
                 self._snapshots[snapshot_key] = matches
             offset, page_number = 0, 0
         else:
@@ -357,7 +450,7 @@ class Simulator:
         next_cursor = _encode_cursor(snapshot_key, end, page_number + 1) if end < len(matches) else None
         return {
             "type": "list",
-            "data": copy.deepcopy(matches[offset:end]),
+            "data": matches[offset:end],  # serialised at once: J1 sends bytes, not our objects
             "cursor": next_cursor,
             "totalCount": len(matches),
             "correlationId": uuid.uuid4().hex,
@@ -366,7 +459,8 @@ class Simulator:
     def _new_job(self, result: dict[str, Any] | None, failure: str | None) -> str:
         job_id = uuid.uuid4().hex
         with self._lock:
-            self._jobs[job_id] = _DeferredJob(result, self.deferred_polls, failure)
+            ready_at = self._seconds() + self.query_seconds
+            self._jobs[job_id] = _DeferredJob(result, self.deferred_polls, failure, ready_at)
         return job_id
 
     def _job_state(self, job_id: str, base_url: str) -> dict[str, Any] | None:
@@ -374,8 +468,8 @@ class Simulator:
             job = self._jobs.get(job_id)
             if job is None:
                 return None
-            if job.polls_left > 0:
-                job.polls_left -= 1
+            if job.polls_left > 0 or self._seconds() < job.ready_at:
+                job.polls_left = max(0, job.polls_left - 1)
                 return {"status": "IN_PROGRESS", "correlationId": job_id}
         if job.failure is not None:
             return {"status": "FAILED", "error": job.failure, "correlationId": job_id}
@@ -394,8 +488,27 @@ class Simulator:
         return job.result if job and job.failure is None else None
 
 
+class SimulatedTransport:
+    """`transport.Transport` served by a `Simulator` in the same process (no socket, no thread)."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self._simulator = simulator
+
+    def send(self, request: Request) -> Response:
+        parts = urlsplit(request.url)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        reply = self._simulator.handle(
+            request.method, parts.path, headers, request.body or b"", f"{parts.scheme}://{parts.netloc}"
+        )
+        if reply.disconnect:
+            raise Retryable(f"{parts.netloc}: network error: the connection was closed")
+        return Response(
+            reply.status, {name.lower(): value for name, value in reply.headers.items()}, reply.body
+        )
+
+
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a slow-fault thread must not hold up stop()
+    daemon_threads = True  # a slow answer's thread must not hold up stop()
 
     def __init__(
         self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], simulator: Simulator
@@ -412,132 +525,37 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "j1-simulator"
 
-    @property
-    def simulator(self) -> Simulator:
-        return self.server.simulator
-
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         pass  # requests are recorded and logged by Simulator._record instead
 
     def do_POST(self) -> None:
-        sim = self.simulator
-        has_credentials = "Authorization" in self.headers
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        account = self.headers.get("JupiterOne-Account") or self.headers.get("LifeOmic-Account")
-        if not sim._credentials_ok(self.headers.get("Authorization"), account):
-            sim._record(RecordedRequest("POST", self.path, 401, has_credentials))
-            self._send(401, b"Unauthorized", "text/plain")
-            return
-        try:
-            variables = orjson.loads(body)["variables"]
-            j1ql = variables["query"]
-        except (ValueError, KeyError, TypeError):
-            sim._record(RecordedRequest("POST", self.path, 400, has_credentials))
-            self._send(
-                *_json_answer(
-                    400, {"errors": [{"message": "Must provide a queryV1 operation with a $query variable"}]}
-                )
-            )
-            return
-        fault = sim._next_fault()
-        record = RecordedRequest(
-            "POST",
-            self.path,
-            200,
-            has_credentials,
-            j1ql=j1ql,
-            cursor=variables.get("cursor"),
-            include_deleted=variables.get("includeDeleted"),
-            deferred=variables.get("deferredResponse") == "FORCE",
-            fault=fault.kind if fault else None,
-        )
-        if fault and fault.kind == "slow":
-            time.sleep(fault.seconds)
-        if sim.page_delay:
-            time.sleep(sim.page_delay)
-        answer = self._answer_query(record, fault)
-        # Record before answering, so a client that has its answer always finds it in `requests`.
-        sim._record(replace(record, status=answer.status if answer else 0))
-        if answer:
-            self._send(*answer, drip=fault.seconds if fault and fault.kind == "drip" else 0.0)
-        else:
-            self.close_connection = True
-
-    def _answer_query(self, record: RecordedRequest, fault: Fault | None) -> _Answer | None:
-        """The queryV1 answer, or the scripted fault; None means: drop the connection."""
-        if fault and fault.kind == "disconnect":
-            return None
-        if fault and fault.kind == "http":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return _Answer(
-                fault.status, orjson.dumps({"error": f"HTTP {fault.status}"}), "application/json", headers
-            )
-        if fault and fault.kind == "graphql_error":
-            return _json_answer(200, {"errors": [{"message": fault.message}], "data": None})
-        if fault and fault.kind == "malformed":
-            return _Answer(200, b'{"data": {"queryV1": {"type": "list", "data": [{"id": ', "application/json")
-
-        failure = fault.message if fault and fault.kind == "deferred_failed" else None
-        try:
-            result = (
-                None if failure else self._page_for(record, empty=bool(fault and fault.kind == "empty_page"))
-            )
-        except ValueError as error:
-            return _json_answer(200, {"errors": [{"message": str(error)}], "data": None})
-        if record.deferred:
-            job_id = self.simulator._new_job(result, failure)
-            result = {
-                "type": "deferred",
-                "data": None,
-                "url": f"{self._base_url()}/deferred/{job_id}/state.json",
-                "correlationId": job_id,
-            }
-        return _json_answer(200, {"data": {"queryV1": result}})
-
-    def _page_for(self, record: RecordedRequest, *, empty: bool) -> dict[str, Any]:
-        return self.simulator._page(record.j1ql or "", record.cursor, bool(record.include_deleted), empty)
+        self._answer(self.rfile.read(length))
 
     def do_GET(self) -> None:
-        """Deferred-mode downloads: /deferred/<job>/state.json and /deferred/<job>/result.json."""
-        sim = self.simulator
-        match = re.fullmatch(r"/deferred/([0-9a-f]+)/(state|result)\.json", self.path)
-        document = None
-        if match:
-            job_id, which = match.groups()
-            document = (
-                sim._job_state(job_id, self._base_url()) if which == "state" else sim._job_result(job_id)
-            )
-        status = 200 if document is not None else 404
-        sim._record(RecordedRequest("GET", self.path, status, "Authorization" in self.headers))
-        self._send(*_json_answer(status, document if document is not None else {"error": "Not Found"}))
+        self._answer(b"")
 
-    def _base_url(self) -> str:
+    def _answer(self, body: bytes) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
         host = self.headers.get("Host")
-        return f"http://{host}" if host else self.simulator.url.removesuffix("/graphql")
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str,
-        headers: dict[str, str] | None = None,
-        *,
-        drip: float = 0.0,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
+        base_url = f"http://{host}" if host else self.server.simulator.url.removesuffix("/graphql")
+        reply = self.server.simulator.handle(self.command, self.path, headers, body, base_url)
+        if reply.disconnect:
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if not drip:
-            self.wfile.write(body)
+        if not reply.drip:
+            self.wfile.write(reply.body)
             return
-        for offset in range(len(body)):  # a slow-drip server: every read gets one byte
-            self.wfile.write(body[offset : offset + 1])
+        for offset in range(len(reply.body)):  # a slow-drip server: every read gets one byte
+            self.wfile.write(reply.body[offset : offset + 1])
             self.wfile.flush()
-            time.sleep(drip)
+            time.sleep(reply.drip)
 
 
 def _matching(

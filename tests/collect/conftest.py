@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 from collect_helpers import ACCOUNT_ID, FAST_OPTIONS, TOKEN, Collect, CollectResult, make_entities
+from faults import Simulator
 
 from j1filter.cli.collect import collect_main
-from j1filter.collect.simulator import Simulator
 
 
 @pytest.fixture

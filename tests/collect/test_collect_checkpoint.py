@@ -19,6 +19,7 @@ from collect_helpers import (
     Collect,
     make_entity,
 )
+from faults import Fault, Simulator
 
 from j1filter.collect._timestamps import iso_from_ms, timestamp_ms
 from j1filter.collect.checkpoint import (
@@ -29,7 +30,6 @@ from j1filter.collect.checkpoint import (
     plan_collection,
     save_checkpoint,
 )
-from j1filter.collect.simulator import Fault, Simulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUERY = "FIND (Finding | Alert | Vulnerability)"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from collect_helpers import ACCOUNT_ID, FAST_OPTIONS, TOKEN, Collect, make_entities
+from faults import Fault, Simulator
 
 from j1filter.cli.collect import collect_main, parse_duration
 from j1filter.collect.client import ClientStats
 from j1filter.collect.collector import CollectionSummary, Progress
-from j1filter.collect.simulator import Fault, Simulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -199,9 +199,9 @@ def test_interval_mode_survives_a_failed_collection(simulator: Simulator) -> Non
         _, stderr = process.communicate(timeout=10)
     assert len(lines) == 27  # page 1 of the failed run, then a whole collection
     assert (
-        b"collection failed, will retry at the next interval: J1 returned GraphQL errors: Internal error"
-        in stderr
-    )
+        b"collection failed, the checkpoint did not move; next collection in 0.2 s:"
+        b" J1 returned GraphQL errors: Internal error"
+    ) in stderr
 
 
 def test_a_closed_stdout_ends_the_run_quietly(simulator: Simulator) -> None:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from email.message import Message
-
 import pytest
 from collect_helpers import ACCOUNT_ID, TOKEN
+from faults import Fault, Simulator
 
-from j1filter.collect.client import (
-    CollectError,
-    ConnectionSettings,
-    J1Client,
-    MalformedResponseError,
-    RateLimiter,
-    RetryPolicy,
-    Secret,
-    _parse_page,
-    _server_wait_hint,
-    resolve_endpoint,
-)
-from j1filter.collect.simulator import Fault, Simulator
+from j1filter.collect.client import ConnectionSettings, J1Client, _parse_page, resolve_endpoint
+from j1filter.collect.pacing import Pacer, RetryPolicy, server_wait_hint
+from j1filter.collect.secrets import Secret
+from j1filter.errors import CollectError, ConfigurationError, MalformedResponseError
 
 
 class FakeTime:
@@ -40,6 +30,7 @@ class FakeTime:
 def make_client(sim: Simulator, fake: FakeTime, **options: object) -> J1Client:
     defaults: dict[str, object] = {
         "rate_limit_per_minute": 0,
+        "deferred": False,
         "retry": RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=100),
     }
     return J1Client(
@@ -94,7 +85,7 @@ def test_a_deferred_job_that_never_finishes_times_out(simulator: Simulator) -> N
 
 def test_rate_limiter_disabled_never_sleeps() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(0, fake.clock, fake.sleep)
+    limiter = Pacer(0, fake.clock, fake.sleep)
     for _ in range(5):
         limiter.acquire()
     assert fake.sleeps == []
@@ -110,11 +101,10 @@ def test_backoff_stays_within_bounds(attempt: int) -> None:
 
 
 def test_server_wait_hint_reads_retry_after_and_ratelimit_reset() -> None:
-    headers = Message()
-    headers["Retry-After"] = "3"
-    headers["RateLimit-Reset"] = "11"
-    assert _server_wait_hint(headers) == 11
-    assert _server_wait_hint(Message()) == 0
+    assert server_wait_hint({"retry-after": "3", "ratelimit-reset": "11"}) == 11
+    assert server_wait_hint({"retry-after": "Thu, 01 Jan 1970 00:00:00 GMT"}) == 0
+    assert server_wait_hint({"retry-after": "nan", "ratelimit-reset": "\u00b2"}) == 0
+    assert server_wait_hint({}) == 0
 
 
 @pytest.mark.parametrize(
@@ -131,9 +121,19 @@ def test_endpoints_resolve(value: str, expected: str) -> None:
     assert resolve_endpoint(value) == expected
 
 
-@pytest.mark.parametrize("value", ["ap", "ftp://example.com/", "http://graphql.example.com/", "https://"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ap",
+        "ftp://example.com/",
+        "http://graphql.example.com/",
+        "https://",
+        "http://[::1/",
+        "https://h\u00e9.example/",
+    ],
+)
 def test_bad_endpoints_are_refused(value: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         resolve_endpoint(value)
 
 
@@ -148,7 +148,8 @@ def test_a_missing_or_empty_cursor_ends_the_results() -> None:
     "result",
     [
         {"type": "list", "data": None},
-        {"type": "list", "data": [1]},
+        {"type": "table", "data": [{"f.name": "a row"}]},
+        {"type": "list", "data": [{"f.name": "a row"}, {"g": 1}]},
         {"type": "list", "data": [], "cursor": 5},
     ],
 )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from collect_helpers import Collect
-
-from j1filter.collect.simulator import Fault, Simulator
+from faults import Fault, Simulator
 
 
 @pytest.mark.parametrize("inline", [True, False], ids=["results-inline", "results-behind-url"])

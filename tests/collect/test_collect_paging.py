@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from collect_helpers import ACCOUNT_ID, TOKEN, Collect, make_entities
+from faults import Fault, Simulator
 
-from j1filter.collect.simulator import Fault, Simulator, load_sample_entities
+from j1filter.collect.simulator import load_sample_entities
 
 
 @pytest.mark.parametrize(

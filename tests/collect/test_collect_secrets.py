@@ -3,6 +3,7 @@ even when the server quotes it back."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import subprocess
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from collect_helpers import ACCOUNT_ID, FAST_OPTIONS, TOKEN, Collect
+from faults import Fault, Simulator
 
 from j1filter.collect.client import ConnectionSettings, J1Client, RetryPolicy, Secret
-from j1filter.collect.simulator import Fault, Simulator
+from j1filter.collect.secrets import remote_text
 from j1filter.errors import CollectError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +94,60 @@ def test_the_token_never_leaves_a_child_process(simulator: Simulator, tmp_path: 
     assert process.returncode == 1
     assert b"bad token ***" in process.stderr
     assert TOKEN.encode() not in process.stdout + process.stderr
+
+
+# -- echo forms beyond the plain ones, and remote text on one line ---------------------------
+
+
+def wrapped(text: str, width: int, joiner: str) -> str:
+    return joiner.join(text[start : start + width] for start in range(0, len(text), width))
+
+
+def echoes(token: str) -> dict[str, str]:
+    raw = token.encode()
+    forms = {
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
+        "hex dump with spaces": " ".join(f"{byte:02x}" for byte in raw),
+        "whitespace inside": " ".join(token),
+        "line breaks inside": wrapped(token, 5, "\r\n"),
+    }
+    for shift in range(3):
+        encoded = base64.b64encode(b"P" * shift + b"Bearer " + raw + b" tail").decode()
+        forms[f"base64 at offset {shift}"] = encoded
+        forms[f"base64 at offset {shift}, wrapped at 8 and joined with spaces"] = wrapped(encoded, 8, " ")
+        forms[f"base64 at offset {shift}, wrapped at 76"] = wrapped(encoded, 76, "\n")
+        forms[f"url-safe base64 at offset {shift}"] = base64.urlsafe_b64encode(b"x" * shift + raw).decode()
+    return forms
+
+
+@pytest.mark.parametrize("form", list(echoes(TOKEN)))
+def test_the_token_is_redacted_in_encoded_and_wrapped_echoes(form: str) -> None:
+    echoed = echoes(TOKEN)[form]
+    shown = Secret(TOKEN).redact(f"error: you sent {echoed} which is wrong")
+    squeezed = "".join(shown.split())
+    assert "***" in shown
+    for leak in (TOKEN, TOKEN.encode().hex(), TOKEN[6:20]):
+        assert leak.lower() not in squeezed.lower(), shown
+    for shift in range(3):  # no run of the token's own base64 survives either
+        core = base64.b64encode(b"\0" * shift + TOKEN.encode()).decode()[4:-8]
+        assert core not in squeezed, shown
+
+
+def test_remote_text_is_one_line_without_control_characters() -> None:
+    text = remote_text(
+        "ok\n2026-01-01 j1filter collect: full collection complete\x1b[2J\u2028\ud800 end" * 30
+    )
+    assert "\n" not in text and "\x1b" not in text and "\u2028" not in text and "\ud800" not in text
+    assert "\\x0a" in text and "\\x1b" in text and len(text) <= 300
+    assert remote_text([[[[["deep"]]]]] * 2) == '[[[[["deep"]]]],[[[["deep"]]]]]'
+    deep: object = "x"
+    for _ in range(5000):
+        deep = [deep]
+    assert "too deep" in remote_text(deep)
+
+
+@pytest.mark.parametrize("token", ["x", "ab", "abc", "abcd"])
+def test_a_short_token_is_redacted_and_other_text_left_alone(token: str) -> None:
+    text = Secret(token).redact(f"Name or service not known, token {token}.")
+    assert text.startswith("Name or service not known") and text.endswith("token ***.")

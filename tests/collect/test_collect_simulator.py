@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from collect_helpers import ACCOUNT_ID, BASE_BEGIN_MS, TOKEN, make_entities, make_entity
+from faults import Fault, Simulator
 
 from j1filter.collect._timestamps import iso_from_ms
 from j1filter.collect.client import QUERY_V1
-from j1filter.collect.simulator import Fault, Simulator
 
 
 def post(sim: Simulator, variables: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -99,7 +99,7 @@ def test_faults_are_served_in_order_after_the_requested_gap(simulator: Simulator
     statuses = [post(simulator, {"query": "FIND Finding"})[0] for _ in range(4)]
     assert statuses == [200, 502, 429, 200]
     assert simulator.pending_faults() == 0
-    assert [request.fault for request in simulator.requests] == [None, "http", "http", None]
+    assert [request.note for request in simulator.requests] == [None, "http", "http", None]
 
 
 def test_records_never_hold_credentials(simulator: Simulator) -> None:

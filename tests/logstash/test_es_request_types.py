@@ -6,6 +6,11 @@ typed with its request type, for the 8.x and the 9.x client, and `tsc --noEmit` 
 checks reject any unknown key, and wrong value types fail too. A deliberately broken body in the
 same run proves the check can fail.
 
+The least-privilege roles of docs/operations.md (logstash/roles/) are checked the same way as
+`PUT _security/role` bodies (a Kibana role's `elasticsearch` part too), and since the clients
+type a privilege as "one of these names, or any string", each privilege must also be one of
+the names the types list.
+
 The pinned npm packages (tests/typescript/package.json + package-lock.json) are installed by the test
 with `npm ci` into .cache/ (ignored by git), once per lock file. Without npm the test skips, except
 in CI (CI=true), where it fails.
@@ -22,7 +27,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ls_helpers import ES_ASSETS, REPO, load_asset
+from ls_helpers import ES_ASSETS, LOGSTASH, REPO, load_asset
 
 TS = REPO / "tests" / "typescript"
 CLIENTS = ("es8", "es9")  # npm aliases of @elastic/elasticsearch 8.19.x and 9.x
@@ -50,6 +55,19 @@ REQUESTS = {
     "latest-index.json": ("IndicesCreateRequest", "index", "J1_LATEST_INDEX"),
     "transform-latest.json": ("TransformPutTransformRequest", "transform_id", "J1_TRANSFORM"),
 }
+
+
+ROLES = LOGSTASH / "roles"
+
+
+def _role_bodies() -> dict[str, dict]:
+    """Every shipped role as a `PUT _security/role/<name>` body: an Elasticsearch role file as
+    it is, a Kibana role file's `elasticsearch` part."""
+    bodies = {}
+    for path in sorted(ROLES.glob("*.json")):
+        role = json.loads(path.read_text())
+        bodies[path.stem] = role["elasticsearch"] if path.stem.startswith("kibana-") else role
+    return bodies
 
 
 def _in_ci() -> bool:
@@ -134,6 +152,12 @@ def test_every_request_body_matches_elastic_api_types(node_modules):
         Path(f).stem.replace("-", "_"): (req, param, names[env], load_asset(f))
         for f, (req, param, env) in REQUESTS.items()
     }
+    roles = _role_bodies()
+    assert {"j1filter-installer", "j1filter-writer"} <= set(roles)
+    shipped |= {
+        f"role_{stem.replace('-', '_')}": ("SecurityPutRoleRequest", "name", stem, body)
+        for stem, body in roles.items()
+    }
     (node_modules / "shipped.ts").write_text(_check_file(shipped))
     # The proof that the check bites: an unknown key and a wrong value type.
     template = load_asset("index-template-source.json")
@@ -156,3 +180,69 @@ def test_every_request_body_matches_elastic_api_types(node_modules):
     unknown = [e for e in in_broken if "TS2353" in e and "priorty" in e]
     wrong = [e for e in in_broken if "TS2322" in e and "string[]" in e]
     assert len(unknown) == len(wrong) == len(CLIENTS), in_broken or proc.stdout[-2000:]
+
+
+def _listed_privileges(node_modules: Path, client: str, type_name: str) -> set[str]:
+    """The privilege names a client's union type lists (`'all' | 'monitor' | ... | string`)."""
+    types = (node_modules / "node_modules" / client / "lib" / "api" / "types.d.ts").read_text()
+    union = re.search(rf"^export type {type_name} = (.*);$", types, re.M)
+    assert union, f"{client}: no {type_name}"
+    return set(re.findall(r"'([a-z_]+)'", union[1]))
+
+
+def _unlisted(roles: dict[str, dict], cluster: set[str], index: set[str]) -> list[str]:
+    problems = []
+    for stem, role in roles.items():
+        problems += [f"{stem}: cluster {p}" for p in role.get("cluster", []) if p not in cluster]
+        for entry in role.get("indices", []):
+            problems += [f"{stem}: index {p}" for p in entry["privileges"] if p not in index]
+    return problems
+
+
+def test_every_role_privilege_is_one_elastic_names(node_modules):
+    roles = _role_bodies()
+    for client in CLIENTS:
+        cluster = _listed_privileges(node_modules, client, "SecurityClusterPrivilege")
+        index = _listed_privileges(node_modules, client, "SecurityIndexPrivilege")
+        assert {"manage_transform", "monitor"} <= cluster and {"create_doc", "read"} <= index
+        assert _unlisted(roles, cluster, index) == [], client
+        # the proof that the check bites: a misspelled privilege
+        broken = {
+            "broken": {
+                "cluster": ["manage_transforms"],
+                "indices": [{"names": ["x"], "privileges": ["creat_doc"]}],
+            }
+        }
+        assert _unlisted(broken, cluster, index) == [
+            "broken: cluster manage_transforms",
+            "broken: index creat_doc",
+        ]
+
+
+def test_role_index_patterns_cover_the_shipped_names():
+    """The roles name the data stream and the latest view of every namespace of the default
+    dataset; Kibana roles use only documented feature privileges."""
+    names = _names()
+    patterns = {
+        pattern
+        for role in _role_bodies().values()
+        for entry in role.get("indices", [])
+        for pattern in entry["names"]
+    }
+    from fnmatch import fnmatchcase
+
+    for name in ("J1_DATA_STREAM", "J1_LATEST_INDEX", "J1_LATEST_ALIAS"):
+        assert any(fnmatchcase(names[name], p) for p in patterns), name
+    # a role `description` is refused by older 8.x versions than the README names (8.10)
+    assert not [stem for stem, role in _role_bodies().items() if "description" in role]
+    writer = _role_bodies()["j1filter-writer"]
+    assert [e["privileges"] for e in writer["indices"]] == [["create_doc", "auto_configure"]]
+    for path in ROLES.glob("kibana-*.json"):
+        role = json.loads(path.read_text())
+        assert set(role) == {"elasticsearch", "kibana"}, path.name
+        for grant in role["kibana"]:
+            assert set(grant) == {"base", "feature", "spaces"} and grant["base"] == [], path.name
+            assert set(grant["feature"]) <= {"dashboard", "indexPatterns", "savedObjectsManagement"}, (
+                path.name
+            )
+            assert all(p in (["all"], ["read"]) for p in grant["feature"].values()), path.name

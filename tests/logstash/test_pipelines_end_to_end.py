@@ -27,7 +27,7 @@ from ls_helpers import PLACEHOLDER, find, run_j1filter
 simulator = pytest.importorskip(
     "j1filter.collect.simulator", reason="the J1 API simulator (j1filter.collect.simulator) is not importable"
 )
-Simulator, Fault = simulator.Simulator, simulator.Fault
+from tests.collect.faults import Fault, Simulator  # noqa: E402 - the simulator with scripted faults (test-only)
 
 TOKEN, ACCOUNT = "demo-token", "demo-account"
 VOLATILE = ("@timestamp",)
@@ -198,9 +198,13 @@ def test_http_poller_guard_stops_bad_answers(confs, sim):
         substitute(request, {"J1_ENDPOINT": sim.url})
 
 
-def test_collector_command_streams_json_lines(confs, sim, require_j1filter, j1filter_on_path, monkeypatch):
+def test_collector_command_streams_json_lines(
+    confs, sim, require_j1filter, j1filter_on_path, monkeypatch, tmp_path
+):
     (pipe,) = find(confs["j1-collector.conf"], "input", "pipe")
-    command = pipe.get("command")
+    # the state directory the install steps create (collect refuses to start without it)
+    command = pipe.get("command").replace("/var/lib/j1filter", str(tmp_path))
+    assert command != pipe.get("command"), "the collector keeps its checkpoint in /var/lib/j1filter"
     monkeypatch.setenv("J1_ENDPOINT", sim.url)
     monkeypatch.setenv("J1_API_TOKEN", TOKEN)
     monkeypatch.setenv("J1_ACCOUNT_ID", ACCOUNT)
