@@ -300,9 +300,10 @@ def map_unit(mapper: Mapper, unit: Unit, trace: Tracer | None = None) -> Mapped:
         return Mapped(mapper.error_document(unit.original, [message], tags=unit.tags), "unexpected_error")
     if "error" not in doc:
         return Mapped(doc, None)
-    return Mapped(
-        doc, "not_an_entity" if not isinstance(value, dict) or "entity" not in value else "field_error"
-    )
+    if not isinstance(value, dict) or "entity" not in value:
+        return Mapped(doc, "not_an_entity")
+    # A failed j1filter-only enrichment leaves the document's event.kind as it was.
+    return Mapped(doc, "field_error" if doc["event"].get("kind") == "pipeline_error" else "enrichment_error")
 
 
 def map_line(mapper: Mapper, line: bytes, where: str) -> list[Mapped]:

@@ -93,7 +93,10 @@ def test_a_failing_rule_shows_as_error_with_its_location(tmp_path):
             "invalid type for value: QID 38657, expected one of: ['number'], received: \"string\"",
         )
     ]
-    assert ("event.kind", "pipeline_error", "j1filter (error flag)") in explanation.fields
+    # A user file is an enrichment (no `parity: true`): the finding stays an alert.
+    kind = [(value, by) for field, value, by in explanation.fields if field == "event.kind"]
+    assert kind == [("alert", kind[0][1])] and kind[0][1].endswith("10-risks.yml:53 value -> event.kind")
+    assert "error.message" in {field for field, _, _ in explanation.fields}
 
 
 def run_cli(*args: str, stdin: bytes) -> str:
@@ -123,5 +126,5 @@ def test_cli_json_and_code():
     }
     assert {r["outcome"] for r in record["rules"]} >= {"fired", "condition false"}
     code = run_cli("--code", stdin=line)
-    assert code.startswith("# <j1filter program") and "def apply_rules(A, doc, errors):" in code
+    assert code.startswith("# <j1filter program") and "def apply_rules(A, doc, errors, notes=None):" in code
     compile(code, "listing", "exec")  # the listing is the real, valid source

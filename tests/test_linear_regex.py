@@ -1,7 +1,7 @@
 """Every regular expression applied to data runs in linear time.
 
 The patterns are found, not listed: every compiled pattern at module level in
-``j1filter.convert`` and ``j1filter.runtime``, the ``extract`` patterns of the shipped
+``j1filter.convert`` and ``j1filter.runtime``, the ``pattern`` of every transform of the shipped
 mappings, and their field-name wildcards. Each is run (fullmatch, match, search) on long
 strings built from its own characters, the shape that makes a backtracking pattern
 quadratic (``"1" * 20_000 + "x"`` took 12 s in the old ``double`` pattern).
@@ -53,9 +53,9 @@ def data_patterns() -> dict[str, tuple[re.Pattern, tuple[str, ...]]]:
         calls = [c for rule in spec.rules for c in rule.transforms]
         calls += [c for field in spec.fields for c in field.transforms]
         for call in calls:
-            if call.name == "extract":
+            if "pattern" in call.params:  # extract, by_key: applied to data
                 pattern = re.compile(call.params["pattern"])
-                found[f"{spec.name}: extract {call.params['pattern']}"] = pattern, every
+                found[f"{spec.name}: {call.name} {call.params['pattern']}"] = pattern, every
         for field in spec.fields:
             key = field.path.rsplit(".", 1)[-1]
             if "*" in key or "?" in key:

@@ -1,5 +1,7 @@
 """Every rule runs under one guard: whatever fails becomes a located error entry on that
-document (``file:line rule-id: what``), and the other rules still run."""
+document (``file:line rule-id: what``), and the other rules still run. Only a failure in a
+file marked ``parity: true`` (one that reproduces Elastic's pipeline) makes the document a
+pipeline_error; any other keeps its event.kind."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import linecache
 import traceback
 
 import orjson
+import pytest
 
 from j1filter.language.loader import load_mappings
 from j1filter.runtime.compiler import compile_mappings
@@ -35,24 +38,37 @@ def entity(**properties):
     return {"id": "1", "entity": {"_class": "Finding", "_type": "t"}, "properties": properties}
 
 
-def test_a_failing_expression_a_transform_and_writes_are_located(tmp_path):
-    m = mapper(tmp_path)
+@pytest.mark.parametrize("parity", [True, False])
+def test_a_failing_expression_a_transform_and_writes_are_located(tmp_path, parity):
+    m = mapper(
+        tmp_path, MAPPING.replace("name: guarded\n", f"name: guarded\nparity: {str(parity).lower()}\n")
+    )
+    line = 5  # of the first rule
     where = f"{tmp_path / 'guarded.yml'}"
     doc = m.map_entity(
         entity(description="text", spent="soon", level="7x", address="not-an-ip", nested=[{"a": 1}]), "{}"
     )
     messages = doc["error"]["message"]
-    assert messages[0].startswith(f"{where}:4 abs-of-text: expression failed: In function abs()"), messages
-    assert messages[1] == f"{where}:5 spent: unable to convert [soon] to long"
-    assert messages[2] == f"{where}:6 level: unable to convert [7x] to long"
-    assert messages[3] == f"{where}:7 properties.address -> host.ip: 'not-an-ip' is not an IP string literal."
-    assert messages[4] == f"{where}:8 hosts: an object cannot go into a text field"
+    assert messages[0].startswith(f"{where}:{line} abs-of-text: expression failed: In function abs()"), (
+        messages
+    )
+    assert messages[1] == f"{where}:{line + 1} spent: unable to convert [soon] to long"
+    assert messages[2] == f"{where}:{line + 2} level: unable to convert [7x] to long"
+    assert messages[3] == (
+        f"{where}:{line + 3} properties.address -> host.ip: 'not-an-ip' is not an IP string literal."
+    )
+    assert messages[4] == f"{where}:{line + 4} hosts: an object cannot go into a text field"
     assert len(messages) == 5
     assert doc["message"] == "text"  # the last rule still ran
     for field in ("risk_score", "duration", "severity"):
         assert field not in doc["event"]
     assert "host" not in doc and "related" not in doc  # nothing half-written
-    assert doc["event"]["kind"] == "pipeline_error"
+    if parity:
+        assert doc["event"]["kind"] == "pipeline_error"
+        assert doc["tags"] == ["preserve_original_event"]
+    else:  # an enrichment: recorded, the document is not demoted
+        assert "kind" not in doc["event"]
+        assert "tags" not in doc
 
 
 def test_values_are_coerced_to_the_target_type(tmp_path):
@@ -70,7 +86,7 @@ def test_generated_code_shows_in_tracebacks(tmp_path):
     m = mapper(tmp_path)
     m.map_entity(entity(level="1"), "{}")
     program = m.runtime.cached_programs()[0]
-    assert linecache.getline(program.filename, 1).startswith("def apply_rules(A, doc, errors):")
+    assert linecache.getline(program.filename, 1).startswith("def apply_rules(A, doc, errors, notes=None):")
     try:
         program.apply_rules(None, {}, [])
     except AttributeError as exc:

@@ -386,10 +386,11 @@ def test_a_rule_failing_on_one_entity_costs_that_document_only(tmp_path):
         message = docs[0]["error"]["message"][0]
         assert message.startswith("line 1") and "abs.yml:4 abs(properties.description) -> " in message
         assert "expression failed: In function abs()" in message
-        assert docs[0]["event"]["id"] == "e-1" and docs[0]["event"]["kind"] == "pipeline_error"
+        # A user file is an enrichment (no `parity: true`): the finding stays an alert.
+        assert docs[0]["event"]["id"] == "e-1" and docs[0]["event"]["kind"] == "alert"
         assert json.loads(docs[0]["event"]["original"])["id"] == "e-1"
         assert docs[-1]["event"]["risk_score"] == 3 and "error" not in docs[-1]
-        assert stats.errors["field_error"] == (2 if how == "page" else 1)
+        assert stats.errors["enrichment_error"] == (2 if how == "page" else 1)
 
 
 def test_any_exception_in_a_line_becomes_an_error_document(mapper, monkeypatch):

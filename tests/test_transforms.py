@@ -53,6 +53,22 @@ CASES = {
         ({"a": 1}, ERR),
         ("2025-07-08T07:00:00+19:00", ERR),
     ],
+    "cve_ids": [
+        # Values made of CVE ids only, under any key and at any depth; prose is no CVE value.
+        (
+            {"identifiers": ["cve-2021-44228", "GHSA-jfh8-c2jp-5v3q"], "issue_id": " CVE-2022-3602 "},
+            ["CVE-2021-44228", "CVE-2022-3602"],
+        ),
+        (
+            {"a": {"b": [{"c": "CVE-2020-8203, CVE-2021-23337"}]}, "d": "CVE-2020-8203"},
+            ["CVE-2020-8203", "CVE-2021-23337"],
+        ),
+        ({"description": "Unlike CVE-2014-0160, this one is local."}, None),
+        ({"id": "CVE-2021-4", "n": 2021}, None),
+        ("CVE-2023-4863", "CVE-2023-4863"),  # one id as text
+        (7, None),
+    ],
+    "capitalize": [("sonarqube", "Sonarqube"), ("x", "X"), ("", None), (7, "7")],
     "long": [
         (7, 7),
         ("7", 7),
@@ -232,6 +248,15 @@ PARAM_CASES = {
         ({}, ["already", "a list"], ["already", "a list"]),
     ],
     "only_urls": [({}, "https://example.com/x", "https://example.com/x"), ({}, "## References\n- x", None)],
+    "by_key": [
+        (
+            {"pattern": r"(?:\A|_)ip\Z"},
+            {"private_ip": "10.0.0.1", "zip": "75001", "public_ip": ["203.0.113.9"], "ip": None},
+            ["10.0.0.1", "203.0.113.9"],
+        ),
+        ({"pattern": "ip"}, {"name": "x"}, None),
+        ({"pattern": "ip"}, "not an object", None),
+    ],
 }
 
 

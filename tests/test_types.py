@@ -41,7 +41,9 @@ def test_target_types(path, expected):
         ("keyword", "keyword", True, True),
         ("long", "keyword", True, True),
         ("keyword", "long", False, False),
-        ("long", "float", True, True),
+        ("long", "double", True, True),
+        ("long", "float", True, False),  # a float field has a narrower range than a double
+        ("double", "float", True, False),
         ("double", "long", False, False),
         ("date", "date", True, True),
         ("keyword", "date", False, False),
@@ -65,9 +67,13 @@ def test_fits_and_proven(result, target, fit, sure):
         ("long", [1, "2"], [1, 2]),
         ("float", 3, 3),
         ("float", "2.5", 2.5),
+        ("float", -3.4e38, -3.4e38),
+        ("half_float", 65504, 65504),
+        ("double", 1.7e308, 1.7e308),
         ("ip", "2001:DB8::1", "2001:db8::1"),
         ("boolean", "TRUE", True),
-        ("keyword", 12, 12),
+        ("keyword", 12, "12"),  # a keyword id is text, whatever JSON type its source wrote
+        ("keyword", [1, True, 2.5], ["1", "true", "2.5"]),
         ("date", 0, "1970-01-01T00:00:00.000Z"),
         ("object", {"a": 1}, {"a": 1}),
     ],
@@ -88,6 +94,11 @@ def test_coercers_convert(es_type, value, expected):
         ("object", "text"),
         ("boolean", "maybe"),
         ("date", "soon"),
+        # the engine rounds these to infinity and refuses the whole document
+        ("float", 1.7e308),
+        ("float", "-1e39"),
+        ("float", 10**39),
+        ("half_float", 65505),
     ],
 )
 def test_coercers_refuse(es_type, value):

@@ -135,6 +135,7 @@ def _describe(cond: Condition) -> str:
             ("class", cond.classes),
             ("not class", cond.not_classes),
             ("type", cond.types),
+            ("not type", cond.not_types),
             ("integration_type", cond.integration_types),
         )
         if values
@@ -153,7 +154,7 @@ def _leaves(doc: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 def _set_by(
     compiled: CompiledMappings, path: str, writers: dict[str, list[CompiledRule]], doc: dict[str, Any]
 ) -> str:
-    if path == "event.kind" and "error" in doc:
+    if path == "event.kind" and doc["event"].get("kind") == "pipeline_error" and "error" in doc:
         return f"{ENGINE} (error flag)"
     rules = _writers_of(path, writers)
     if rules:

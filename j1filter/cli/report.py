@@ -16,6 +16,7 @@ def _condition(cond: Condition) -> str:
         ("class", cond.classes),
         ("not class", cond.not_classes),
         ("type", cond.types),
+        ("not type", cond.not_types),
         ("integration", cond.integration_types),
     ):
         if values:

@@ -282,13 +282,18 @@ def basename_transform() -> ValueFn:
     return lambda value: re.split(r"[\\/]", java_string(value))[-1] or None
 
 
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """A ``pattern`` parameter compiled; a bad one is a ParameterError (found by check)."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ParameterError(f"invalid pattern: {exc}") from None
+
+
 @transform("extract", result=ValueType.KEYWORD)
 def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
     """First match of a regular expression (``pattern``, capture ``group``); ``None`` if no match."""
-    try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise ParameterError(f"invalid pattern: {exc}") from None
+    regex = _compiled(pattern)
     if not 0 <= group <= regex.groups:
         raise ParameterError(f"group {group} does not exist in pattern")
 
@@ -454,3 +459,95 @@ def executable_name_transform() -> ValueFn:
         return re.split(r"[\\/]", args[0])[-1] or None if args else None
 
     return name
+
+
+# --- whole objects ---------------------------------------------------------------------------
+
+#: A text value made of CVE ids only (one, or several separated by commas, semicolons or
+#: blanks), once the separators around it are stripped. Linear, also for search: it starts
+#: with a literal, and the separators and the digits never compete for the same characters.
+_CVE_VALUE = re.compile(r"CVE-\d{4}-\d{4,}(?:[\s,;]+CVE-\d{4}-\d{4,})*", re.I | re.ASCII)
+_CVE_SEPARATORS = ",; \t\n\r\x0b\x0c"
+_CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}", re.I | re.ASCII)
+_CVE_VALUE_STARTS = frozenset("Cc" + _CVE_SEPARATORS)
+#: Bounds of one scan: values looked at, and ids returned.
+MAX_SCANNED_VALUES = 10_000
+MAX_CVE_IDS = 100
+
+
+def _scan_cve_values(value: Any, found: list[str], budget: list[int]) -> None:
+    """Add the CVE ids of every text value in ``value`` (objects and lists walked, depth
+    first) to ``found``; ``budget`` counts down the values looked at."""
+    cls = value.__class__
+    items = value.values() if cls is dict else value if cls is list else (value,)
+    budget[0] -= len(items)
+    if budget[0] < 0:
+        return
+    for item in items:
+        cls = item.__class__
+        if cls is str:
+            # Most text cannot start a CVE id: its first character says so before the regex.
+            if item[:1] in _CVE_VALUE_STARTS and _CVE_VALUE.fullmatch(item.strip(_CVE_SEPARATORS)):
+                found.extend(i for i in map(str.upper, _CVE_ID.findall(item)) if i not in found)
+                if len(found) >= MAX_CVE_IDS:
+                    return
+        elif cls is dict or cls is list:
+            _scan_cve_values(item, found, budget)
+
+
+@transform("cve_ids", result=ValueType.KEYWORD)
+def cve_ids_transform() -> ValueFn:
+    """CVE ids held as values anywhere in an object or a list, under any key (``cveTags``,
+    ``identifiers``, ``id``, nested objects): every text value made of CVE ids only, the ids
+    uppercase, in the order found, without duplicates (one id as text, several as a list);
+    nothing if there is none. Text that merely mentions a CVE is not a CVE value. At most
+    10,000 values are looked at and 100 ids returned."""
+
+    def cve_ids(value: Any) -> Any:
+        found: list[str] = []
+        _scan_cve_values(value, found, [MAX_SCANNED_VALUES])
+        return found[0] if len(found) == 1 else found[:MAX_CVE_IDS] or None
+
+    return cve_ids
+
+
+@transform("by_key", result=ValueType.ANY)
+def by_key_transform(*, pattern: str) -> ValueFn:
+    """The values of an object's keys whose name matches ``pattern`` (a regular expression
+    searched in the key), in key order, lists flattened; nothing if there is none. For
+    properties named by a convention rather than one name (``private_ip``, ``ip_address``,
+    ``device_local_ip``). Only the object's own keys are looked at."""
+    wanted = _compiled(pattern)
+    matching: dict[tuple[str, ...], tuple[str, ...]] = {}  # key set -> its matching keys
+
+    def by_key(value: Any) -> Any:
+        if value.__class__ is not dict:
+            return None
+        names = tuple(value)
+        keys = matching.get(names)
+        if keys is None:
+            keys = tuple(k for k in names if wanted.search(k))
+            if len(matching) >= 1024:  # bounded: key sets repeat, so this rarely empties
+                matching.clear()
+            matching[names] = keys
+        found: list[Any] = []
+        for key in keys:
+            item = value[key]
+            if item.__class__ is list:
+                found.extend(item)
+            elif item is not None:
+                found.append(item)
+        return found or None
+
+    return by_key
+
+
+@transform("capitalize", per_item=True, result=ValueType.KEYWORD)
+def capitalize_transform() -> ValueFn:
+    """Text with its first letter in upper case, the rest as it is (``sonarqube`` -> ``Sonarqube``)."""
+
+    def capitalize(value: Any) -> Any:
+        text = java_string(value)
+        return text[:1].upper() + text[1:] or None
+
+    return capitalize

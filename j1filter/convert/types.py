@@ -40,6 +40,9 @@ INTEGER_RANGES = {
     "unsigned_long": (0, 2**64 - 1),
 }
 FLOAT_TYPES = frozenset({"float", "double", "half_float", "scaled_float"})
+#: The largest magnitude a narrower-than-double float field takes; beyond it the engine
+#: rounds to infinity and refuses the whole document.
+FLOAT_LIMITS = {"float": 3.4028234663852886e38, "half_float": 65504.0}
 OBJECT_TYPES = frozenset({"object", "flattened", "nested"})
 DATE_TYPES = frozenset({"date", "date_nanos"})
 
@@ -96,6 +99,8 @@ def proven(result: str, target: str) -> bool:
         return result != ValueType.OBJECT
     if target == "long":
         return result == ValueType.LONG
+    if target in FLOAT_LIMITS:  # a double may be beyond a narrower float's range
+        return False
     if target in FLOAT_TYPES:
         return result in (ValueType.LONG, ValueType.DOUBLE)
     if target in OBJECT_TYPES:

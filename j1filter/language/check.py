@@ -316,7 +316,7 @@ def _file_condition_problems(specs: tuple[MappingSpec, ...]) -> list[Problem]:
         _problem(
             s.location,
             "when",
-            "a file-level condition may only test class, not_class, type and integration_type",
+            "a file-level condition may only test class, not_class, type, not_type and integration_type",
             "put has/missing on the rules",
         )
         for s in specs

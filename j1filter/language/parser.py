@@ -46,10 +46,11 @@ FILE_KEYS = (
     "duplicates",
     "rules",
     "custom_namespaces",
+    "parity",
 )
 RULE_KEYS = ("id", "to", "from", "collect", "args", "value", "transform", "mode", "when")
 SOURCE_KEYS: tuple[SourceKind, ...] = ("from", "collect", "args", "value")
-WHEN_KEYS = ("class", "not_class", "type", "integration_type", "has", "missing")
+WHEN_KEYS = ("class", "not_class", "type", "not_type", "integration_type", "has", "missing")
 FIELD_KEYS = ("transform", "on_error")
 
 Choice = TypeVar("Choice", bound=str)
@@ -245,6 +246,10 @@ def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec:
     if isinstance(order, bool) or not isinstance(order, int):
         check.add(doc.value_marks.get("order"), "order", f"expected a whole number, found {_kind(order)}")
         order = 100
+    parity = doc.get("parity", False)
+    if not isinstance(parity, bool):
+        check.add(doc.value_marks.get("parity"), "parity", f"expected true or false, found {_kind(parity)}")
+        parity = False
     when = _parse_when(doc, "when", check)
     fields = _parse_fields(doc, check)
     duplicates = _parse_paths(doc, "duplicates", check)
@@ -268,6 +273,7 @@ def _parse_file(doc: MarkedDict, check: _Checker) -> MappingSpec:
         duplicates=duplicates,
         rules=rules,
         custom_namespaces=frozenset(namespaces),
+        parity=parity,
         location=check.loc(doc.mark),
     )
 
@@ -299,6 +305,7 @@ def _parse_when(node: MarkedDict, key: str, check: _Checker, where: str = "") ->
         classes=frozenset(check.text_list(when, "class", where)),
         not_classes=frozenset(check.text_list(when, "not_class", where)),
         types=frozenset(check.text_list(when, "type", where)),
+        not_types=frozenset(check.text_list(when, "not_type", where)),
         integration_types=frozenset(check.text_list(when, "integration_type", where)),
         has=paths["has"],
         missing=paths["missing"],

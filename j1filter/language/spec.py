@@ -50,11 +50,13 @@ class Location:
 
 @dataclass(frozen=True)
 class Condition:
-    """All given keys must hold (AND); within one key any listed value may match (OR)."""
+    """All given keys must hold (AND); within one key any listed value may match (OR). Class,
+    type and integration type values may hold ``*`` and ``?`` wildcards (``*_alert``)."""
 
     classes: frozenset[str] = frozenset()  # entity._class has any of these
     not_classes: frozenset[str] = frozenset()  # entity._class has none of these
     types: frozenset[str] = frozenset()  # entity._type is one of these
+    not_types: frozenset[str] = frozenset()  # entity._type is none of these
     integration_types: frozenset[str] = frozenset()  # entity._integration_type is one of these
     has: tuple[Path, ...] = ()  # every path holds a non-empty value
     missing: tuple[Path, ...] = ()  # no path holds a non-empty value
@@ -108,4 +110,7 @@ class MappingSpec:
     duplicates: tuple[Path, ...]
     rules: tuple[Rule, ...]
     custom_namespaces: frozenset[str] = frozenset()  # top-level names its rules may write besides ECS
+    #: Reproduces Elastic's pipeline: a failure of its rules or fields makes the document a
+    #: pipeline_error, as Elastic does. Otherwise a failure is only recorded in error.message.
+    parity: bool = False
     location: Location = field(compare=False, default=Location("<memory>", 1, 1))

@@ -4,7 +4,9 @@ The rules of a program run for every entity of its kind, and most find nothing t
 their cost is dominated by call overhead. Emitting them as inline code makes a rule that
 does not apply cost one dict lookup, and given the keys an entity has (its shape), rules
 whose sources are absent are not emitted at all. Every rule runs inside its own ``try``: any
-exception becomes an error entry ``file:line rule-id: what`` and the next rule runs.
+exception becomes an error entry ``file:line rule-id: what`` and the next rule runs: in
+``errors`` for a rule of an Elastic-parity file (the document becomes a pipeline_error), in
+``notes`` for any other (the document keeps its event.kind).
 
 Names and values from mapping files only ever appear in the source as ``repr`` literals or
 as constants bound in the function's namespace, never as code. ``j1filter explain --code``
@@ -257,10 +259,12 @@ def _emit_rule(
                 code.when("v is not None and (v or v.__class__ not in EMPTIABLE)", src.report(i, NOTHING))
             )
         _emit_write(src, compiled, result, prechecked)
+    # A rule of an Elastic-parity file demotes the document (errors); any other only notes.
+    problems = "errors" if compiled.demotes else "notes"
     with code.block("except Exception as exc:"):
-        code.line(f"errors.append(failure({src.const(f'L{i}', compiled.label)}, exc))")
+        code.line(f"{problems}.append(failure({src.const(f'L{i}', compiled.label)}, exc))")
         if src.trace:
-            code.line(f"trace({i}, {ERROR!r}, errors[-1])")
+            code.line(f"trace({i}, {ERROR!r}, {problems}[-1])")
 
 
 def _call(fn: str, per_item: bool) -> str:
@@ -284,7 +288,8 @@ def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec) -> None:
             name = src.const(f"K{n}", fn)
             code.line(_call(name, per_item))
         with code.block("except Exception as exc:"):
-            code.line(f"v = coercion_failed(errors, {src.const(f'KI{n}', info)}, exc, v)")
+            problems = "errors" if info[0].compiled.demotes else "notes"
+            code.line(f"v = coercion_failed({problems}, {src.const(f'KI{n}', info)}, exc, v)")
         code.line(f"if v is None: delete_path(A, {src.const(f'KP{n}', (*container, key))})")
         code.line(f"else: {local}[{key!r}] = v")
 
@@ -297,8 +302,8 @@ def render(
     nested: bool = False,
     volatile: frozenset[Path] = frozenset(),
 ) -> ProgramSource:
-    """The source of ``apply_rules(A, doc, errors)``: first the ``coercions`` of the raw
-    fields of the shape containers, then (with ``nested``) ``coerce_nested(A, errors)`` for
+    """The source of ``apply_rules(A, doc, errors, notes)``: first the ``coercions`` of the raw
+    fields of the shape containers, then (with ``nested``) ``coerce_nested(A, errors, notes)`` for
     the others, then ``rules`` (each with the type its value has before it is written). With
     ``present`` (the keys of the root, ``entity`` and ``properties`` containers), rules whose
     sources cannot be there are left out, and so are the tests of keys that are certainly there
@@ -310,7 +315,7 @@ def render(
     for n, coercion in enumerate(coercions):
         _emit_coercion(body, n, coercion)
     if nested:
-        body.code.line("coerce_nested(A, errors)")
+        body.code.line("coerce_nested(A, errors, notes)")
     volatile = volatile | {(*container, key) for container, key, *_ in coercions}
     fixed = (
         None
@@ -326,7 +331,8 @@ def render(
         elif trace:
             body.code.line(f"trace({compiled.index}, {NO_SOURCE!r}, 'not in this entity')")
     body.code.line("return None")
-    with src.code.block("def apply_rules(A, doc, errors):"):
+    with src.code.block("def apply_rules(A, doc, errors, notes=None):"):
+        src.code.line("if notes is None: notes = errors")
         src.code.line("P = A.get('properties')")
         src.code.line("if P.__class__ is not dict: P = EMPTY")
         src.code.line("E = A.get('entity')")

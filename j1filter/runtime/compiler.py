@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ class CompiledField:
     steps: tuple[Step, ...]
     result: str  # the declared type of what it leaves in the field (any, with on_error: keep)
     converts_to: str  # the declared type of its transforms' result, whatever on_error says
+    demotes: bool = False  # a failure makes the document a pipeline_error (its file has parity: true)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class CompiledRule:
     target: str  # the target field's type ("any" for a custom namespace)
     result: str  # the type of the value before it is written; "same": the source's type
     coerce: Coercer | None  # the target type's coercer (None: any value will do)
+    demotes: bool = False  # a failure makes the document a pipeline_error (its file has parity: true)
 
 
 def rule_label(rule: Rule) -> str:
@@ -97,13 +100,22 @@ def rule_label(rule: Rule) -> str:
 
 
 def static_match(cond: Condition, kind: EntityKind) -> bool:
-    if cond.classes and not cond.classes & kind.classes:
+    if cond.classes and not _any_match(cond.classes, kind.classes):
         return False
-    if cond.not_classes & kind.classes:
+    if _any_match(cond.not_classes, kind.classes):
         return False
-    if cond.types and not cond.types & kind.types:
+    if cond.types and not _any_match(cond.types, kind.types):
         return False
-    return not (cond.integration_types and not cond.integration_types & kind.integration_types)
+    if _any_match(cond.not_types, kind.types):
+        return False
+    return not (cond.integration_types and not _any_match(cond.integration_types, kind.integration_types))
+
+
+def _any_match(patterns: frozenset[str], values: frozenset[str]) -> bool:
+    """Any value equal to a pattern, or matching one with ``*``/``?`` wildcards (case-sensitive)."""
+    if patterns & values:
+        return True
+    return any(fnmatchcase(value, p) for p in patterns if "*" in p or "?" in p for value in values)
 
 
 class CompiledMappings:
@@ -114,11 +126,16 @@ class CompiledMappings:
         self.specs = checked.specs
         self.transforms = checked.transforms
         problems: list[Problem] = []
-        self.fields = tuple(tuple(self._bind_field(f, problems) for f in group) for group in checked.fields)
+        self.fields = tuple(
+            tuple(self._bind_field(f, spec.parity, problems) for f in group)
+            for spec, group in zip(self.specs, checked.fields)
+        )
         rules: list[CompiledRule] = []
         by_spec = []
-        for group in checked.rules:
-            compiled = [self._bind_rule(len(rules) + n, r, problems) for n, r in enumerate(group)]
+        for spec, group in zip(self.specs, checked.rules):
+            compiled = [
+                self._bind_rule(len(rules) + n, r, spec.parity, problems) for n, r in enumerate(group)
+            ]
             rules.extend(compiled)
             by_spec.append(tuple(compiled))
         self.rules = tuple(rules)
@@ -139,15 +156,18 @@ class CompiledMappings:
                 problems.append(Problem(*_at(call), "transform", f"transform '{call.name}': {exc}"))
         return tuple(steps)
 
-    def _bind_field(self, checked: CheckedField, problems: list[Problem]) -> CompiledField:
+    def _bind_field(self, checked: CheckedField, parity: bool, problems: list[Problem]) -> CompiledField:
         return CompiledField(
             checked.field,
             self._steps(checked.field.transforms, problems),
             checked.result,
             checked.converts_to,
+            parity,
         )
 
-    def _bind_rule(self, index: int, checked: CheckedRule, problems: list[Problem]) -> CompiledRule:
+    def _bind_rule(
+        self, index: int, checked: CheckedRule, parity: bool, problems: list[Problem]
+    ) -> CompiledRule:
         rule = checked.rule
         coerce = coercer(checked.target)
         value = plain(rule.value)
@@ -155,7 +175,7 @@ class CompiledMappings:
             value = coerce(value)  # the check proved it fits
         steps = self._steps(rule.transforms, problems)
         return CompiledRule(
-            index, rule, rule_label(rule), steps, value, checked.target, checked.result, coerce
+            index, rule, rule_label(rule), steps, value, checked.target, checked.result, coerce, parity
         )
 
     def select(self, kind: EntityKind) -> tuple[tuple[int, ...], tuple[int, ...]]:

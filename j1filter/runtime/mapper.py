@@ -7,7 +7,10 @@
    for its raw key shape, its typed raw fields coerced and the ECS fields written by the
    program of its kind and shape, rule by rule, each under its own guard;
 3. finish: drop the duplicated custom fields unless asked to keep them, ``_collection``,
-   and, when anything went wrong, the error flags with ``where`` in every message.
+   and, when anything went wrong, ``error.message`` with ``where`` in every message. Only a
+   failure Elastic's pipeline has too (an Elastic-parity file's rule or field, a malformed
+   entity) makes the document a ``pipeline_error`` with Elastic's error tag; a failed
+   j1filter-only enrichment is recorded and the document keeps its ``event.kind``.
 
 Nothing here reads or writes files: :mod:`j1filter.protocol` hands entities in.
 """
@@ -120,13 +123,14 @@ class Mapper:
             return self.error_document(
                 original, [f"{at}expected a JSON object (a J1 entity), found {json_kind(raw)}"], tags=tags
             )
-        errors: list[str] = []
+        errors: list[str] = []  # what Elastic's pipeline flags too: the document is a pipeline_error
+        notes: list[str] = []  # j1filter-only enrichments that failed: recorded, event.kind kept
         doc = self._skeleton(original)
         try:
             if trace is None:
-                asset, program = self.runtime.run(raw, doc, errors)
+                asset, program = self.runtime.run(raw, doc, errors, notes)
             else:
-                asset, program = self.runtime.explain(raw, doc, errors, trace)
+                asset, program = self.runtime.explain(raw, doc, errors, trace, notes)
         except TooDeepError as exc:
             return self.error_document(original, [f"{at}entity: {exc}"], tags=tags)
         tag_list = list(tags)
@@ -138,9 +142,10 @@ class Mapper:
         collection = raw.get("_collection")
         if collection is not None:
             _apply_collection(doc, collection, errors)
-        if errors:
+        if errors or notes:
+            doc["error"] = {"message": [at + m for m in errors + notes] if at else errors + notes}
+        if errors:  # only these demote, and get Elastic's error tag
             doc["event"]["kind"] = "pipeline_error"
-            doc["error"] = {"message": [at + m for m in errors] if at else errors}
             tag_list = _merge_tags(tag_list, [ERROR_TAG])
         if tag_list:
             doc["tags"] = tag_list

@@ -249,10 +249,11 @@ def _apply_coercion(
 
 
 def coerce_tables(
-    tables: tuple[tuple[Path, FieldTable], ...], asset: dict[str, Any], errors: list[str]
+    tables: tuple[tuple[Path, FieldTable], ...], asset: dict[str, Any], errors: list[str], notes: list[str]
 ) -> None:
     """Convert every key of the given containers that has a coercion (containers whose keys
-    the program was not specialised for)."""
+    the program was not specialised for). A failure goes to ``errors`` for a coercion of an
+    Elastic-parity file, to ``notes`` for any other."""
     for container_path, table in tables:
         container = get_path(asset, container_path) if container_path else asset
         if container.__class__ is not dict:
@@ -260,7 +261,8 @@ def coerce_tables(
         for key in list(container):  # a copy: a failed coercion removes its key
             found = table.lookup(key)
             if found is not None:
-                _apply_coercion(asset, container, container_path, key, found, errors)
+                problems = errors if found.compiled.demotes else notes
+                _apply_coercion(asset, container, container_path, key, found, problems)
 
 
 # --- selections and programs ------------------------------------------------------------------
@@ -524,7 +526,7 @@ class Runtime:
         self._programs: weakref.WeakValueDictionary[Any, Program] = weakref.WeakValueDictionary()
 
     def run(
-        self, raw: dict[str, Any], doc: dict[str, Any], errors: list[str]
+        self, raw: dict[str, Any], doc: dict[str, Any], errors: list[str], notes: list[str]
     ) -> tuple[dict[str, Any], Program]:
         """One trip for a raw entity (its ``_collection`` left out): prepared (snake_case names,
         no empty values, dotted property keys expanded), its typed fields converted and its
@@ -541,14 +543,14 @@ class Runtime:
                 program = self._lookup(
                     asset.get("entity", EMPTY), (preparer, dropped), lambda: preparer.keys(dropped), errors
                 )
-                program.apply_rules(asset, doc, errors)
+                program.apply_rules(asset, doc, errors, notes)
                 return asset, program
         asset = prepare_generic(raw, errors)
         if self.specialise:
             program = self.program(asset, errors)
         else:
             program = Program(self.selection(_kind(asset.get("entity")), errors), None)
-        program.apply_rules(asset, doc, errors)
+        program.apply_rules(asset, doc, errors, notes)
         return asset, program
 
     def _preparer(self, shape: RawShape) -> Preparer | None:
@@ -633,14 +635,19 @@ class Runtime:
         return program
 
     def explain(
-        self, raw: dict[str, Any], doc: dict[str, Any], errors: list[str], trace: Tracer
+        self,
+        raw: dict[str, Any],
+        doc: dict[str, Any],
+        errors: list[str],
+        trace: Tracer,
+        notes: list[str] | None = None,
     ) -> tuple[dict[str, Any], Program]:
         """:meth:`run` with the generic preparation and a generic program (every rule of the
         kind emitted) that reports each rule's outcome to ``trace``. Not cached."""
         asset = prepare_generic(raw, errors)
         program = Program(self.selection(_kind(asset.get("entity")), errors), None, trace=True)
         program.apply_rules.__globals__["trace"] = trace
-        program.apply_rules(asset, doc, errors)
+        program.apply_rules(asset, doc, errors, notes)
         return asset, program
 
     def cached_programs(self) -> list[Program]:
