@@ -159,19 +159,19 @@ def qualys_host_finding(line: bytes, now: str) -> bytes:
     event["created"] = entity.pop("_created_on")
     event["start"] = entity.pop("_begin_on")
     event["kind"] = "alert"
-    event["category"] = ["vulnerability"]
     event["type"] = ["info"]
     event["provider"] = entity["_integration_type"]
     event["severity"] = EVENT_SEVERITY[properties["severity"].lower()]
+    event["category"] = ["vulnerability"]
     event["risk_score"] = properties["numeric_severity"]
     doc["observer"] = {"vendor": "JupiterOne", "product": "JupiterOne"}
+    doc["message"] = properties["name"]
     doc["vulnerability"] = {
         "scanner": {"vendor": "Qualys"},
         "severity": properties["severity"],
         "id": str(properties["qid"]),
         "enumeration": "QID",
     }
-    doc["message"] = properties["name"]
     addresses = ips(properties["targets"])
     host = doc["host"] = {"ip": addresses} if addresses else {}
     host["name"] = properties["fqdn"]
@@ -241,20 +241,24 @@ def tenable_vulnerability_finding(line: bytes, now: str) -> bytes:
     if "end" in event and (nanos := _nanoseconds(begin[:-1], end[:-1])) is not None:
         event["duration"] = nanos
     event["kind"] = "alert"
-    event["category"] = ["vulnerability"]
     event["type"] = ["info"]
     event["provider"] = entity["_integration_type"]
     event["severity"] = EVENT_SEVERITY[properties["severity"].lower()]
+    event["category"] = ["vulnerability"]
     if "numeric_severity" in properties:
         event["risk_score"] = properties["numeric_severity"]
     description = properties.get("description")
     if description is not None:
         doc["message"] = description
     doc["observer"] = {"vendor": "JupiterOne", "product": "JupiterOne"}
-    vulnerability = doc["vulnerability"] = {"scanner": {"vendor": "Tenable"}}
+    if description is None:
+        doc["message"] = properties["name"]
+    vulnerability: dict[str, Any] = {}
+    doc["vulnerability"] = vulnerability
     if "cve" in properties:
         vulnerability["id"] = properties["cve"]
         vulnerability["enumeration"] = "CVE"
+    vulnerability["scanner"] = {"vendor": "Tenable"}
     if description is not None:
         vulnerability["description"] = description
     vulnerability["severity"] = properties["severity"]
@@ -263,8 +267,6 @@ def tenable_vulnerability_finding(line: bytes, now: str) -> bytes:
     if "cvss3base_score" in properties:
         vulnerability["score"] = {"base": properties["cvss3base_score"]}
         vulnerability["classification"] = "CVSS"
-    if "description" not in properties:
-        doc["message"] = properties["name"]
     addresses = ips(properties["targets"])
     host = doc["host"] = {"ip": addresses} if addresses else {}
     related = doc["related"] = {"ip": addresses} if addresses else {}
