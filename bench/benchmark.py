@@ -11,6 +11,13 @@ the same file and writing to /dev/null:
 and prints documents/s for both, their ratio, and each run's peak memory (max RSS). A
 second j1filter run on a tenth of the corpus shows whether memory grows with input size.
 
+Then, per kind with a hand-written reference mapper (bench/handwritten.py; a test keeps its
+output byte-equal to j1filter's), a corpus of that kind alone, run the same way by the
+orjson loop, the hand-written mapper and j1filter: j1filter's docs per CPU second (less
+sensitive to other work on the machine than wall time) as a ratio to both.
+Then ``j1filter --workers N`` on the whole corpus: docs/s, the ratio to one process, and
+peak memory of the parent and of each worker.
+
 Then peak memory (max RSS of the child process) for input shaped to stress it:
 
   huge lines      a dozen lines of 12 MB each: one 12 MB text field, or 12 MB of small values
@@ -19,6 +26,7 @@ Then peak memory (max RSS of the child process) for input shaped to stress it:
     ./dev bench                 # 100,000 entities (default)
     ./dev bench --entities 300000 --repeat 3
     ./dev bench --no-memory     # throughput only
+    ./dev bench --workers 4     # the workers run with 4 processes (default 2)
     ./dev bench --no-memory --against a4a8545 --repeat 3   # and the first release, alternated
 """
 
@@ -44,6 +52,20 @@ out = open(sys.argv[2], "wb")
 with open(sys.argv[1], "rb") as f:
     for line in f:
         out.write(orjson.dumps(orjson.loads(line)) + b"\\n")
+"""
+
+
+HANDWRITTEN = """
+import os, sys, time
+sys.path.insert(0, sys.argv[4])
+from handwritten import MAPPERS
+fn, out = MAPPERS[sys.argv[3]], open(sys.argv[2], "wb")
+with open(sys.argv[1], "rb") as f:
+    for n, line in enumerate(f):
+        if n % 512 == 0:  # the clock once per batch, as j1filter reads it once per block
+            ms = time.time_ns() // 1_000_000
+            now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+        out.write(fn(line, now) + b"\\n")
 """
 
 
@@ -74,9 +96,12 @@ def vary(template: dict, rng: random.Random) -> dict:
     return entity
 
 
-def make_corpus(path: Path, count: int, seed: int) -> int:
+def make_corpus(path: Path, count: int, seed: int, kind: str | None = None) -> int:
+    """``count`` entities varied from the samples (those of ``_type`` ``kind`` only, if given)."""
     rng = random.Random(seed)
     templates = [json.loads(line) for line in SAMPLES.read_text().splitlines()]
+    if kind is not None:
+        templates = [t for t in templates if kind in json.dumps(t["entity"]["_type"])]
     size = 0
     with path.open("w") as out:
         for _ in range(count):
@@ -153,6 +178,94 @@ def timed_cpu(cmd: list[str], stdin_path: Path | None = None, cwd: Path = REPO) 
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
+def hand_written_comparison(python: str, tmp: Path, entities: int, repeat: int, seed: int) -> None:
+    """Per kind with a reference mapper: orjson loop, hand-written mapper, j1filter."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from handwritten import MAPPERS
+
+    print(
+        f"per kind, {entities:,} entities of that kind, docs per CPU second (user + system; "
+        f"best of {repeat}, alternated):"
+    )
+    for kind in MAPPERS:
+        corpus = tmp / f"{kind}.ndjson"
+        make_corpus(corpus, entities, seed, kind=kind)
+        commands = {
+            "orjson": [python, "-c", BASELINE, str(corpus), os.devnull],
+            "hand-written": [python, "-c", HANDWRITTEN, str(corpus), os.devnull, kind, str(REPO / "bench")],
+            "j1filter": [python, "-m", "j1filter", "-q"],
+        }
+        best: dict[str, float] = {}
+        for _ in range(repeat):
+            for label, cmd in commands.items():
+                seconds = timed_cpu(cmd, corpus if label == "j1filter" else None)[1]
+                best[label] = min(best.get(label, seconds), seconds)
+        rate = {label: entities / seconds for label, seconds in best.items()}
+        print(
+            f"  {kind:<30}: orjson {rate['orjson']:>8,.0f}, hand-written {rate['hand-written']:>7,.0f}, "
+            f"j1filter {rate['j1filter']:>7,.0f} docs/s; j1filter/hand-written "
+            f"{rate['j1filter'] / rate['hand-written']:.2f}, hand-written/orjson "
+            f"{rate['hand-written'] / rate['orjson']:.2f}, j1filter/orjson {rate['j1filter'] / rate['orjson']:.2f}",
+            flush=True,
+        )
+
+
+def workers_comparison(python: str, corpus: Path, entities: int, workers: int, repeat: int) -> None:
+    """``--workers N`` against one process on the same corpus, alternated; peak memory."""
+    one, many, parent_rss, worker_rss = [], [], 0, 0
+    for _ in range(repeat):
+        one.append(timed([python, "-m", "j1filter", "-q"], corpus)[0])
+        seconds, rss, hwm = timed_with_children(
+            [python, "-m", "j1filter", "-q", "--workers", str(workers)], corpus
+        )
+        many.append(seconds)
+        parent_rss, worker_rss = max(parent_rss, rss), max(worker_rss, hwm)
+    print(
+        f"j1filter --workers {workers:<6}: {entities / min(many):>10,.0f} docs/s  ({min(many):.2f} s), "
+        f"{min(one) / min(many):.2f} x one process ({entities / min(one):,.0f} docs/s); peak memory "
+        f"{parent_rss / 1024:.0f} MiB parent, {worker_rss / 1024:.0f} MiB per worker "
+        "(RSS, pages shared with the parent counted)",
+        flush=True,
+    )
+
+
+def timed_with_children(cmd: list[str], stdin_path: Path) -> tuple[float, int, int]:
+    """Wall seconds and peak RSS (KiB) of one child process, and the largest peak RSS of its
+    own children (VmHWM in /proc, read while they live)."""
+    with open(stdin_path, "rb") as stdin, open(os.devnull, "wb") as devnull:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, stdin=stdin, stdout=devnull, cwd=REPO)
+        children_peak = 0
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            children_peak = max(children_peak, _children_peak_kib(child.pid))
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed with exit code {child.returncode}")
+    return elapsed, usage.ru_maxrss, children_peak
+
+
+def _children_peak_kib(pid: int) -> int:
+    peak = 0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0
+    for child in children:
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]))
+    return peak
+
+
 def export_ref(ref: str, dest: Path) -> str:
     """The files of git commit ``ref`` in ``dest`` (nothing else is touched); its short id."""
     try:
@@ -202,6 +315,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best is reported")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory scenarios")
+    parser.add_argument("--workers", type=int, default=2, help="processes of the workers run (default: 2)")
     parser.add_argument(
         "--against",
         metavar="REF",
@@ -235,6 +349,9 @@ def main() -> int:
         if args.against:
             ref = export_ref(args.against, Path(tmp) / "ref")
             compare(python, corpus, args.entities, args.repeat, Path(tmp) / "ref", ref, base_rate)
+        if args.workers > 1:
+            workers_comparison(python, corpus, args.entities, args.workers, args.repeat)
+        hand_written_comparison(python, Path(tmp), max(args.entities // 2, 1), args.repeat, args.seed)
         if not args.no_memory:
             corpus.unlink()
             memory_scenarios(python, Path(tmp), args.seed)

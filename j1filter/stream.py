@@ -1,32 +1,28 @@
 """Stream lines of raw J1 JSON through a :class:`Mapper`: bytes in, ECS JSON lines out.
 
-Input lines may be (a) a raw entity as ``queryV1`` lists it, (b) a whole ``queryV1``
-response page, expanded to one document per entity, or (c) a Logstash/Beats event whose
-``message`` (or ``event.original``) holds the raw entity text. A line that cannot be used
-becomes an error document carrying the original text: no line is lost and the stream
-never stops. Blank lines are skipped (and counted).
-
-Robustness is structural: one last-resort guard around each line's whole handling (decode,
-parse, unwrap, map, serialise) turns any exception into an error document for that line,
-and a guard around each entity keeps the other entities of a page. Output is batched by
-count and by bytes, so memory follows the largest document, not the batch.
+What one line gives is the line protocol's business (:mod:`j1filter.protocol`); this module
+reads lines in blocks, writes the documents in batches and counts. No line is lost and the
+stream never stops: the protocol's last-resort guard turns any exception into an error
+document for its line. Blank lines are skipped (and counted). Output is batched by count and
+by bytes, so memory follows the largest document, not the batch. A stop signal or a closed
+output ends the run after whole lines only.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import multiprocessing
+import pickle
+import queue
 import signal
+import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-import orjson
-
-from ._meta import ERROR_TAG
 from .io.output import LineWriter, Progress, plural
-from .io.stops import GUARD, StopGuard, Stopped
+from .io.stops import GUARD, STOP_SIGNALS, StopGuard, Stopped
+from .protocol import PRETTY_PRINTED_HINT, Encoded, encode_line, looks_pretty_printed, too_long
 from .runtime.mapper import Mapper
 
 #: Lines longer than this are not parsed; their first bytes go out in an error document.
@@ -34,14 +30,9 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 #: Output is written once this many documents or bytes are pending (whichever comes first).
 DEFAULT_BATCH_SIZE = 512
 DEFAULT_BATCH_BYTES = 1024 * 1024
-#: Longest exception text or GraphQL error quoted in an error message.
-_MAX_QUOTE = 1000
-_SURROGATE = re.compile("[\ud800-\udfff]")
-Tags = Sequence[str]
+#: Input is read in blocks of at most this many bytes (what is available: pipes are not waited on).
+READ_BLOCK_BYTES = 1 << 16
 _BLANK = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() removes
-#: Envelope fields Logstash adds when it hands over an entity as the event itself.
-_ENVELOPE_KEYS = frozenset(("@timestamp", "@version", "tags"))
-_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass
@@ -73,347 +64,51 @@ class Stats:
         return text
 
 
-#: Said once in the first error document and in the summary when the input looks like
-#: pretty-printed JSON: every line of it is invalid on its own.
-PRETTY_PRINTED_HINT = (
-    "j1filter: hint: the input looks like pretty-printed JSON; j1filter reads "
-    "one JSON document per line (compact it with `jq -c .`)"
-)
-
-
-@dataclass(frozen=True)
-class Mapped:
-    doc: dict[str, Any]
-    error_kind: str | None  # None for a clean document
-
-
-# --- parsing ---------------------------------------------------------------------------------
-
-
-class _BadLine(Exception):
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-#: Digits beyond which an integer cannot even be a double (1.8e308 has 309).
-_MAX_INT_DIGITS = 400
-
-
-def _big_int(text: str) -> int | float:
-    if len(text) > _MAX_INT_DIGITS:
-        raise ValueError(f"integer of {len(text):,} digits")
-    value = int(text)
-    return value if _LONG_MIN <= value <= _LONG_MAX else float(value)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(data: bytes | str) -> Any:
-    """Strict JSON. Integers beyond 64 bits (which orjson refuses) become floats."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        first_error = exc
-    try:  # the standard library reads big integers; NaN/Infinity stay refused
-        return json.loads(data, parse_int=_big_int, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise _BadLine("invalid_json", f"invalid JSON: {first_error}") from None
-
-
-def _decode(line: bytes) -> str:
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _BadLine("invalid_utf8", f"invalid UTF-8 at byte {exc.start}") from None
-
-
-# --- JSON text of parsed values ------------------------------------------------------------------
-
-
-def escape_surrogates(text: str) -> str:
-    """``text`` with each unpaired UTF-16 surrogate (which UTF-8 cannot carry) written as its
-    ``\\uXXXX`` escape: inside JSON text, the same value; elsewhere, visible."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
-
-
-def json_text(value: Any) -> str:
-    """Compact JSON text of a parsed value, for ``event.original``. Never fails on what
-    :func:`parse_json` returns: nesting orjson refuses (over 254 levels) is rendered without
-    recursion, and unpaired surrogates are escaped."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # orjson.JSONEncodeError: too deep, surrogates, an integer beyond 64 bits
-        return escape_surrogates("".join(_render(value)))
-
-
-def _render(value: Any) -> list[str]:
-    """JSON text pieces of ``value``, depth-first with an explicit stack (no recursion)."""
-    encode = json.encoder.encode_basestring
-    parts: list[str] = []
-    stack: list[tuple[bool, Any]] = [(False, value)]  # (is literal text, item)
-    while stack:
-        literal, item = stack.pop()
-        if literal:
-            parts.append(item)
-        elif isinstance(item, dict):
-            todo: list[tuple[bool, Any]] = [(True, "{")]
-            for n, (key, child) in enumerate(item.items()):
-                todo += [(True, ("," if n else "") + encode(str(key)) + ":"), (False, child)]
-            stack.extend(reversed(todo + [(True, "}")]))
-        elif isinstance(item, list):
-            todo = [(True, "[")]
-            for n, child in enumerate(item):
-                todo += [(True, ",")] if n else []
-                todo.append((False, child))
-            stack.extend(reversed(todo + [(True, "]")]))
-        elif isinstance(item, str):
-            parts.append(encode(item))
-        else:
-            parts.append(json.dumps(item))
-    return parts
-
-
-def _quote(value: Any) -> str:
-    """A value quoted in an error message: text as it is, anything else as JSON, cut short."""
-    text = value if isinstance(value, str) else json_text(value)
-    return text if len(text) <= _MAX_QUOTE else text[:_MAX_QUOTE] + f"... ({len(text):,} characters)"
-
-
-# --- one line ----------------------------------------------------------------------------------
-
-
-def map_line(mapper: Mapper, line: bytes, where: str) -> list[Mapped]:
-    """All documents for one input line (without its newline). ``where`` names the line
-    in error messages, e.g. ``"line 12"``."""
-    try:
-        text = _decode(line)
-        value = parse_json(line)
-    except _BadLine as exc:
-        original = line.decode("utf-8", "backslashreplace")
-        messages = [f"{where}: {exc}"]
-        if exc.kind == "invalid_json" and line.strip() in (b"{", b"["):  # e.g. `jq .` output
-            messages.append(f"{where}: {PRETTY_PRINTED_HINT.removeprefix('j1filter: hint: ')}")
-        return [Mapped(mapper.error_document(original, messages), exc.kind)]
-    return _map_value(mapper, value, text, where, tags=())
-
-
-def _map_value(mapper: Mapper, value: Any, text: str, where: str, tags: Tags) -> list[Mapped]:
-    if isinstance(value, dict):
-        data = value.get("data")
-        if (isinstance(data, dict) and "queryV1" in data) or ("errors" in value and "data" in value):
-            return _map_page(mapper, value, text, where, tags)
-        if "entity" not in value:
-            inner = _wrapped_original(value)
-            if inner is not None:
-                return _map_event(mapper, value, inner, where)
-        if not _ENVELOPE_KEYS.isdisjoint(value):
-            tags = list(tags) + _tag_list(value.get("tags"))
-            value = {k: v for k, v in value.items() if k not in _ENVELOPE_KEYS}
-            text = json_text(value)
-    return [_entity(mapper, value, text, tags, where)]
-
-
-def _entity(mapper: Mapper, value: Any, original: str, tags: Tags, where: str) -> Mapped:
-    try:
-        doc = mapper.map_entity(value, original, tags=tags)
-    except Exception as exc:  # noqa: BLE001 - e.g. a user rule failing on this entity: the rest go on
-        return Mapped(
-            mapper.error_document(original, [_failure(where, "cannot map this entity", exc)], tags=tags),
-            "unexpected_error",
-        )
-    if "error" not in doc:
-        return Mapped(doc, None)
-    _locate(doc, where)
-    if not isinstance(value, dict) or "entity" not in value:
-        return Mapped(doc, "not_an_entity")
-    # A failed j1filter-only enrichment leaves the document's event.kind as it was.
-    return Mapped(doc, "field_error" if doc["event"].get("kind") == "pipeline_error" else "enrichment_error")
-
-
-def _failure(where: str, what: str, exc: BaseException) -> str:
-    try:
-        detail = escape_surrogates(_quote(str(exc)))
-    except Exception:  # noqa: BLE001 - an exception whose text cannot be rendered
-        detail = "(no description)"
-    return f"{where}: {what} ({type(exc).__name__}: {detail})"
-
-
-def _locate(doc: dict[str, Any], where: str) -> None:
-    """Every error message starts with where the entity was (``line 12: ...``)."""
-    doc["error"]["message"] = [m if m.startswith(where) else f"{where}: {m}" for m in doc["error"]["message"]]
-
-
-def _wrapped_original(event: dict[str, Any]) -> str | None:
-    message = event.get("message")
-    if isinstance(message, str):
-        return message
-    inner = event.get("event")
-    original = inner.get("original") if isinstance(inner, dict) else None
-    return original if isinstance(original, str) else None
-
-
-def _tag_list(tags: Any) -> list[str]:
-    if isinstance(tags, str):
-        return [tags]
-    if isinstance(tags, list):
-        return [t for t in tags if isinstance(t, str)]
-    return []
-
-
-def _map_event(mapper: Mapper, event: dict[str, Any], inner: str, where: str) -> list[Mapped]:
-    """A Logstash/Beats event carrying the raw entity text in ``message``/``event.original``."""
-    tags = _tag_list(event.get("tags"))
-    try:
-        value = parse_json(inner.encode("utf-8", "surrogatepass"))
-    except _BadLine as exc:
-        return [Mapped(mapper.error_document(inner, [f"{where}: message: {exc}"], tags=tags), exc.kind)]
-    return _map_value(mapper, value, inner, where, tags)
-
-
-def _map_page(mapper: Mapper, page: dict[str, Any], text: str, where: str, tags: Tags) -> list[Mapped]:
-    """A whole ``queryV1`` response: one document per entity, and an error document for
-    GraphQL ``errors`` (a page may carry both: the entities are kept)."""
-    results = []
-    errors = page.get("errors")
-    if errors:
-        messages = [
-            _quote(e.get("message", e) if isinstance(e, dict) else e)
-            for e in (errors if isinstance(errors, list) else [errors])
-        ]
-        results.append(
-            Mapped(
-                mapper.error_document(text, [f"{where}: GraphQL error: {m}" for m in messages], tags=tags),
-                "graphql_error",
-            )
-        )
-    data = page.get("data")
-    query = data.get("queryV1") if isinstance(data, dict) else None
-    entities = query.get("data") if isinstance(query, dict) else None
-    if isinstance(entities, list):
-        results.extend(
-            _entity(mapper, entity, json_text(entity), tags, f"{where}, entity {n}")
-            for n, entity in enumerate(entities, 1)
-        )
-    elif not errors:
-        results.append(
-            Mapped(
-                mapper.error_document(text, [f"{where}: queryV1 page without a data list"], tags=tags),
-                "not_an_entity",
-            )
-        )
-    return results
-
-
-# --- serialising -------------------------------------------------------------------------------
-
-
-def encode_line(mapper: Mapper, line: bytes, where: str) -> list[tuple[bytes, str | None]]:
-    """The serialised documents of one input line with their error kinds (``None``: clean).
-
-    The last-resort guard: whatever goes wrong anywhere in the line's handling, the line
-    becomes one error document carrying it, and the stream goes on."""
-    try:
-        return [_encode(mapper, result, where) for result in map_line(mapper, line, where)]
-    except Exception as exc:  # noqa: BLE001 - the stream never stops for data
-        original = line.decode("utf-8", "backslashreplace")  # UTF-8 always: no surrogates
-        doc = mapper.error_document(original, [_failure(where, "cannot map this line", exc)])
-        return [(orjson.dumps(doc), "unexpected_error")]
-
-
-def _encode(mapper: Mapper, result: Mapped, where: str) -> tuple[bytes, str | None]:
-    try:
-        return orjson.dumps(result.doc), result.error_kind
-    except TypeError as exc:  # orjson.JSONEncodeError
-        reason = str(exc)
-    try:
-        doc, count = _escape_all(result.doc)
-        if count:  # unpaired surrogates: UTF-8 cannot carry them, their escapes keep the value
-            doc = _flag(
-                doc,
-                f"{where}: unpaired UTF-16 surrogates in {count} text(s), written as "
-                "\\uXXXX escapes (UTF-8 cannot carry them)",
-            )
-            return orjson.dumps(doc), result.error_kind or "unpaired_surrogate"
-    except (TypeError, RecursionError):  # something else: the original alone goes out
-        pass
-    original = escape_surrogates(str(result.doc["event"]["original"]))
-    doc = mapper.error_document(
-        original,
-        [
-            f"{where}: cannot serialise the mapped document "
-            f"({escape_surrogates(reason)}); event.original holds the input"
-        ],
-    )
-    return orjson.dumps(doc), "not_serialisable"
-
-
-def _escape_all(value: Any) -> tuple[Any, int]:
-    """``value`` with unpaired surrogates escaped in every key and text; and how many texts
-    had some."""
-    if isinstance(value, str):
-        fixed = escape_surrogates(value)
-        return fixed, int(fixed is not value and fixed != value)
-    if isinstance(value, dict):
-        out, total = {}, 0
-        for key, item in value.items():
-            (key, n), (item, m) = _escape_all(key), _escape_all(item)
-            out[key] = item
-            total += n + m
-        return out, total
-    if isinstance(value, list):
-        pairs = [_escape_all(item) for item in value]
-        return [item for item, _ in pairs], sum(n for _, n in pairs)
-    return value, 0
-
-
-def _flag(doc: dict[str, Any], message: str) -> dict[str, Any]:
-    """Mark a mapped document as having an error, keeping what was mapped."""
-    doc.setdefault("event", {})["kind"] = "pipeline_error"
-    error = doc.setdefault("error", {})
-    error["message"] = [*error.get("message", []), message]
-    tags = doc.get("tags") or []
-    doc["tags"] = tags if ERROR_TAG in tags else [*tags, ERROR_TAG]
-    return doc
-
-
 # --- the stream --------------------------------------------------------------------------------
 
 
-def read_lines(source: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """Lines without their line ending, with their full length in bytes. A line longer than
-    ``max_line_bytes`` is cut there and the rest read past, so memory stays bounded."""
-    while True:
-        line = source.readline(max_line_bytes + 1)
-        if not line:
-            return
-        size = len(line)
-        if size > max_line_bytes and not line.endswith(b"\n"):
-            while True:  # skip the rest of an over-long line
-                chunk = source.readline(1 << 20)
-                size += len(chunk)
-                if not chunk or chunk.endswith(b"\n"):
-                    break
-            yield line[:max_line_bytes], size
-            continue
-        stripped = line.rstrip(b"\r\n")
-        del line  # not kept alive (a copy of a huge line) while the caller maps the line
-        yield stripped, size
+def read_lines(
+    source: BinaryIO,
+    max_line_bytes: int,
+    block_bytes: int = READ_BLOCK_BYTES,
+    on_block: Callable[[], None] = lambda: None,
+) -> Iterator[tuple[bytes, int]]:
+    """Lines without their line ending, with their full length in bytes, read in blocks (what
+    is available, up to ``block_bytes``: a pipe's lines come out as soon as they arrive;
+    ``on_block`` is called after each). A line longer than ``max_line_bytes`` is cut there
+    and the rest read past, so memory stays bounded."""
+    read = getattr(source, "read1", None) or source.read
+    head: list[bytes] = []  # the first bytes (at most max_line_bytes + 1) of a line across blocks
+    kept = size = 0  # bytes in head; bytes of that line read so far
+    while chunk := read(block_bytes):
+        on_block()
+        start, length = 0, len(chunk)
+        while start < length:
+            end = chunk.find(b"\n", start)
+            stop = length if end < 0 else end + 1
+            if end >= 0 and not size:  # the usual case: a whole line in the block
+                if stop - start > max_line_bytes:
+                    yield chunk[start : start + max_line_bytes], stop - start
+                else:
+                    yield chunk[start:end].rstrip(b"\r\n"), stop - start
+                start = stop
+                continue
+            if kept <= max_line_bytes:
+                piece = chunk[start : min(stop, start + max_line_bytes + 1 - kept)]
+                head.append(piece)
+                kept += len(piece)
+            size += stop - start
+            start = stop
+            if end >= 0:
+                yield _line_end(b"".join(head), size, max_line_bytes), size
+                head, kept, size = [], 0, 0
+        del chunk  # not kept alive while the last line of the block is mapped
+    if size:
+        yield _line_end(b"".join(head), size, max_line_bytes), size
 
 
-def _too_long(
-    mapper: Mapper, line: bytes, size: int, max_line_bytes: int, where: str
-) -> tuple[bytes, str | None]:
-    doc = mapper.error_document(
-        line.decode("utf-8", "backslashreplace"),
-        [
-            f"{where}: line of {size} bytes is longer than the limit of {max_line_bytes}; "
-            "event.original holds its first bytes"
-        ],
-    )
-    return orjson.dumps(doc), "line_too_long"
+def _line_end(line: bytes, size: int, max_line_bytes: int) -> bytes:
+    return line[:max_line_bytes] if size > max_line_bytes else line.rstrip(b"\r\n")
 
 
 def run(
@@ -429,35 +124,48 @@ def run(
     name: str = "line",
     guard: StopGuard = GUARD,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> Stats:
     """Map every line of ``source`` to ``sink``; return what happened. Error documents go
     to ``sink`` too (and, as a copy, to ``errors_sink``). Output is written once
     ``batch_size`` documents or ``batch_bytes`` bytes are pending. A stop signal (see
     :mod:`.stops`) or a closed ``sink`` ends the run after whole lines only; the stats
-    count the documents that were really written."""
+    count the documents that were really written. With ``workers`` above 1 (and not
+    ``line_buffered``), that many forked processes map the lines; the output is the same."""
     stats = Stats()
     out = LineWriter(sink, guard)
     errors_out = LineWriter(errors_sink, guard) if errors_sink is not None else None
-    pending: list[tuple[bytes, str | None]] = []  # encoded document, error kind
+    pending: list[Encoded] = []
     pending_bytes = 0
     try:
-        for line_no, (line, size) in enumerate(read_lines(source, max_line_bytes), 1):
+        if workers > 1 and not line_buffered:
+            _run_workers(
+                source,
+                out,
+                errors_out,
+                mapper,
+                stats,
+                workers=workers,
+                max_line_bytes=max_line_bytes,
+                batch_size=batch_size,
+                batch_bytes=batch_bytes,
+                name=name,
+                progress=progress,
+            )
+            return stats
+        lines = read_lines(source, max_line_bytes, on_block=mapper.hold_clock)  # the time each block was seen
+        for line_no, (line, size) in enumerate(lines, 1):
             stats.lines += 1
-            where = f"{name} {line_no}"
-            if size > max_line_bytes:
-                encoded = [_too_long(mapper, line, size, max_line_bytes, where)]
-            elif not line or (line[0] in _BLANK and not line.strip()):  # no copy of a usual line
+            encoded = handle_line(mapper, line, size, max_line_bytes, f"{name} {line_no}")
+            if encoded is None:
                 stats.blank_lines += 1
                 continue
-            else:
-                encoded = encode_line(mapper, line, where)
-                if not stats.looks_pretty_printed and _pretty_printed(line, encoded):
-                    stats.looks_pretty_printed = True
-            del line  # a huge line's bytes are not needed while its documents are written
+            if not stats.looks_pretty_printed and pretty_printed(line, encoded):
+                stats.looks_pretty_printed = True
             for doc, error_kind in encoded:
                 pending.append((doc, error_kind))
                 pending_bytes += len(doc)
-            del encoded
+            del line, encoded  # a huge line's bytes are not needed while the batch is written
             if line_buffered or len(pending) >= batch_size or pending_bytes >= batch_bytes:
                 _flush(out, errors_out, pending, stats)
                 pending_bytes = 0
@@ -469,17 +177,31 @@ def run(
         _flush_quietly(out, errors_out, pending, stats)
     except BrokenPipeError:
         stats.output_closed = True
+    finally:
+        mapper.release_clock()
     return stats
 
 
-def _pretty_printed(line: bytes, encoded: list[tuple[bytes, str | None]]) -> bool:
+def handle_line(
+    mapper: Mapper, line: bytes, size: int, max_line_bytes: int, where: str
+) -> list[Encoded] | None:
+    """The output lines of one input line as read (``size``: its length with the line ending);
+    None for a blank line."""
+    if size > max_line_bytes:
+        return [too_long(mapper, line, size, max_line_bytes, where)]
+    if not line or (line[0] in _BLANK and not line.strip()):  # no copy of a usual line
+        return None
+    return encode_line(mapper, line, where)
+
+
+def pretty_printed(line: bytes, encoded: list[Encoded]) -> bool:
     """A lone ``{`` or ``[`` that is invalid JSON: the input is pretty-printed (its error
-    document says so, see :func:`map_line`)."""
-    return len(encoded) == 1 and encoded[0][1] == "invalid_json" and line.strip() in (b"{", b"[")
+    document says so, see :func:`.protocol.map_line`)."""
+    return len(encoded) == 1 and encoded[0][1] == "invalid_json" and looks_pretty_printed(line)
 
 
 def _flush_quietly(
-    out: LineWriter, errors_out: LineWriter | None, pending: list[tuple[bytes, str | None]], stats: Stats
+    out: LineWriter, errors_out: LineWriter | None, pending: list[Encoded], stats: Stats
 ) -> None:
     try:
         _flush(out, errors_out, pending, stats)
@@ -487,9 +209,7 @@ def _flush_quietly(
         stats.output_closed = True
 
 
-def _flush(
-    out: LineWriter, errors_out: LineWriter | None, pending: list[tuple[bytes, str | None]], stats: Stats
-) -> None:
+def _flush(out: LineWriter, errors_out: LineWriter | None, pending: list[Encoded], stats: Stats) -> None:
     """Write the pending documents; count those written whole, and copy the error
     documents among them to the errors file."""
     batch = pending[:]
@@ -505,3 +225,163 @@ def _flush(
             stats.errors.update(kind for _, kind in written if kind)
             if errors_out is not None and failed:
                 errors_out.write(failed)
+
+
+# --- worker processes ------------------------------------------------------------------------------
+
+#: Lines (or bytes) of input handed to a worker at a time, and jobs in flight per worker.
+JOB_LINES = 256
+JOB_BYTES = 1 << 20
+JOBS_PER_WORKER = 2
+#: One line's result from a worker: its documents (None: a blank line) and whether it showed
+#: that the input is pretty-printed JSON.
+LineResult = tuple[list[Encoded] | None, bool]
+
+
+def _run_workers(
+    source: BinaryIO,
+    out: LineWriter,
+    errors_out: LineWriter | None,
+    mapper: Mapper,
+    stats: Stats,
+    *,
+    workers: int,
+    max_line_bytes: int,
+    batch_size: int,
+    batch_bytes: int,
+    name: str,
+    progress: Progress | None,
+) -> None:
+    """:func:`run`'s loop with the mapping done by ``workers`` forked processes.
+
+    A feeder thread reads lines and hands them out in jobs (the first line's number and the
+    lines), to the workers in turn; this thread takes each job's results back in the same
+    order and writes them as :func:`run` does. So the output is the same bytes as one
+    process writes, in order, and only this process writes, counts and handles stop
+    signals (the workers ignore them and end when their input closes)."""
+    context = multiprocessing.get_context("fork")  # the compiled mappings come along, unpickled
+    pipes = [(context.Pipe(duplex=False), context.Pipe(duplex=False)) for _ in range(workers)]
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(mapper, n, pipes, max_line_bytes, name),
+            name=f"j1filter worker {n + 1}",
+            daemon=True,
+        )
+        for n in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for (job_in, _), (_, result_out) in pipes:  # the workers' ends
+        job_in.close()
+        result_out.close()
+    order: queue.Queue[tuple[int, int] | BaseException | None] = queue.Queue()  # (worker, first line)
+    slots = threading.Semaphore(workers * JOBS_PER_WORKER)
+    feeder = threading.Thread(
+        target=_feed,
+        args=(source, [job_out for (_, job_out), _ in pipes], order, slots, max_line_bytes),
+        name="j1filter feeder",
+        daemon=True,
+    )
+    feeder.start()
+    pending: list[Encoded] = []
+    pending_bytes = 0
+    try:
+        while (job := order.get()) is not None:
+            if isinstance(job, BaseException):
+                raise job  # the input could not be read
+            worker, first = job
+            try:
+                results: list[LineResult] = pickle.loads(pipes[worker][1][0].recv_bytes())
+            except EOFError:
+                raise OSError(
+                    f"worker process {worker + 1} ended unexpectedly (exit code "
+                    f"{processes[worker].exitcode}); nothing from {name} {first} on was written"
+                ) from None
+            slots.release()
+            for encoded, pretty in results:
+                stats.lines += 1
+                if encoded is None:
+                    stats.blank_lines += 1
+                    continue
+                stats.looks_pretty_printed |= pretty
+                pending.extend(encoded)
+                pending_bytes += sum(len(doc) for doc, _ in encoded)
+                if len(pending) >= batch_size or pending_bytes >= batch_bytes:
+                    _flush(out, errors_out, pending, stats)
+                    pending_bytes = 0
+            del results
+            if progress is not None and progress.due():
+                progress.show(stats.documents, sum(stats.errors.values()))
+        _flush(out, errors_out, pending, stats)
+    except Stopped:
+        _flush_quietly(out, errors_out, pending, stats)
+        raise
+    finally:
+        for (_, job_out), (result_in, _) in pipes:
+            job_out.close()
+            result_in.close()
+        slots.release(workers * JOBS_PER_WORKER)  # a feeder waiting for a slot finds its pipe closed
+        for process in processes:
+            process.join(1)
+            if process.is_alive():  # still mapping a job nobody will read
+                process.kill()
+                process.join()
+
+
+def _feed(
+    source: BinaryIO,
+    jobs: list[Any],
+    order: queue.Queue[tuple[int, int] | BaseException | None],
+    slots: threading.Semaphore,
+    max_line_bytes: int,
+) -> None:
+    """Hand the lines of ``source`` out in jobs, to the workers in turn; say in ``order``
+    which worker has which job (None at the end, an exception if reading failed)."""
+    job: list[tuple[bytes, int]] = []
+    job_bytes, first, number = 0, 1, 0
+    try:
+        lines = read_lines(source, max_line_bytes)
+        while True:
+            line = next(lines, None)
+            if line is not None:
+                job.append(line)
+                job_bytes += len(line[0])
+            if job and (line is None or len(job) >= JOB_LINES or job_bytes >= JOB_BYTES):
+                slots.acquire()
+                worker = number % len(jobs)
+                jobs[worker].send_bytes(pickle.dumps((first, job), protocol=pickle.HIGHEST_PROTOCOL))
+                order.put((worker, first))
+                first, number, job, job_bytes = first + len(job), number + 1, [], 0
+            if line is None:
+                break
+        order.put(None)
+    except Exception as exc:  # noqa: BLE001 - the input failed (said by the main thread); or the pipes were closed by a stop
+        order.put(exc)
+
+
+def _worker(mapper: Mapper, index: int, pipes: list[Any], max_line_bytes: int, name: str) -> None:
+    """One worker process: map each job's lines as one process would, send back the results."""
+    for signum in STOP_SIGNALS:  # the parent decides when to stop, and ends its workers
+        signal.signal(signum, signal.SIG_IGN)
+    for n, ((job_in, job_out), (result_in, result_out)) in enumerate(pipes):
+        job_out.close()
+        result_in.close()
+        if n != index:
+            job_in.close()
+            result_out.close()
+    (jobs, _), (_, results) = pipes[index]
+    try:
+        while True:
+            try:
+                first, lines = pickle.loads(jobs.recv_bytes())
+            except EOFError:
+                return
+            mapper.hold_clock()  # the lines of a job arrived together
+            done: list[LineResult] = []
+            for number, (line, size) in enumerate(lines, first):
+                encoded = handle_line(mapper, line, size, max_line_bytes, f"{name} {number}")
+                done.append((encoded, encoded is not None and pretty_printed(line, encoded)))
+            results.send_bytes(pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError:  # the parent has gone or stopped reading
+        return

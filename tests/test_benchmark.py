@@ -49,3 +49,29 @@ def test_bench_refuses_an_unknown_commit():
     )
     assert proc.returncode != 0
     assert "--against no-such-ref-anywhere: not a commit of this repository" in proc.stderr + proc.stdout
+
+
+def test_hand_written_reference_mappers_write_what_j1filter_writes(tmp_path, mapper):
+    """bench/handwritten.py's mappers are only a fair yardstick while their output is
+    j1filter's, byte for byte, on the benchmark corpus."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from benchmark import make_corpus
+        from handwritten import MAPPERS
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    from j1filter.protocol import encode_line
+
+    from .conftest import FIXED_TIME
+
+    corpus = tmp_path / "corpus.ndjson"
+    make_corpus(corpus, 6000, seed=7)
+    compared = dict.fromkeys(MAPPERS, 0)
+    for number, line in enumerate(corpus.read_bytes().splitlines(), 1):
+        kind = next((k for k in MAPPERS if f'"{k}"'.encode() in line), None)
+        if kind is None:
+            continue
+        ((expected, _),) = encode_line(mapper, line, f"line {number}")
+        assert MAPPERS[kind](line, FIXED_TIME) == expected, f"{kind}, line {number}"
+        compared[kind] += 1
+    assert all(count > 300 for count in compared.values()), compared

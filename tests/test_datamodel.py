@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from j1filter.language.loader import load_mappings
-from j1filter.stream import map_line
+from j1filter.protocol import map_line
 
 from .conftest import SHARED, field_problems, needs_shared
 

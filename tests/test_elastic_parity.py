@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from j1filter.stream import map_line
+from j1filter.protocol import map_line
 
 from .conftest import ELASTIC_FIXTURES, field_diff, needs_shared
 

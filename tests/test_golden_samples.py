@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from j1filter.stream import map_line
+from j1filter.protocol import map_line
 
 from .conftest import REPO, SAMPLES
 

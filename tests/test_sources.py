@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from j1filter.stream import map_line
+from j1filter.protocol import map_line
 
 from .conftest import field_problems
 

@@ -102,17 +102,18 @@ def _stop_trial(signame: str, seed: int, extra: list[str]) -> None:
 @pytest.mark.parametrize("signame", list(SIGNALS))
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_a_stop_signal_ends_the_filter_after_whole_lines(signame, trial):
-    extra = ["--line-buffered"] if trial % 3 == 2 else []
+    extra = [["--workers", "2"], [], ["--line-buffered"]][trial % 3]
     _stop_trial(signame, seed=trial * 7919 + sum(map(ord, signame)), extra=extra)
 
 
-def test_errors_file_keeps_whole_lines_on_a_stop(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_errors_file_keeps_whole_lines_on_a_stop(tmp_path, workers):
     """The copy of the error documents is cut at the same place: whole lines only."""
     errors = tmp_path / "errors.ndjson"
     global SAMPLE_LINES
     saved, SAMPLE_LINES = SAMPLE_LINES, [b"not json\n", *SAMPLE_LINES]
     try:
-        _stop_trial("SIGTERM", seed=5, extra=["--errors-file", str(errors)])
+        _stop_trial("SIGTERM", seed=5, extra=["--errors-file", str(errors), "--workers", workers])
     finally:
         SAMPLE_LINES = saved
     copied = errors.read_bytes()
@@ -142,6 +143,7 @@ def _pipeline(command: str, big_input) -> subprocess.CompletedProcess:
     "command",
     [
         "$J1 < $BIG | head -1",
+        "$J1 --workers 2 < $BIG | head -1",
         "$J1 demo --json | head -1",
         "$J1 demo | head -1",
         "$J1 fields | head -1",

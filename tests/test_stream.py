@@ -395,16 +395,16 @@ def test_a_rule_failing_on_one_entity_costs_that_document_only(tmp_path):
 
 def test_any_exception_in_a_line_becomes_an_error_document(mapper, monkeypatch):
     """The last-resort guard does not depend on knowing what can go wrong."""
-    import j1filter.stream as stream_module
+    import j1filter.protocol as protocol
 
-    real = stream_module.parse_json
+    real = protocol.parse_json
 
     def flaky(data):
         if b"boom" in data:
             raise RuntimeError("boom \ud800 " + "x" * 5000)
         return real(data)
 
-    monkeypatch.setattr(stream_module, "parse_json", flaky)
+    monkeypatch.setattr(protocol, "parse_json", flaky)
     stats, docs, _ = stream(mapper, b'{"boom": 1}\n' + GOOD_LINE + b"\n")
     assert len(docs) == 2 and docs[1]["event"]["id"] == "e-1"
     assert docs[0]["event"]["original"] == '{"boom": 1}'
@@ -466,3 +466,34 @@ def test_deduplication_keeps_first_occurrences_of_any_values(size):
     values = [f"v{i}" for i in range(size)]
     mixed = values + [{"a": 1}, 1, 1.0, True, {"a": 1}, [1], [1]] + values[::-1]
     assert collect_values((mixed, "v0", None)) == values + [{"a": 1}, 1, [1]]  # 1 == 1.0 == True
+
+
+def test_workers_write_the_same_bytes_in_order_with_the_right_line_numbers(mapper):
+    """Ordered worker processes: the same output and errors file, byte for byte, and the
+    same counts as one process, over more lines than one job holds."""
+    from j1filter.stream import JOB_LINES
+
+    lines = [GOOD_LINE, b"", b'{"id": "x", ', b"{", json.dumps(dict(GOOD, id="e-2")).encode(), b"[1]"]
+    total = JOB_LINES * 5 + 7
+    data = b"\n".join(lines[n % len(lines)] for n in range(total)) + b"\n"
+    one = stream(mapper, data)
+    for workers in (2, 3):
+        stats, docs, errors = stream(mapper, data, workers=workers)
+        assert (docs, errors) == one[1:]
+        assert stats == one[0]
+    messages = [m for doc in one[1] for m in doc.get("error", {}).get("message", [])]
+    last_bad = max(n for n in range(1, total + 1) if lines[(n - 1) % len(lines)] == lines[2])
+    assert last_bad > JOB_LINES * 5 and f"line {last_bad}: invalid JSON" in " ".join(messages)
+
+
+def test_workers_keep_whole_lines_when_the_reader_goes_away(mapper):
+    class ClosingSink(io.BytesIO):
+        def write(self, data):
+            if self.tell() > 50_000:
+                raise BrokenPipeError
+            return super().write(data)
+
+    sink = ClosingSink()
+    stats = run(io.BytesIO((GOOD_LINE + b"\n") * 2000), sink, mapper, workers=2)
+    assert stats.output_closed and sink.getvalue().endswith(b"\n")
+    assert stats.documents == len(sink.getvalue().splitlines())

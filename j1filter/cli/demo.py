@@ -26,9 +26,10 @@ import orjson
 from ..collect.simulator import DEMO_ACCOUNT_ID, DEMO_TOKEN, Simulator
 from ..io.output import LineWriter
 from ..io.stops import EXIT_FAILURE, EXIT_OK, signal_exit_code, silence_stdout
+from ..protocol import map_line
 from ..runtime.compiler import compile_mappings
 from ..runtime.mapper import Mapper
-from ..stream import Stats, map_line, run
+from ..stream import Stats, run
 from .main import new_parser
 from .report import ecs_fields_filled, errors_by_kind, source_table, source_table_legend
 

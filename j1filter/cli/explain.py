@@ -20,6 +20,7 @@ import orjson
 from ..io.output import LineWriter
 from ..io.stops import EXIT_OK
 from ..language.spec import Condition
+from ..protocol import Unit, json_text, line_units, map_unit
 from ..runtime.codegen import CONDITION, FIRED
 from ..runtime.compiler import CompiledMappings, CompiledRule, EntityKind, static_match
 from ..runtime.mapper import Mapper
@@ -53,49 +54,26 @@ class Explanation:
     outcomes: list[tuple[CompiledRule, str, str]] = field(default_factory=list)  # (rule, outcome, detail)
 
 
-def entities_of(value: Any) -> list[Any]:
-    """The entities a parsed input line holds: a queryV1 page's list, a Logstash/Beats
-    event's ``message``, or the line itself."""
-    if isinstance(value, dict):
-        data = value.get("data")
-        query = data.get("queryV1") if isinstance(data, dict) else None
-        if isinstance(query, dict) and isinstance(query.get("data"), list):
-            return list(query["data"])
-        message = value.get("message")
-        if "entity" not in value and isinstance(message, str):
-            try:
-                return entities_of(orjson.loads(message))
-            except orjson.JSONDecodeError:
-                return [value]
-    return [value]
-
-
 def explain_lines(mapper: Mapper, lines: Iterable[bytes], name: str = "line") -> Iterator[Explanation]:
+    """One explanation per document the filter writes for these lines (the same line protocol)."""
     number = 0
     for line_no, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            values = entities_of(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
+        for unit in line_units(line, f"{name} {line_no}"):
             number += 1
-            doc = mapper.error_document(
-                line.decode("utf-8", "replace"), [f"{name} {line_no}: invalid JSON: {exc}"]
-            )
-            yield _explain_doc(mapper.mappings, number, f"{name} {line_no}", doc, [], None)
-            continue
-        for value in values:
-            number += 1
-            yield explain_entity(mapper, value, number, f"{name} {line_no}")
+            yield explain_unit(mapper, unit, number)
 
 
 def explain_entity(mapper: Mapper, raw: Any, number: int = 1, where: str = "line 1") -> Explanation:
+    return explain_unit(mapper, Unit(json_text(raw), where, entity=raw), number)
+
+
+def explain_unit(mapper: Mapper, unit: Unit, number: int) -> Explanation:
     traced: list[tuple[int, str, str]] = []
-    original = orjson.dumps(raw).decode()
-    doc = mapper.map_entity(
-        raw, original, trace=lambda i, outcome, detail: traced.append((i, outcome, detail))
-    )
-    return _explain_doc(mapper.mappings, number, where, doc, traced, raw)
+    trace = None if unit.error_kind else lambda i, outcome, detail: traced.append((i, outcome, detail))
+    doc = map_unit(mapper, unit, trace).doc
+    return _explain_doc(mapper.mappings, number, unit.where, doc, traced, unit.entity)
 
 
 def _explain_doc(
@@ -261,14 +239,10 @@ def render_json(explanation: Explanation) -> bytes:
 
 def program_listing(mapper: Mapper, lines: Iterable[bytes]) -> str:
     """The generated programs the filter runs for these entities, each under its name."""
-    for line in lines:
+    for line_no, line in enumerate(lines, 1):
         if line.strip():
-            try:
-                values = entities_of(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue
-            for value in values:
-                mapper.map_entity(value, "")
+            for unit in line_units(line, f"line {line_no}"):
+                map_unit(mapper, unit)
     return "\n".join(f"# {p.filename}\n{p.source}" for p in mapper.runtime.cached_programs())
 
 

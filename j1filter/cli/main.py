@@ -202,6 +202,14 @@ def _filter_parser() -> argparse.ArgumentParser:
         "--fail-on-error", action="store_true", help="exit 1 if any document carries an error"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="map in N processes; output in input order, the same bytes as one process "
+        "(for replays and backfills; line-buffered output keeps one) (default: %(default)s)",
+    )
+    parser.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -217,6 +225,8 @@ def _usage_problems(args: argparse.Namespace) -> list[str]:
     problems = mapping_option_problems(args)
     if args.max_line_bytes < 1024:
         problems.append("--max-line-bytes must be at least 1024")
+    if not 1 <= args.workers <= 64:
+        problems.append("--workers must be between 1 and 64")
     return problems
 
 
@@ -258,6 +268,7 @@ def filter_main(argv: Sequence[str]) -> int:
             errors_sink=errors_sink,
             max_line_bytes=args.max_line_bytes,
             progress=progress,
+            workers=args.workers,
         )
     finally:
         progress.clear()

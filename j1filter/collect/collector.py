@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-import orjson
-
 from ..errors import J1FilterError
 from ..io.output import LineWriter, plural
 from ..io.stops import GUARD
@@ -240,7 +238,8 @@ class _StreamOutput:
 
 class _Renderer:
     """One item -> its output bytes: the raw line with `_collection`, or, with a mapper, the
-    ECS documents the filter would write for that very line."""
+    ECS documents the filter would write for that very line (the same line protocol, without
+    writing and parsing the line in between)."""
 
     def __init__(self, plan: CollectionPlan, mapper: Mapper | None) -> None:
         self._meta = {
@@ -249,16 +248,15 @@ class _Renderer:
             "snapshot": iso_from_ms(plan.snapshot_ms),
         }
         self._mapper = mapper
-        from ..stream import map_line  # the filter's own line handling, guard included
+        from ..protocol import encode_value, json_bytes  # imported here: the mappings only with --map
 
-        self._map_line = map_line
+        self._encode_value, self._json_bytes = encode_value, json_bytes
 
     def line(self, item: dict[str, Any], where: str) -> bytes:
-        raw = _ndjson(dict(item, _collection=self._meta))
+        value = dict(item, _collection=self._meta)
         if self._mapper is None:
-            return raw + b"\n"
-        mapped = self._map_line(self._mapper, raw, where)
-        return b"".join(_document_line(self._mapper, result.doc, where) for result in mapped)
+            return self._json_bytes(value) + b"\n"
+        return b"".join(doc + b"\n" for doc, _ in self._encode_value(self._mapper, value, where))
 
     def failed(self, item: object, where: str, error: Exception) -> bytes:
         """The line for an item that `line` could not write: what can be kept of it, and why."""
@@ -311,15 +309,6 @@ def _ndjson_or_none(value: object) -> bytes | None:
         return _ndjson(value)
     except Exception:  # noqa: BLE001 - the caller keeps what it can instead
         return None
-
-
-def _document_line(mapper: Mapper, doc: dict[str, Any], where: str) -> bytes:
-    try:
-        return orjson.dumps(doc) + b"\n"
-    except TypeError as error:
-        original = doc.get("event", {}).get("original", "")
-        fallback = mapper.error_document(original, [f"{where}: cannot serialise: {error}"])
-        return _ndjson(fallback) + b"\n"
 
 
 class _RecentIds:

@@ -187,7 +187,12 @@ def is_normalized(value: object) -> TypeGuard[str]:
 
 def normalize_date(value: object) -> str:
     """Return ``value`` as ``yyyy-MM-ddTHH:mm:ss.SSSZ`` or raise TransformError."""
-    if is_normalized(value):
+    if (  # is_normalized(value), written out: this runs for every date of every entity
+        value.__class__ is str
+        and len(value) == 24
+        and _CANONICAL_TIME.match(value, 10) is not None
+        and (_VALID_DAYS.get(value[:10]) or _valid_day(value[:10]))
+    ):
         return value
     if isinstance(value, bool):
         raise TransformError(f"unable to parse date [{str(value).lower()}]")

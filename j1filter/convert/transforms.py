@@ -66,6 +66,8 @@ def transform(
 
 def java_string(value: Any) -> str:
     """Render a scalar as Java's ``toString`` would (Elastic's string rendering)."""
+    if value.__class__ is str:  # the usual case, first
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

@@ -341,3 +341,75 @@ def render(
             src.code.line(" = ".join(src.parents.values()) + " = None")
     src.code.lines.extend(body.code.lines)
     return src
+
+
+# --- the preparation of one raw key shape ---------------------------------------------------------
+
+
+def render_preparer(
+    root: Sequence[tuple[str, str]],
+    entity: Sequence[tuple[str, str]],
+    properties: Sequence[tuple[str, str]],
+    dotted: tuple[str, ...],
+) -> ProgramSource:
+    """The source of ``prepare(R, errors) -> (A, dropped)`` for raw entities whose root,
+    ``entity`` and ``properties`` objects have exactly these keys (``(raw key, snake_case
+    name)`` in order): what :func:`.paths.snake_clean`
+    and the expansion of the ``dotted`` property keys do, written out key by key. Bit ``n``
+    of ``dropped`` says that the ``n``-th name (in the order of the root's keys, each
+    followed by those of ``entity`` or ``properties`` when it is one of them) was dropped
+    as empty, so the rules program can rely on the others."""
+    src = ProgramSource(trace=False)
+    code = src.code
+    bits = iter(range(10_000))
+    with code.block("def prepare(R, errors):"):
+        code.line("d = 0")
+        code.line("A = {}")
+        for key, name in root:
+            bit = 1 << next(bits)
+            if key == "entity":
+                code.line("E = {}")
+                _emit_clean_keys(code, "R['entity']", "E", entity, bits, depth=2)
+                with code.when("E", "d |= " + str(bit)):
+                    code.line("A['entity'] = E")
+            elif key == "properties":
+                code.line("P = {}")
+                _emit_clean_keys(code, "R['properties']", "P", properties, bits, depth=2)
+                with code.when("P", "d |= " + str(bit)):
+                    code.line("A['properties'] = P")
+            elif key != "_collection":  # about the collection, not the entity (see the mapper)
+                _emit_clean_key(code, "R", "A", key, name, bit, depth=1)
+        with code.when("not E"):
+            code.line(f"errors.append({src.const('NO_ENTITY', NO_ENTITY)})")
+        if dotted:
+            with code.when("P"):
+                code.line(f"errors.extend(expand_keys(P, {src.const('DOTTED', dotted)}))")
+        code.line("return A, d")
+    return src
+
+
+#: The problem of an entity without an ``entity`` object (or with an empty one).
+NO_ENTITY = 'entity: expected the "entity" object of a J1 entity, found nothing'
+
+
+def _emit_clean_keys(
+    code: Code, source: str, target: str, keys: Sequence[tuple[str, str]], bits: Iterator[int], depth: int
+) -> None:
+    if keys:
+        code.line(f"X = {source}")
+    for key, name in keys:
+        _emit_clean_key(code, "X", target, key, name, 1 << next(bits), depth)
+
+
+def _emit_clean_key(code: Code, source: str, target: str, key: str, name: str, bit: int, depth: int) -> None:
+    """``target[name]`` = the cleaned value of ``source[key]``, unless it is empty."""
+    code.line(f"v = {source}[{key!r}]")
+    with code.block("if v.__class__ is str:"):
+        code.line(f"if v: {target}[{name!r}] = v")
+        code.line(f"else: d |= {bit}")
+    with code.block("elif v.__class__ is dict or v.__class__ is list:"):
+        code.line(f"v = snake_clean(v, {depth})")
+        code.line(f"if v: {target}[{name!r}] = v")
+        code.line(f"else: d |= {bit}")
+    code.line(f"elif v is not None: {target}[{name!r}] = v")
+    code.line(f"else: d |= {bit}")

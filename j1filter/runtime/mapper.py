@@ -1,15 +1,18 @@
 """A raw J1 entity in, an ECS document out: the document around what :mod:`.program` writes.
 
-1. prepare: snake_case every key, drop empty values, expand dotted property keys;
-2. run the entity's program (:class:`.program.Runtime`): coerce the typed raw fields in
-   place, then write the ECS fields, rule by rule, each under its own guard;
-3. finish: drop the duplicated custom fields unless asked to keep them, add the data
-   stream, ``event.original`` and, when anything went wrong, ``error.message``. Only a
+1. the skeleton: ``@timestamp`` (held per input block by the stream, see :meth:`Mapper.hold_clock`),
+   ``ecs``, the data stream and ``event.original``;
+2. one trip through the runtime (:meth:`.program.Runtime.run`): the entity prepared
+   (snake_case keys, no empty values, dotted property keys expanded) by the code generated
+   for its raw key shape, its typed raw fields coerced and the ECS fields written by the
+   program of its kind and shape, rule by rule, each under its own guard;
+3. finish: drop the duplicated custom fields unless asked to keep them, ``_collection``,
+   and, when anything went wrong, ``error.message`` with ``where`` in every message. Only a
    failure Elastic's pipeline has too (an Elastic-parity file's rule or field, a malformed
    entity) makes the document a ``pipeline_error`` with Elastic's error tag; a failed
    j1filter-only enrichment is recorded and the document keeps its ``event.kind``.
 
-Nothing here reads or writes files: :mod:`j1filter.stream` feeds lines in.
+Nothing here reads or writes files: :mod:`j1filter.protocol` hands entities in.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from ..convert.dates import is_normalized
 from ..errors import TooDeepError
 from ..language.spec import Path
 from .compiler import CompiledMappings
-from .paths import delete_path, expand_dots, get_path, snake_clean
-from .program import DEFAULT_CACHE_SIZE, Program, Runtime, Tracer, json_kind
+from .paths import delete_path, get_path
+from .program import DEFAULT_CACHE_SIZE, Runtime, Tracer, json_kind
 
 _last_clock: list[Any] = [None, ""]  # [epoch ms, its text]: formatting once per millisecond
 
@@ -70,15 +73,24 @@ class Mapper:
         self.mappings = mappings
         self.options = options
         self.runtime = Runtime(self.mappings, options.program_cache_size)
+        self._held_time: str | None = None  # see hold_clock
         self._data_stream = {
             "type": options.data_stream_type,
             "dataset": options.dataset,
             "namespace": options.namespace,
         }
 
+    def hold_clock(self) -> None:
+        """Stamp what is mapped from now on with the time now, until :meth:`release_clock`
+        (the stream reads the clock once per block of input, not once per entity)."""
+        self._held_time = self.options.clock()
+
+    def release_clock(self) -> None:
+        self._held_time = None
+
     def _skeleton(self, original: str) -> dict[str, Any]:
         return {
-            "@timestamp": self.options.clock(),
+            "@timestamp": self._held_time or self.options.clock(),
             "ecs": {"version": ECS_VERSION},
             "data_stream": dict(self._data_stream),
             "event": {"original": original, "dataset": self.options.dataset, "module": EVENT_MODULE},
@@ -95,62 +107,49 @@ class Mapper:
         return doc
 
     def map_entity(
-        self, raw: Any, original: str, *, tags: Iterable[str] = (), trace: Tracer | None = None
+        self,
+        raw: Any,
+        original: str,
+        *,
+        tags: Iterable[str] = (),
+        where: str = "",
+        trace: Tracer | None = None,
     ) -> dict[str, Any]:
         """Map one raw entity (the ``queryV1`` list item) given with its original JSON text.
-        With ``trace``, every rule of its kind reports its outcome to it (``j1filter explain``)."""
+        ``where`` (e.g. ``"line 12"``) starts every error message. With ``trace``, every rule
+        of its kind reports its outcome to it (``j1filter explain``)."""
+        at = f"{where}: " if where else ""
         if not isinstance(raw, dict):
             return self.error_document(
-                original, [f"expected a JSON object (a J1 entity), found {json_kind(raw)}"], tags=tags
+                original, [f"{at}expected a JSON object (a J1 entity), found {json_kind(raw)}"], tags=tags
             )
-        collection = raw.get("_collection")
-        if collection is not None:  # written by `collect`: about the collection, not the entity
-            raw = {key: value for key, value in raw.items() if key != "_collection"}
-        try:
-            asset = snake_clean(raw)
-        except TooDeepError as exc:
-            return self.error_document(original, [f"entity: {exc}"], tags=tags)
         errors: list[str] = []  # what Elastic's pipeline flags too: the document is a pipeline_error
         notes: list[str] = []  # j1filter-only enrichments that failed: recorded, event.kind kept
-        _prepare(asset, errors)
         doc = self._skeleton(original)
-        program: Program
-        if trace is None:
-            program = self.runtime.program(asset, errors)
-            program.apply_rules(asset, doc, errors, notes)
-        else:
-            program = self.runtime.explain(asset, doc, errors, trace, notes)
+        try:
+            if trace is None:
+                asset, program = self.runtime.run(raw, doc, errors, notes)
+            else:
+                asset, program = self.runtime.explain(raw, doc, errors, trace, notes)
+        except TooDeepError as exc:
+            return self.error_document(original, [f"{at}entity: {exc}"], tags=tags)
         tag_list = list(tags)
         if self.options.preserve_duplicate_custom_fields or PRESERVE_DUPLICATES_TAG in tag_list:
             tag_list = _merge_tags(tag_list, [PRESERVE_DUPLICATES_TAG])
         else:
             _drop_duplicates(asset, program.duplicates)
         doc["jupiter_one"] = {"asset": asset}
+        collection = raw.get("_collection")
         if collection is not None:
             _apply_collection(doc, collection, errors)
         if errors or notes:
-            doc["error"] = {"message": errors + notes}
+            doc["error"] = {"message": [at + m for m in errors + notes] if at else errors + notes}
         if errors:  # only these demote, and get Elastic's error tag
             doc["event"]["kind"] = "pipeline_error"
             tag_list = _merge_tags(tag_list, [ERROR_TAG])
         if tag_list:
             doc["tags"] = tag_list
         return doc
-
-
-def _prepare(asset: dict[str, Any], errors: list[str]) -> None:
-    """Check the entity's shape and expand dotted property keys."""
-    entity = asset.get("entity")
-    if not isinstance(entity, dict):
-        found = "nothing" if entity is None else json_kind(entity)
-        errors.append(f'entity: expected the "entity" object of a J1 entity, found {found}')
-        asset.pop("entity", None)
-    properties = asset.get("properties")
-    if isinstance(properties, dict):
-        errors.extend(expand_dots(properties))
-    elif properties is not None:
-        errors.append(f"properties: expected an object, found {json_kind(properties)}")
-        del asset["properties"]
 
 
 def _apply_collection(doc: dict[str, Any], collection: Any, errors: list[str]) -> None:

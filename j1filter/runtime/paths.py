@@ -40,13 +40,13 @@ class PerKeySet(dict[tuple[str, ...], Any]):
         return value
 
 
-def _distinct_snake_names(key_set: tuple[str, ...]) -> tuple[str, ...] | None:
+def distinct_snake_names(key_set: tuple[str, ...]) -> tuple[str, ...] | None:
     """The snake_case names of ``key_set`` in order; None when two keys share a name."""
     names = tuple(_NAMES.get(key) or snake_case(key) for key in key_set)
     return names if len(set(names)) == len(names) else None
 
 
-_SNAKE_NAMES = PerKeySet(_distinct_snake_names)
+_SNAKE_NAMES = PerKeySet(distinct_snake_names)
 
 
 def snake_clean(value: Any, depth: int = 0) -> Any:
@@ -120,12 +120,12 @@ def delete_path(obj: dict[str, Any], path: tuple[str, ...]) -> None:
         del parent[key]
 
 
-def _dotted_keys(key_set: tuple[str, ...]) -> tuple[str, ...]:
+def dotted_keys(key_set: tuple[str, ...]) -> tuple[str, ...]:
     """The keys to expand: with a dot, not at the start."""
     return tuple(key for key in key_set if "." in key and key[0] != ".")
 
 
-_DOTTED_KEYS = PerKeySet(_dotted_keys)
+_DOTTED_KEYS = PerKeySet(dotted_keys)
 
 
 def expand_dots(properties: dict[str, Any]) -> list[str]:
@@ -134,13 +134,29 @@ def expand_dots(properties: dict[str, Any]) -> list[str]:
     an existing value at the same path joins it in a list. Returns one message per key
     that could not be expanded (a value stands where an object is needed); those keys are
     removed, their value stays in ``event.original``."""
-    problems: list[str] = []
     key_set = tuple(properties)
     dotted = _DOTTED_KEYS.get(key_set)
     if dotted is None:
         dotted = _DOTTED_KEYS.learn(key_set)
+    return expand_keys(properties, dotted)
+
+
+_MISSING = object()
+
+
+def expanded_name(key: str) -> str | None:
+    """The top-level name a dotted key expands to, or None when it cannot be expanded."""
+    parts = key.split(".")
+    return parts[0] if len(parts) <= MAX_DEPTH and all(parts) else None
+
+
+def expand_keys(properties: dict[str, Any], dotted: tuple[str, ...]) -> list[str]:
+    """:func:`expand_dots` for the given dotted keys (those not in ``properties`` skipped)."""
+    problems: list[str] = []
     for key in dotted:
-        value = properties.pop(key)
+        value = properties.pop(key, _MISSING)
+        if value is _MISSING:
+            continue
         parts = key.split(".")
         if len(parts) > MAX_DEPTH:  # nothing may nest deeper than a whole entity may
             problems.append(

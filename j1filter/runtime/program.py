@@ -1,9 +1,11 @@
 """The per-entity runtime: the compiled program of each kind of entity, and running it.
 
-One document's path: :meth:`Runtime.program` finds the :class:`Program` for the entity's kind
-(its ``_class``, ``_type``, ``_integration_type``) and key shape in one bounded LRU cache,
-building it on a miss; the program coerces the typed raw fields in place, then its
-generated rules function writes the ECS fields.
+One document's path (:meth:`Runtime.run`): the :class:`Preparer` of the entity's raw key shape
+(the keys of its root, ``entity`` and ``properties`` objects, hashed once) writes the
+prepared entity; the :class:`Program` for its kind (its ``_class``, ``_type``,
+``_integration_type``) and prepared key shape comes from one bounded LRU cache, built on a
+miss; the program coerces the typed raw fields in place, then its generated rules function
+writes the ECS fields.
 
 Building a program: :meth:`CompiledMappings.select` picks the files and rules whose static
 conditions hold for the kind (a :class:`Selection`); the shape (the keys of the root,
@@ -32,9 +34,18 @@ from ..convert.transforms import java_string
 from ..convert.types import ANY, SAME
 from ..errors import ConfigurationError, J1FilterError, TransformError
 from ..language.spec import Expression, Path
-from .codegen import CoercionSpec, Present, absent, render
+from .codegen import CoercionSpec, Present, absent, render, render_preparer
 from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
-from .paths import delete_path, get_path
+from .paths import (
+    delete_path,
+    distinct_snake_names,
+    dotted_keys,
+    expand_dots,
+    expand_keys,
+    expanded_name,
+    get_path,
+    snake_clean,
+)
 
 RulesFn = Callable[[dict[str, Any], dict[str, Any], list[str]], None]
 Tracer = Callable[[int, str, str], None]
@@ -43,6 +54,8 @@ EMPTY: dict[str, Any] = {}
 #: The containers whose keys make up an entity's shape (root, entity, properties).
 SHAPE_CONTAINERS: tuple[Path, ...] = ((), ("entity",), ("properties",))
 DEFAULT_CACHE_SIZE = 1024
+#: Most raw key shapes whose preparation is kept (then all are forgotten, as in paths.PerKeySet).
+PREPARED_SHAPES = 1024
 
 
 # --- helpers the generated code calls ----------------------------------------------------------
@@ -380,6 +393,67 @@ class Program:
         weakref.finalize(self, linecache.cache.pop, self.filename, None)
 
 
+# --- preparation, per raw key shape ------------------------------------------------------------
+
+#: The keys of an entity's root, ``entity`` and ``properties`` objects, as they arrive.
+RawShape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+KeySets = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+class Preparer:
+    """The preparation of raw entities of one key shape: snake_case names, empty values
+    dropped, dotted property keys expanded, written out key by key (see
+    :func:`.codegen.render_preparer`). ``prepare(raw, errors)`` returns the prepared entity
+    and the bits of the names dropped as empty; :meth:`keys` turns those into the key sets
+    that :meth:`Runtime.program` specialises a rules program to."""
+
+    def __init__(self, shape: RawShape, names: KeySets):
+        self.shape, self.names = shape, names
+        self.dotted = dotted_keys(names[2])
+        (root, entity, properties), (root_names, entity_names, property_names) = shape, names
+        source = render_preparer(
+            list(zip(root, root_names)),
+            list(zip(entity, entity_names)),
+            list(zip(properties, property_names)),
+            self.dotted,
+        )
+        self.source = source.code.text()
+        namespace = dict(source.namespace, snake_clean=snake_clean, expand_keys=expand_keys)
+        filename = f"<j1filter preparer {next(_program_numbers)}>"
+        exec(compile(self.source, filename, "exec"), namespace)  # noqa: S102 - names only as repr literals
+        self.prepare: Callable[[dict[str, Any], list[str]], tuple[dict[str, Any], int]] = namespace["prepare"]
+        self._keys: dict[int, KeySets] = {}
+
+    def keys(self, dropped: int) -> KeySets:
+        """The key sets of the root, ``entity`` and ``properties`` objects of an entity
+        prepared with the names of the bits of ``dropped`` left out."""
+        found = self._keys.get(dropped)
+        if found is None:
+            if len(self._keys) >= 64:  # a shape whose values are empty in ever other ways
+                self._keys.clear()
+            found = self._keys[dropped] = self._compute_keys(dropped)
+        return found
+
+    def _compute_keys(self, dropped: int) -> KeySets:
+        bits = iter(range(10_000))  # numbered as render_preparer numbers them
+        kept: tuple[list[str], list[str], list[str]] = ([], [], [])
+        for key, name in zip(self.shape[0], self.names[0]):
+            if not dropped >> next(bits) & 1 and key != "_collection":
+                kept[0].append(name)
+            nested = {"entity": 1, "properties": 2}.get(key)
+            if nested is not None:
+                kept[nested].extend(n for n in self.names[nested] if not dropped >> next(bits) & 1)
+        properties = [name for name in kept[2] if name not in self.dotted]
+        for name in kept[2]:
+            if name in self.dotted and (top := expanded_name(name)) is not None and top not in properties:
+                properties.append(top)
+        return tuple(kept[0]), tuple(kept[1]), tuple(properties)
+
+
+#: A raw key shape that is prepared by the generic path (keys that share a snake_case name).
+_GENERIC = object()
+
+
 # --- the runtime ---------------------------------------------------------------------------------
 
 
@@ -395,6 +469,33 @@ def _text_set(value: Any, where: str, errors: list[str]) -> frozenset[str]:
     return frozenset()
 
 
+def _kind(entity: Any) -> tuple[Any, Any, Any]:
+    if entity.__class__ is not dict:
+        entity = EMPTY
+    return entity.get("_class"), entity.get("_type"), entity.get("_integration_type")
+
+
+def prepare_generic(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    """The prepared entity, for any raw entity (what a :class:`Preparer` writes out for one
+    key shape): snake_case names, no empty values, its shape checked, dotted property keys
+    expanded. Raises TooDeepError for nesting deeper than MAX_DEPTH."""
+    if "_collection" in raw:  # written by `collect`: about the collection, not the entity
+        raw = {key: value for key, value in raw.items() if key != "_collection"}
+    asset: dict[str, Any] = snake_clean(raw)
+    entity = asset.get("entity")
+    if not isinstance(entity, dict):
+        found = "nothing" if entity is None else json_kind(entity)
+        errors.append(f'entity: expected the "entity" object of a J1 entity, found {found}')
+        asset.pop("entity", None)
+    properties = asset.get("properties")
+    if isinstance(properties, dict):
+        errors.extend(expand_dots(properties))
+    elif properties is not None:
+        errors.append(f"properties: expected an object, found {json_kind(properties)}")
+        del asset["properties"]
+    return asset
+
+
 def json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -408,46 +509,100 @@ class Runtime:
     """Runs compiled mappings on prepared entities, keeping at most ``cache_size`` programs
     (least recently used first out), keyed by kind and key shape."""
 
-    def __init__(self, compiled: CompiledMappings, cache_size: int = DEFAULT_CACHE_SIZE):
+    def __init__(
+        self, compiled: CompiledMappings, cache_size: int = DEFAULT_CACHE_SIZE, specialise: bool = True
+    ):
         if cache_size < 1:
             raise ConfigurationError("the program cache needs room for at least one program")
         self.compiled = compiled
         self.cache_size = cache_size
+        #: False: every entity is prepared generically and runs the generic program of its
+        #: kind (nothing left out because of its key shape), for comparison in tests.
+        self.specialise = specialise
+        self._preparers: dict[RawShape, Preparer | object | None] = {}  # None: seen once
         self._cache: OrderedDict[Any, Program] = OrderedDict()
         # Sharing, not caching: these hold only what cache entries keep alive.
         self._selections: weakref.WeakValueDictionary[Any, Selection] = weakref.WeakValueDictionary()
         self._programs: weakref.WeakValueDictionary[Any, Program] = weakref.WeakValueDictionary()
 
+    def run(
+        self, raw: dict[str, Any], doc: dict[str, Any], errors: list[str], notes: list[str]
+    ) -> tuple[dict[str, Any], Program]:
+        """One trip for a raw entity (its ``_collection`` left out): prepared (snake_case names,
+        no empty values, dotted property keys expanded), its typed fields converted and its
+        rules' fields written into ``doc``. Returns the prepared entity and its program.
+
+        The usual entity takes the generated preparation of its raw key shape (compiled the
+        second time the shape comes, so that one-off shapes cost no compilation), then the
+        program of its kind and prepared key shape; anything else the generic preparation."""
+        entity, properties = raw.get("entity"), raw.get("properties")
+        if entity.__class__ is dict and properties.__class__ is dict and self.specialise:
+            preparer = self._preparer((tuple(raw), tuple(entity), tuple(properties)))
+            if preparer is not None:
+                asset, dropped = preparer.prepare(raw, errors)
+                program = self._lookup(
+                    asset.get("entity", EMPTY), (preparer, dropped), lambda: preparer.keys(dropped), errors
+                )
+                program.apply_rules(asset, doc, errors, notes)
+                return asset, program
+        asset = prepare_generic(raw, errors)
+        if self.specialise:
+            program = self.program(asset, errors)
+        else:
+            program = Program(self.selection(_kind(asset.get("entity")), errors), None)
+        program.apply_rules(asset, doc, errors, notes)
+        return asset, program
+
+    def _preparer(self, shape: RawShape) -> Preparer | None:
+        found = self._preparers.get(shape)
+        if found is None:  # the first entity of this shape: prepared generically, shape noted
+            if shape not in self._preparers:
+                if len(self._preparers) >= PREPARED_SHAPES:
+                    self._preparers.clear()
+                self._preparers[shape] = None
+                return None
+            root, entity, properties = (distinct_snake_names(keys) for keys in shape)
+            if root is None or entity is None or properties is None:
+                found = _GENERIC  # keys that share a snake_case name
+            elif sum(map(len, itertools.chain(*shape))) > 16_384:
+                found = _GENERIC  # a huge shape: not worth its code
+            else:
+                found = Preparer(shape, (root, entity, properties))
+            self._preparers[shape] = found
+        return None if found is _GENERIC else found  # type: ignore[return-value]
+
     def program(self, asset: dict[str, Any], errors: list[str]) -> Program:
-        """The program for a prepared entity: ``program.apply_rules(asset, doc, errors)``
-        converts its typed raw fields in place, then writes the rules' fields into ``doc``."""
+        """The program for an entity prepared generically (see :func:`prepare_generic`)."""
         entity = asset.get("entity")
         if entity.__class__ is not dict:
             entity = EMPTY
         properties = asset.get("properties")
-        classes, types, integration = kind = (
-            entity.get("_class"),
-            entity.get("_type"),
-            entity.get("_integration_type"),
-        )
         keys = (tuple(asset), tuple(entity), tuple(properties) if properties.__class__ is dict else ())
+        return self._lookup(entity, keys, lambda: keys, errors)
+
+    def _lookup(
+        self, entity: dict[str, Any], shape: Any, keys: Callable[[], KeySets], errors: list[str]
+    ) -> Program:
+        """The program for the kind of ``entity`` and the prepared key sets that ``shape``
+        stands for (``keys()`` gives them), from the cache or built."""
+        classes, types, integration = kind = _kind(entity)
         key = (
             tuple(classes) if classes.__class__ is list else classes,
             tuple(types) if types.__class__ is list else types,
             tuple(integration) if integration.__class__ is list else integration,
-            keys,
+            shape,
         )
         try:
             program = self._cache[key]
         except KeyError:
             pass
         except TypeError:  # unhashable, e.g. an object as _class: reported below, not cached
-            return self._build(kind, keys, errors)
+            return self._build(kind, keys(), errors)
         else:
             self._cache.move_to_end(key)
             return program
         problems: list[str] = []
-        program = self._build(kind, keys, problems)
+        program = self._build(kind, keys(), problems)
         if problems:
             errors.extend(problems)  # not cached: each such entity reports its problem
             return program
@@ -481,24 +636,19 @@ class Runtime:
 
     def explain(
         self,
-        asset: dict[str, Any],
+        raw: dict[str, Any],
         doc: dict[str, Any],
         errors: list[str],
         trace: Tracer,
         notes: list[str] | None = None,
-    ) -> Program:
-        """Coerce and write as the filter does, with a generic program (every rule of the
+    ) -> tuple[dict[str, Any], Program]:
+        """:meth:`run` with the generic preparation and a generic program (every rule of the
         kind emitted) that reports each rule's outcome to ``trace``. Not cached."""
-        entity = asset.get("entity")
-        if entity.__class__ is not dict:
-            entity = EMPTY
-        selection = self.selection(
-            (entity.get("_class"), entity.get("_type"), entity.get("_integration_type")), errors
-        )
-        program = Program(selection, None, trace=True)
+        asset = prepare_generic(raw, errors)
+        program = Program(self.selection(_kind(asset.get("entity")), errors), None, trace=True)
         program.apply_rules.__globals__["trace"] = trace
         program.apply_rules(asset, doc, errors, notes)
-        return program
+        return asset, program
 
     def cached_programs(self) -> list[Program]:
         """The distinct programs in the cache, most recently used last."""

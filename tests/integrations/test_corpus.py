@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from j1filter.cli.explain import ENGINE_FIELDS
-from j1filter.stream import map_line
+from j1filter.protocol import map_line
 
 from ..conftest import REPO, field_problems, flatten, text_diff
 
