@@ -19,6 +19,19 @@ public final class TestNode {
                 e.printStackTrace();
             }
         }));
+        // The test process holds our stdin open: when it ends, however it ends, so does the node.
+        final Thread orphanWatch = new Thread(() -> {
+            try {
+                while (System.in.read() != -1) {
+                    // nothing is ever written; only the end of the stream matters
+                }
+            } catch (final java.io.IOException e) {
+                // a broken pipe is an end too
+            }
+            System.exit(0);
+        });
+        orphanWatch.setDaemon(true);
+        orphanWatch.start();
         runner.onBuild((index, settings) -> {
             settings.putList("node.roles", "cluster_manager", "data", "ingest");
             settings.put("network.host", "127.0.0.1");
