@@ -16,19 +16,18 @@ was mapped.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import orjson
 
 from ._meta import ECS_VERSION, ERROR_TAG, EVENT_MODULE
+from .io.jsontext import escape_surrogates, json_bytes, json_text
 from .runtime.mapper import Mapper
 from .runtime.program import Tracer
 
 #: Longest exception text or GraphQL error quoted in an error message.
 _MAX_QUOTE = 1000
-_SURROGATE = re.compile("[\ud800-\udfff]")
 #: Envelope fields Logstash adds when it hands over an entity as the event itself.
 _ENVELOPE_KEYS = frozenset(("@timestamp", "@version", "tags"))
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
@@ -93,58 +92,6 @@ def _decode(line: bytes) -> str:
         return line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadLine("invalid_utf8", f"invalid UTF-8 at byte {exc.start}") from None
-
-
-# --- JSON text of parsed values ------------------------------------------------------------------
-
-
-def escape_surrogates(text: str) -> str:
-    """``text`` with each unpaired UTF-16 surrogate (which UTF-8 cannot carry) written as its
-    ``\\uXXXX`` escape: inside JSON text, the same value; elsewhere, visible."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
-
-
-def json_bytes(value: Any) -> bytes:
-    """Compact JSON of a parsed value, UTF-8: the lines ``collect`` writes. Never fails on
-    what :func:`parse_json` or the standard library returns: nesting orjson refuses (over 254
-    levels) is rendered without recursion, unpaired surrogates are escaped, integers beyond
-    64 bits written out."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # orjson.JSONEncodeError: too deep, surrogates, an integer beyond 64 bits
-        return escape_surrogates("".join(_render(value))).encode()
-
-
-def json_text(value: Any) -> str:
-    """:func:`json_bytes` as text, for ``event.original``."""
-    return json_bytes(value).decode()
-
-
-def _render(value: Any) -> list[str]:
-    """JSON text pieces of ``value``, depth-first with an explicit stack (no recursion)."""
-    encode = json.encoder.encode_basestring
-    parts: list[str] = []
-    stack: list[tuple[bool, Any]] = [(False, value)]  # (is literal text, item)
-    while stack:
-        literal, item = stack.pop()
-        if literal:
-            parts.append(item)
-        elif isinstance(item, dict):
-            todo: list[tuple[bool, Any]] = [(True, "{")]
-            for n, (key, child) in enumerate(item.items()):
-                todo += [(True, ("," if n else "") + encode(str(key)) + ":"), (False, child)]
-            stack.extend(reversed(todo + [(True, "}")]))
-        elif isinstance(item, list):
-            todo = [(True, "[")]
-            for n, child in enumerate(item):
-                todo += [(True, ",")] if n else []
-                todo.append((False, child))
-            stack.extend(reversed(todo + [(True, "]")]))
-        elif isinstance(item, str):
-            parts.append(encode(item))
-        else:
-            parts.append(json.dumps(item))
-    return parts
 
 
 def _quote(value: Any) -> str:

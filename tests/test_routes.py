@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from j1filter import Mapper, Options, compile_mappings
 from j1filter.collect.checkpoint import CollectionPlan
 from j1filter.collect.collector import _Renderer
-from j1filter.protocol import encode_value, json_bytes
+from j1filter.io.jsontext import json_bytes
+from j1filter.protocol import encode_value
 from j1filter.stream import run
 
 from .conftest import FIXED_TIME

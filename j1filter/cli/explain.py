@@ -17,10 +17,11 @@ from typing import Any
 
 import orjson
 
+from ..io.jsontext import json_text
 from ..io.output import LineWriter
 from ..io.stops import EXIT_OK
 from ..language.spec import Condition
-from ..protocol import Unit, json_text, line_units, map_unit
+from ..protocol import Unit, line_units, map_unit
 from ..runtime.codegen import CONDITION, FIRED
 from ..runtime.compiler import CompiledMappings, CompiledRule, EntityKind, static_match
 from ..runtime.mapper import Mapper

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from ..errors import J1FilterError
+from ..io.jsontext import json_bytes
 from ..io.output import LineWriter, plural
 from ..io.stops import GUARD
 from ._timestamps import iso_from_ms, timestamp_ms
@@ -33,7 +34,6 @@ from .checkpoint import (
 )
 from .client import ClientStats, J1Client
 from .files import DEFAULT_FILE_MODE
-from .jsontext import dumps_any as _ndjson
 from .secrets import escape_controls
 from .spool import SpoolOutput
 
@@ -248,14 +248,14 @@ class _Renderer:
             "snapshot": iso_from_ms(plan.snapshot_ms),
         }
         self._mapper = mapper
-        from ..protocol import encode_value, json_bytes  # imported here: the mappings only with --map
+        from ..protocol import encode_value  # imported here: the mappings only with --map
 
-        self._encode_value, self._json_bytes = encode_value, json_bytes
+        self._encode_value = encode_value
 
     def line(self, item: dict[str, Any], where: str) -> bytes:
         value = dict(item, _collection=self._meta)
         if self._mapper is None:
-            return self._json_bytes(value) + b"\n"
+            return json_bytes(value) + b"\n"
         return b"".join(doc + b"\n" for doc, _ in self._encode_value(self._mapper, value, where))
 
     def failed(self, item: object, where: str, error: Exception) -> bytes:
@@ -263,12 +263,12 @@ class _Renderer:
         message = f"{where}: cannot write this entity as collected ({describe(error)})"
         kept = _kept_fields(item)
         if self._mapper is not None:
-            original = _ndjson_or_none(item)
+            original = _json_or_none(item)
             doc = self._mapper.error_document(
-                original.decode() if original else _ndjson(kept).decode(), [message]
+                original.decode() if original else json_bytes(kept).decode(), [message]
             )
-            return _ndjson(doc) + b"\n"
-        return _ndjson(dict(kept, _collection=self._meta, error={"message": [message]})) + b"\n"
+            return json_bytes(doc) + b"\n"
+        return json_bytes(dict(kept, _collection=self._meta, error={"message": [message]})) + b"\n"
 
 
 def describe(error: BaseException) -> str:
@@ -304,9 +304,9 @@ def _kept_fields(item: object) -> dict[str, Any]:
     return kept
 
 
-def _ndjson_or_none(value: object) -> bytes | None:
+def _json_or_none(value: object) -> bytes | None:
     try:
-        return _ndjson(value)
+        return json_bytes(value)
     except Exception:  # noqa: BLE001 - the caller keeps what it can instead
         return None
 

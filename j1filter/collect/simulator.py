@@ -58,8 +58,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ..io.jsontext import json_bytes
 from ._timestamps import iso_from_ms, timestamp_ms
-from .jsontext import dumps_any
 from .transport import Request, Response, Retryable
 
 log = logging.getLogger("j1filter.simulator")
@@ -139,7 +139,7 @@ class JobFailed(Exception):
 
 def _json_reply(status: int, document: object, headers: dict[str, str] | None = None) -> Reply:
     # integers beyond 64 bits, lone surrogates, any depth: what J1 data may hold
-    return Reply(status, dumps_any(document), headers=headers or {})
+    return Reply(status, json_bytes(document), headers=headers or {})
 
 
 @dataclass

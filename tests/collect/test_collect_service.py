@@ -197,14 +197,14 @@ def test_one_hostile_entity_becomes_one_error_document_and_its_page_goes_on(
     from collect_helpers import make_entities
     from scripted_server import ScriptedServer
 
-    from j1filter.collect.jsontext import dumps_any
+    from j1filter.io.jsontext import json_bytes
 
     deep: object = "x"
     for _ in range(990):
         deep = [deep]
     items = make_entities(3)
     items[1]["properties"]["x"] = deep
-    body = dumps_any({"data": {"queryV1": {"type": "list", "data": items, "cursor": None}}})
+    body = json_bytes({"data": {"queryV1": {"type": "list", "data": items, "cursor": None}}})
     with ScriptedServer(lambda request: (200, body)) as server:
         result = collect("--endpoint", server.url, "--no-deferred", *(["--map"] if mapped else []))
     assert result.code == 0, result.stderr

@@ -25,11 +25,11 @@ from simulated_time import simulated, simulated_client
 
 from j1filter.collect.client import ConnectionSettings, J1Client
 from j1filter.collect.collector import CollectOptions, Collector, _RecentIds
-from j1filter.collect.jsontext import dumps_any
 from j1filter.collect.pacing import RetryPolicy
 from j1filter.collect.secrets import Secret
 from j1filter.collect.service import Clock, collect_forever
 from j1filter.collect.transport import Request, Response
+from j1filter.io.jsontext import json_bytes
 from tests.test_hostile_input import HOSTILE
 
 FULL_SWEEP = os.environ.get("J1FILTER_FULL_SWEEP") == "1"
@@ -123,7 +123,7 @@ class MutatingTransport:
             return response
         self.done = True
         mutated = set_at(document, self._mutation.path, copy.deepcopy(HOSTILE[self._mutation.value]))
-        return replace(response, body=dumps_any(mutated))
+        return replace(response, body=json_bytes(mutated))
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ class Node:
         process = subprocess.Popen(
             [java, f"-Xms{HEAP}", f"-Xmx{HEAP}", "-cp", f"{classes}{os.pathsep}{lib}/*", MAIN_CLASS,
              "-basePath", str(base), "-numOfNode", "1", "-baseHttpPort", str(BASE_HTTP_PORT)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         log.close()
         node = cls(process, base, 0, 0.0)
@@ -242,6 +242,4 @@ class Node:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
-        if self.process.stdin is not None:
-            self.process.stdin.close()
         shutil.rmtree(self.base, ignore_errors=True)

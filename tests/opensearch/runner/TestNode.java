@@ -19,14 +19,15 @@ public final class TestNode {
                 e.printStackTrace();
             }
         }));
-        // The test process holds our stdin open: when it ends, however it ends, so does the node.
+        // When the test process that started us ends, however it ends, so does the node.
+        final ProcessHandle testProcess = ProcessHandle.current().parent().orElseThrow();
         final Thread orphanWatch = new Thread(() -> {
-            try {
-                while (System.in.read() != -1) {
-                    // nothing is ever written; only the end of the stream matters
+            while (testProcess.isAlive()) {
+                try {
+                    Thread.sleep(1000);
+                } catch (final InterruptedException e) {
+                    return;
                 }
-            } catch (final java.io.IOException e) {
-                // a broken pipe is an end too
             }
             System.exit(0);
         });
