@@ -184,6 +184,31 @@ def test_the_dedupe_window_holds_digests_whatever_the_ids() -> None:
     assert held <= 100 * _RecentIds.ENTRY_BYTES, held
 
 
+def _read_request(connection: socket.socket) -> bytes:
+    """One HTTP request, headers and body (by its Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def test_a_content_length_that_is_no_number_is_not_a_crash() -> None:
     """`²` is a digit to str.isdigit(), not to int(): the answer is read as if none was sent."""
     body = orjson.dumps({"data": {"queryV1": {"type": "list", "data": make_entities(1), "cursor": None}}})
@@ -192,7 +217,7 @@ def test_a_content_length_that_is_no_number_is_not_a_crash() -> None:
     def serve() -> None:
         connection, _ = server.accept()
         with connection:
-            connection.recv(65536)
+            _read_request(connection)  # all of it: closing on unread bytes would reset the connection
             connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\nConnection: close\r\n\r\n" + body)
 
     thread = threading.Thread(target=serve, daemon=True)
