@@ -114,7 +114,8 @@ class World:
 
     # -- the pipeline -----------------------------------------------------------------
 
-    def collect(self) -> None:
+    def collected_documents(self) -> list[dict[str, Any]]:
+        """One collection, `collect | j1filter` as the shipped pipeline runs it: its documents."""
         summary = self.collector.collect_once()
         self.kinds[summary.kind] += 1
         lines = self.out.getvalue()
@@ -123,8 +124,10 @@ class World:
         mapped = io.BytesIO()
         stats = filter_stream(io.BytesIO(lines), mapped, self.mapper, line_buffered=True)
         assert not stats.errors, stats.summary()
-        for line in mapped.getvalue().splitlines():
-            doc = orjson.loads(line)
+        return [orjson.loads(line) for line in mapped.getvalue().splitlines()]
+
+    def collect(self) -> None:
+        for doc in self.collected_documents():
             if self.stream.create(doc):
                 self.transform.ingest(doc)
 

@@ -14,7 +14,6 @@ now by severity, source and host) are answered by aggregations and compared with
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
@@ -32,7 +31,6 @@ from node import REPO, Client, Node
 from j1filter.assets import Names, render, write
 from j1filter.assets.names import parse_duration
 from j1filter.collect._timestamps import iso_from_ms as _iso
-from j1filter.stream import run as filter_stream
 
 sys.path.insert(0, str(REPO / "tests" / "collect"))
 import test_current_state as es_side
@@ -78,15 +76,7 @@ class OpenSearchWorld(es_side.World):
         self.next_index += 1
 
     def collect(self) -> None:
-        summary = self.collector.collect_once()
-        self.kinds[summary.kind] += 1
-        lines = self.out.getvalue()
-        self.out.seek(0)
-        self.out.truncate()
-        mapped = io.BytesIO()
-        stats = filter_stream(io.BytesIO(lines), mapped, self.mapper, line_buffered=True)
-        assert not stats.errors, stats.summary()
-        docs = [orjson.loads(line) for line in mapped.getvalue().splitlines()]
+        docs = self.collected_documents()
         for doc in docs:  # what Logstash's `pipe` input does to the data_stream fields: nothing
             doc["data_stream"]["namespace"] = NAMES.namespace
         self.last_batch = docs
