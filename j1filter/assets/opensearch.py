@@ -156,27 +156,15 @@ def source_template(names: Names) -> JsonObject:
 
 def current_template(names: Names) -> JsonObject:
     """The current-state indices: regular indices (not data streams: only they take external
-    versions), the same mappings, event.ingested stamped by the same final pipeline."""
-    return {
-        "index_patterns": [f"{names.latest_template}-*"],
-        "priority": PRIORITY,
-        "composed_of": [names.ecs_component, names.jupiter_one_component],
-        "template": {
-            "settings": {
-                "index": {
-                    "default_pipeline": "_none",
-                    "final_pipeline": names.final_pipeline,
-                    "mapping": {"total_fields": {"limit": es.TOTAL_FIELDS_LIMIT}},
-                }
-            },
-            "mappings": {"properties": _data_stream_keywords()},
-        },
-        "_meta": {
-            **es.MANAGED,
-            "description": "Current state: one document per J1 entity, _id = event.id, "
-            "version = collection time (external_gte)",
-        },
-    }
+    versions), the same mappings, event.ingested stamped by the same final pipeline.
+    Elasticsearch's latest-index template, but written by Logstash rather than a transform."""
+    body = copy.deepcopy(es.latest_template(names))
+    body["template"]["settings"]["index"]["final_pipeline"] = names.final_pipeline
+    body["template"]["mappings"] = {"properties": _data_stream_keywords()}
+    body["_meta"]["description"] = (
+        "Current state: one document per J1 entity, _id = event.id, version = collection time (external_gte)"
+    )
+    return body
 
 
 def current_index(names: Names) -> JsonObject:
