@@ -9,15 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from node import HEAP, Client, Node, NodeUnavailable, runner_jars
-
-#: Figures measured in this session, printed at the end of the run.
-FIGURES: dict[str, str] = {}
-
-
-def verdict(exc: NodeUnavailable, in_ci: bool) -> str:
-    """ "skip" only for a missing Java or Maven outside CI; anything else fails the run."""
-    return "skip" if exc.missing_tool and not in_ci else "fail"
+from node import FIGURES, HEAP, Client, Node, NodeUnavailable, runner_jars, verdict
 
 
 @pytest.fixture(scope="session")

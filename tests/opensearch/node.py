@@ -44,6 +44,16 @@ class NodeUnavailable(RuntimeError):
         self.missing_tool = missing_tool
 
 
+#: Figures measured in this session, printed at the end of the run (conftest.py). They live
+#: here, not in conftest.py: another test folder's conftest module has the same name.
+FIGURES: dict[str, str] = {}
+
+
+def verdict(exc: NodeUnavailable, in_ci: bool) -> str:
+    """ "skip" only for a missing Java or Maven outside CI; anything else fails the run."""
+    return "skip" if exc.missing_tool and not in_ci else "fail"
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:

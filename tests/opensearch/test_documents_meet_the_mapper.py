@@ -33,7 +33,6 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import FIGURES
 from corpus import Corpus
 from engine import (
     OPENSEARCH_CONF,
@@ -47,7 +46,7 @@ from engine import (
     mapped_types,
     refresh,
 )
-from node import REPO, Client, Node
+from node import FIGURES, REPO, Client, Node
 
 from j1filter.assets import Names, render, write
 from j1filter.runtime.compiler import compile_mappings

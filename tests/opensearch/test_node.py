@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import verdict
-from node import RUNNER_VERSION, Client, NodeUnavailable, runner_jars
+from node import RUNNER_VERSION, Client, NodeUnavailable, runner_jars, verdict
 
 
 def test_the_node_is_a_real_opensearch_with_ingest_and_painless(opensearch: Client) -> None:
