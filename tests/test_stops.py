@@ -203,3 +203,30 @@ def _processes_with(text: bytes) -> list[str]:
         except OSError:  # not a process, or gone meanwhile
             continue
     return found
+
+
+def test_workers_stopped_while_waiting_for_input_exit_with_the_signals_code():
+    """The reader thread waits in a read when SIGTERM comes: the process still ends 143 (a
+    buffered stdin's lock held there made the interpreter abort with SIGABRT, 5 runs of 5)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "j1filter", "--workers", "2", "-q"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        proc.stdin.write((REPO / "j1filter" / "samples" / "entities.ndjson").read_bytes())
+        proc.stdin.flush()  # stdin stays open: the reader waits for more
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert rc == 143, f"exit code {rc}; stderr: {stderr}"
+    assert "Fatal Python error" not in stderr

@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from .._meta import ECS_VERSION, __version__
 from ..errors import ConfigurationError, DataError, J1FilterError, MappingError, RemoteError, UsageError
@@ -238,6 +239,17 @@ TERMINAL_HINT = (
 )
 
 
+def _open_input(path: str | None, *, unbuffered: bool) -> BinaryIO:
+    """FILE or stdin. Unbuffered for --workers: their reader thread may still wait in a read
+    when a stop signal ends the process, and a buffered reader's lock held then makes the
+    interpreter abort at shutdown (SIGABRT instead of 128 + N)."""
+    if path:
+        return open(path, "rb", buffering=0 if unbuffered else -1)
+    if unbuffered:
+        return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    return sys.stdin.buffer
+
+
 def filter_main(argv: Sequence[str]) -> int:
     from ..io.output import Progress
     from ..stream import run
@@ -248,7 +260,7 @@ def filter_main(argv: Sequence[str]) -> int:
     if problems:
         raise UsageError("\n".join(problems))
     mapper = mapper_from_args(args)
-    source = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115 - closed below
+    source = _open_input(args.input, unbuffered=args.workers > 1)
     try:
         errors_sink = open(args.errors_file, "ab") if args.errors_file else None  # noqa: SIM115 - closed below
     except OSError:
