@@ -123,12 +123,17 @@ CASES = {
         ("010.0.0.1", ERR),
         ("host.example.com", ERR),
         (3232235777, ERR),
+        # The longest text that is an address; one more character is none, without a parse.
+        ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+        ("0ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", ERR),
+        (" 2001:db8::1%" + "a" * 80, "2001:db8::1"),  # a long zone id is dropped first
     ],
     "only_ips": [
         ("192.0.2.7", "192.0.2.7"),
         ("web-01.example.com", None),
         ("2001:db8::7", "2001:db8::7"),
         (12, None),
+        ("arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60718", None),
     ],
     "string": [(1, "1"), (1.0, "1.0"), (1e10, "1.0E10"), (True, "true"), ("x", "x"), (1.5e-5, "1.5E-5")],
     "lowercase": [("INFO", "info"), (True, "true")],

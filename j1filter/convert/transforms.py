@@ -179,28 +179,42 @@ def boolean_transform() -> ValueFn:
 
 
 _IP_CACHE: dict[str, str | None] = {}  # value -> canonical form, or None when invalid
+_UNKNOWN = object()
+#: The longest text ipaddress reads as an address (zone id dropped): IPv6 with every group
+#: written out and an IPv4 tail, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".
+_MAX_IP_TEXT = 45
 
 
-def canonical_ip(value: Any) -> str:
-    """IPv4 unchanged, IPv6 in RFC 5952 form (zone id dropped); raises TransformError."""
-    if not isinstance(value, str):
-        raise TransformError(f"[{java_string(value)}] is not an IP string literal")
-    try:
-        result = _IP_CACHE[value]
-    except KeyError:
+def ip_or_none(value: Any) -> str | None:
+    """IPv4 unchanged, IPv6 in RFC 5952 form (zone id dropped); None for anything else."""
+    if value.__class__ is not str and not isinstance(value, str):
+        return None
+    result = _IP_CACHE.get(value, _UNKNOWN)
+    if result is _UNKNOWN:
         result = _parse_ip(value)
         if len(value) <= 64:  # an IPv6 literal with a zone id fits; longer text is not kept
             if len(_IP_CACHE) > 100_000:
                 _IP_CACHE.clear()
             _IP_CACHE[value] = result
+    return result  # type: ignore[return-value]
+
+
+def canonical_ip(value: Any) -> str:
+    """:func:`ip_or_none`, raising TransformError for what is not an IP literal."""
+    result = ip_or_none(value)
     if result is None:
+        if not isinstance(value, str):
+            raise TransformError(f"[{java_string(value)}] is not an IP string literal")
         raise TransformError(f"'{value}' is not an IP string literal.")
     return result
 
 
 def _parse_ip(text: str) -> str | None:
+    text = text.strip().split("%", 1)[0]
+    if len(text) > _MAX_IP_TEXT:  # no address: said without the cost of ipaddress's exception
+        return None
     try:
-        address = ipaddress.ip_address(text.strip().split("%", 1)[0])
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
     if address.version == 6 and address.ipv4_mapped is not None:
@@ -224,14 +238,7 @@ def string_transform() -> ValueFn:
 def only_ips_transform() -> ValueFn:
     """Keep valid IP addresses (canonicalised) and silently drop anything else, for lists
     that mix IPs with host names or ids (e.g. scanner ``targets``)."""
-
-    def only_ip(value: Any) -> Any:
-        try:
-            return canonical_ip(value)
-        except TransformError:
-            return None
-
-    return only_ip
+    return ip_or_none
 
 
 # --- text ------------------------------------------------------------------------------------
