@@ -85,6 +85,7 @@ class ProgramSource:
         self.code = Code()
         self.namespace: dict[str, Any] = {}
         self.parents: dict[Path, str] = {}  # output parent path -> the local holding it
+        self.memos: dict[int, str] = {}  # rule index -> the local sharing its first step's value
 
     def const(self, name: str, value: Any) -> str:
         self.namespace[name] = value
@@ -249,7 +250,11 @@ def _emit_rule(
             )
         for n, step in enumerate(compiled.steps):
             fn = src.const(f"T{i}_{n}", step.fn)
-            if n == 0:
+            if n == 0 and (memo := src.memos.get(i)) is not None:
+                # Another rule reads the same source through the same first step: computed once.
+                code.line(f"if {memo} is UNSET: {memo} = {_applied(fn, step.per_item)}")
+                code.line(f"v = {memo}.copy() if {memo}.__class__ is list else {memo}")
+            elif n == 0:
                 code.line(_call(fn, step.per_item))
             else:
                 with code.block("if v is not None:"):
@@ -269,7 +274,35 @@ def _emit_rule(
 
 def _call(fn: str, per_item: bool) -> str:
     """``v = fn(v)``; a per-item function maps the items of a list (a scalar needs no helper)."""
-    return f"v = map_items({fn}, v) if v.__class__ is list else {fn}(v)" if per_item else f"v = {fn}(v)"
+    return f"v = {_applied(fn, per_item)}"
+
+
+def _applied(fn: str, per_item: bool) -> str:
+    return f"map_items({fn}, v) if v.__class__ is list else {fn}(v)" if per_item else f"{fn}(v)"
+
+
+def shared_first_steps(rules: Sequence[CompiledRule]) -> dict[int, str]:
+    """The rules (by index) whose first step another of ``rules`` also applies to the same
+    source, each with the local that keeps that step's value for the rest of the entity's
+    rules. Rules never change the entity, and a shared step is a pure built-in transform, so
+    its value is the same whichever rule computes it first; each rule takes a copy of a list,
+    so that no rule's write or append changes what the others get."""
+    groups: dict[Any, list[int]] = {}
+    for compiled in rules:
+        rule = compiled.rule
+        if (
+            compiled.steps
+            and compiled.steps[0].shared is not None
+            and rule.source_kind != "value"
+            and not any(isinstance(s, Expression) for s in rule.sources)
+        ):
+            key = (rule.source_kind, rule.sources, compiled.steps[0].shared)
+            groups.setdefault(key, []).append(compiled.index)
+    memos: dict[int, str] = {}
+    for indices in groups.values():
+        if len(indices) > 1:
+            memos.update(dict.fromkeys(indices, f"m{len(set(memos.values()))}"))
+    return memos
 
 
 #: The local holding each shape container in the generated function.
@@ -325,6 +358,8 @@ def render(
             for container, keys in present.items()
         }
     )
+    emitted = [compiled for compiled, _ in rules if not skipped(compiled, present, fixed)]
+    body.memos = src.memos = shared_first_steps(emitted)
     for compiled, result in rules:
         if not skipped(compiled, present, fixed):
             _emit_rule(body, compiled, present, fixed, result)
@@ -339,6 +374,8 @@ def render(
         src.code.line("if E.__class__ is not dict: E = EMPTY")
         if src.parents:
             src.code.line(" = ".join(src.parents.values()) + " = None")
+        if src.memos:
+            src.code.line(" = ".join(sorted(set(src.memos.values()))) + " = UNSET")
     src.code.lines.extend(body.code.lines)
     return src
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from ..convert.coerce import Coercer, coercer
 from ..convert.registry import TransformRegistry
-from ..convert.types import ANY, SAME, wider
+from ..convert.transforms import TRANSFORMS, Transform
+from ..convert.types import ANY, SAME, ValueType, wider
 from ..ecs import ecs_fields, field_type
 from ..errors import MappingError, ParameterError, Problem
 from ..language.check import (
@@ -58,6 +59,9 @@ class Step:
     name: str
     fn: ValueFn
     per_item: bool
+    #: Equal for steps that compute the same function of their value: a built-in transform
+    #: (pure) with the same parameters, whose result is no object. None: not to be shared.
+    shared: Any = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,8 @@ class CompiledMappings:
                 problems.append(Problem(*_at(call), "transform", f"unknown transform '{call.name}'"))
                 continue
             try:
-                steps.append(Step(call.name, bind_step(entry, call.params), entry.per_item))
+                fn = bind_step(entry, call.params)
+                steps.append(Step(call.name, fn, entry.per_item, _shared_key(entry, call)))
             except (TypeError, ValueError, ParameterError) as exc:
                 problems.append(Problem(*_at(call), "transform", f"transform '{call.name}': {exc}"))
         return tuple(steps)
@@ -228,6 +233,13 @@ def compile_files(
     if problems:
         raise MappingError(problems)
     return CompiledMappings(checked)
+
+
+def _shared_key(entry: Transform, call: TransformCall) -> Any:
+    """What makes two calls compute the same values (see Step.shared), or None."""
+    if TRANSFORMS.get(call.name) is not entry or entry.result_type(call.params) == ValueType.OBJECT:
+        return None
+    return call.name, repr(sorted(plain(call.params).items()))
 
 
 def _at(call: TransformCall) -> tuple[str, int, int]:

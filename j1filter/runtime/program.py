@@ -151,6 +151,7 @@ def failure(label: str, exc: BaseException) -> str:
 
 _NAMESPACE = {
     "EMPTY": EMPTY,
+    "UNSET": object(),  # a shared step's value not computed yet (see codegen.shared_first_steps)
     "EMPTIABLE": frozenset((str, list, dict)),
     "get_path": get_path,
     "delete_path": delete_path,
