@@ -67,6 +67,10 @@ CASES = {
         ({"id": "CVE-2021-4", "n": 2021}, None),
         ("CVE-2023-4863", "CVE-2023-4863"),  # one id as text
         (7, None),
+        ({"x": "\tcVe-2021-44228\n", "n": 1}, "CVE-2021-44228"),  # any case, blanks JSON escapes
+        # Values that are not JSON as they are (the quick check cannot write them) are walked.
+        ({"x": "CVE-2021-44228", "text": "\ud800"}, "CVE-2021-44228"),
+        ({"x": ["CVE-2021-44228"], "n": 2**70}, "CVE-2021-44228"),
     ],
     "capitalize": [("sonarqube", "Sonarqube"), ("x", "X"), ("", None), (7, "7")],
     "long": [

@@ -20,6 +20,8 @@ from decimal import Decimal
 from math import isfinite
 from typing import Any
 
+import orjson
+
 from ..errors import ParameterError, TransformError
 from . import commandline, dates, urls
 from .limits import MAX_NUMBER_TEXT, bounded
@@ -502,6 +504,21 @@ def _scan_cve_values(value: Any, found: list[str], budget: list[int]) -> None:
             _scan_cve_values(item, found, budget)
 
 
+def _may_hold_cve_ids(value: Any) -> bool:
+    """False when no text in ``value`` can hold a CVE id: its JSON text has no ``cve-`` in any
+    case (orjson writes letters, digits and hyphens as they are, never escaped). Cheaper than
+    the walk for the usual object holding none; larger texts are simply walked."""
+    try:
+        text = orjson.dumps(value)
+    except TypeError:  # not JSON as it is (unpaired surrogates, huge integers): walked
+        return True
+    return len(text) > _PREFILTER_BYTES or b"cve-" in text.lower()
+
+
+#: Largest JSON text :func:`_may_hold_cve_ids` lowercases (a copy) rather than walking the value.
+_PREFILTER_BYTES = 1 << 20
+
+
 @transform("cve_ids", result=ValueType.KEYWORD)
 def cve_ids_transform() -> ValueFn:
     """CVE ids held as values anywhere in an object or a list, under any key (``cveTags``,
@@ -511,6 +528,8 @@ def cve_ids_transform() -> ValueFn:
     10,000 values are looked at and 100 ids returned."""
 
     def cve_ids(value: Any) -> Any:
+        if not _may_hold_cve_ids(value):
+            return None
         found: list[str] = []
         _scan_cve_values(value, found, [MAX_SCANNED_VALUES])
         return found[0] if len(found) == 1 else found[:MAX_CVE_IDS] or None
