@@ -164,7 +164,7 @@ def value_units(value: Any, text: str, where: str, tags: Tags = ()) -> list[Unit
             tags = list(tags) + _tag_list(value.get("tags"))
             value = {k: v for k, v in value.items() if k not in _ENVELOPE_KEYS}
             text = json_text(value)
-    return [Unit(text, where, tags, entity=value)]
+    return [Unit(text, where, tags, value)]  # positional: a usual line's unit, built cheaply
 
 
 def _is_ecs_document(value: dict[str, Any]) -> bool:
@@ -267,7 +267,7 @@ def encode_line(mapper: Mapper, line: bytes, where: str) -> list[Encoded]:
     The last-resort guard: whatever goes wrong anywhere in the line's handling, the line
     becomes one error document carrying it."""
     try:
-        return [encode(mapper, result, where) for result in map_line(mapper, line, where)]
+        return [encode(mapper, map_unit(mapper, unit), where) for unit in line_units(line, where)]
     except Exception as exc:  # noqa: BLE001 - a stream never stops for data
         return [_unexpected(mapper, line.decode("utf-8", "backslashreplace"), where, exc)]
 
