@@ -37,6 +37,7 @@ from ..language.spec import Expression, Path
 from .codegen import CoercionSpec, Present, absent, render, render_preparer
 from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
 from .paths import (
+    PerKeySet,
     delete_path,
     distinct_snake_names,
     dotted_keys,
@@ -198,6 +199,14 @@ class FieldTable:
     exact: dict[str, Coercion] = field(default_factory=dict)
     patterns: list[tuple[re.Pattern[str], Coercion]] = field(default_factory=list)
     memo: dict[str, Coercion | None] = field(default_factory=dict)
+    #: Per key set of a container: its keys that have a coercion, in order, with it.
+    plans: PerKeySet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.plans = PerKeySet(self.plan)
+
+    def plan(self, keys: tuple[str, ...]) -> tuple[tuple[str, Coercion], ...]:
+        return tuple((key, found) for key in keys if (found := self.lookup(key)) is not None)
 
     def lookup(self, key: str) -> Coercion | None:
         try:
@@ -259,11 +268,11 @@ def coerce_tables(
         container = get_path(asset, container_path) if container_path else asset
         if container.__class__ is not dict:
             continue
-        for key in list(container):  # a copy: a failed coercion removes its key
-            found = table.lookup(key)
-            if found is not None:
-                problems = errors if found.compiled.demotes else notes
-                _apply_coercion(asset, container, container_path, key, found, problems)
+        keys = tuple(container)  # a copy: a failed coercion removes its key
+        plan = table.plans.get(keys)
+        for key, found in table.plans.learn(keys) if plan is None else plan:
+            problems = errors if found.compiled.demotes else notes
+            _apply_coercion(asset, container, container_path, key, found, problems)
 
 
 # --- selections and programs ------------------------------------------------------------------
