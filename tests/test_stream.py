@@ -245,6 +245,36 @@ def test_dot_expansion_conflict_is_an_error_not_a_crash(mapper):
     assert any("cannot expand [tag.owner]" in m for m in doc["error"]["message"])
 
 
+def test_dotted_keys_expand_alike_on_the_generic_and_the_generated_path(mapper):
+    """The first entity of a key shape is prepared generically, the next ones by the code
+    generated for the shape: the same expansions, merges and problems either way."""
+    deep = ".".join(["d"] * 70)
+    properties = {
+        "tag": "x",
+        "tag.Owner": "me",  # blocked: tag holds a value
+        "a..b": 1,  # an empty segment
+        deep: 2,  # deeper than an entity may be
+        "port.port": 443,
+        "port.protocol": "TCP",
+        "list": [1],
+        "x.y.z": 3,
+    }
+    entity = {"id": "d", "entity": {"_class": ["Finding"]}, "properties": properties}
+    line = json.dumps(entity).encode()
+    _, (first, second, third), _ = stream(mapper, line + b"\n" + line + b"\n" + line)
+    for n, doc in enumerate((first, second, third), 1):
+        doc.pop("@timestamp")
+        doc["error"]["message"] = [m.removeprefix(f"line {n}: ") for m in doc["error"]["message"]]
+    assert first == second == third
+    asset = first["jupiter_one"]["asset"]["properties"]
+    assert asset["tag"] == "x" and asset["port"] == {"port": 443, "protocol": "TCP"}
+    assert asset["x"] == {"y": {"z": 3}}
+    messages = " | ".join(first["error"]["message"])
+    assert "cannot expand [tag.owner]" in messages
+    assert "cannot expand [a..b], it has an empty path segment" in messages
+    assert "cannot expand a key of 70 segments" in messages
+
+
 def test_output_is_one_compact_json_per_line(mapper):
     out = io.BytesIO()
     run(io.BytesIO(GOOD_LINE + b"\n" + GOOD_LINE + b"\n"), out, mapper)

@@ -25,6 +25,7 @@ from typing import Any
 from ..convert.types import TEXT_TYPES, proven
 from ..language.spec import Expression, Path, Source, source_text
 from .compiler import CompiledRule
+from .paths import expansions
 
 Present = dict[Path, frozenset[str]]
 #: A raw field coercion to inline: (container, key, function, per item, failure info).
@@ -420,7 +421,7 @@ def render_preparer(
             code.line(f"errors.append({src.const('NO_ENTITY', NO_ENTITY)})")
         if dotted:
             with code.when("P"):
-                code.line(f"errors.extend(expand_keys(P, {src.const('DOTTED', dotted)}))")
+                code.line(f"errors.extend(expand_keys(P, {src.const('DOTTED', expansions(dotted))}))")
         code.line("return A, d")
     return src
 

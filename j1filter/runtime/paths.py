@@ -125,7 +125,29 @@ def dotted_keys(key_set: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(key for key in key_set if "." in key and key[0] != ".")
 
 
-_DOTTED_KEYS = PerKeySet(dotted_keys)
+#: How to expand one dotted key: the key, the names of the objects above its value and its
+#: leaf name, or what is wrong with it (then it is removed, not expanded).
+Expansion = tuple[str, tuple[str, ...], str, str | None]
+
+
+def expansions(dotted: tuple[str, ...]) -> tuple[Expansion, ...]:
+    """The :data:`Expansion` of each dotted key, worked out once per key set."""
+    found = []
+    for key in dotted:
+        parts = key.split(".")
+        refused = None
+        if len(parts) > MAX_DEPTH:  # nothing may nest deeper than a whole entity may
+            refused = (
+                f"properties.{key[:100]}...: cannot expand a key of {len(parts)} "
+                f"segments, deeper than {MAX_DEPTH} levels"
+            )
+        elif not all(parts):
+            refused = f"properties.{key}: cannot expand [{key}], it has an empty path segment"
+        found.append((key, tuple(parts[:-1]), parts[-1], refused))
+    return tuple(found)
+
+
+_EXPANSIONS = PerKeySet(lambda key_set: expansions(dotted_keys(key_set)))
 
 
 def expand_dots(properties: dict[str, Any]) -> list[str]:
@@ -135,10 +157,10 @@ def expand_dots(properties: dict[str, Any]) -> list[str]:
     that could not be expanded (a value stands where an object is needed); those keys are
     removed, their value stays in ``event.original``."""
     key_set = tuple(properties)
-    dotted = _DOTTED_KEYS.get(key_set)
-    if dotted is None:
-        dotted = _DOTTED_KEYS.learn(key_set)
-    return expand_keys(properties, dotted)
+    planned = _EXPANSIONS.get(key_set)
+    if planned is None:
+        planned = _EXPANSIONS.learn(key_set)
+    return expand_keys(properties, planned)
 
 
 _MISSING = object()
@@ -150,31 +172,24 @@ def expanded_name(key: str) -> str | None:
     return parts[0] if len(parts) <= MAX_DEPTH and all(parts) else None
 
 
-def expand_keys(properties: dict[str, Any], dotted: tuple[str, ...]) -> list[str]:
-    """:func:`expand_dots` for the given dotted keys (those not in ``properties`` skipped)."""
+def expand_keys(properties: dict[str, Any], planned: tuple[Expansion, ...]) -> list[str]:
+    """:func:`expand_dots` for the given :func:`expansions` (keys not in ``properties`` skipped)."""
     problems: list[str] = []
-    for key in dotted:
+    for key, parents, leaf, refused in planned:
         value = properties.pop(key, _MISSING)
         if value is _MISSING:
             continue
-        parts = key.split(".")
-        if len(parts) > MAX_DEPTH:  # nothing may nest deeper than a whole entity may
-            problems.append(
-                f"properties.{key[:100]}...: cannot expand a key of {len(parts)} "
-                f"segments, deeper than {MAX_DEPTH} levels"
-            )
-            continue
-        if not all(parts):
-            problems.append(f"properties.{key}: cannot expand [{key}], it has an empty path segment")
+        if refused is not None:
+            problems.append(refused)
             continue
         node = properties
         blocked = None
-        for depth, part in enumerate(parts[:-1]):
+        for depth, part in enumerate(parents):
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                blocked = ".".join(parts[: depth + 1])
+                blocked = ".".join(parents[: depth + 1])
                 break
             node = child
         if blocked is not None:
@@ -182,7 +197,6 @@ def expand_keys(properties: dict[str, Any], dotted: tuple[str, ...]) -> list[str
                 f"properties.{key}: cannot expand [{key}], because [{blocked}] is not an object field, but a value field"
             )
             continue
-        leaf = parts[-1]
         if leaf in node:
             existing = node[leaf]
             merged = existing if isinstance(existing, list) else [existing]
