@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from email.utils import parsedate_to_datetime
 from typing import TypeGuard
-
-from dateutil import parser as _du_parser
-from dateutil import tz as _du_tz
 
 from ..errors import TransformError
 from .limits import MAX_DATE_TEXT, preview
@@ -86,8 +82,10 @@ def _zone(text: str | None) -> tzinfo | None:
         return timezone(sign * timedelta(hours=hours, minutes=minutes))
     if len(text) > _MAX_ZONE_NAME:
         return None
+    from dateutil import tz  # imported when first needed: most runs never name a zone
+
     try:
-        return _du_tz.gettz(text)  # region id such as Europe/Paris; None when unknown
+        return tz.gettz(text)  # region id such as Europe/Paris; None when unknown
     except (OSError, ValueError):  # a name the zone database cannot even look up
         return None
 
@@ -156,9 +154,14 @@ def _parse_lenient(text: str) -> datetime | None:
         parsed = _parse_elastic_iso(candidate)
         if parsed is not None:
             return parsed
+    # dateutil and email are imported when first needed: start-up pays for neither.
+    from email.utils import parsedate_to_datetime
+
+    from dateutil import parser
+
     if text[:1].isdigit():
         try:
-            parsed = _du_parser.isoparse(text)
+            parsed = parser.isoparse(text)
         except (ValueError, OverflowError, OSError):
             parsed = None
         if parsed is not None:

@@ -16,7 +16,6 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from math import isfinite
 from typing import Any
 
@@ -86,6 +85,8 @@ def _java_double(x: float) -> str:
         text = repr(x)  # plain decimal notation in this range
         return text if "." in text else text + ".0"
     # Java's "computerized scientific notation" with the shortest round-trip digits.
+    from decimal import Decimal  # imported when first needed: start-up does not pay for it
+
     sign, digits, exponent = Decimal(repr(x)).as_tuple()
     text = "".join(map(str, digits)).rstrip("0") or "0"
     power = len(digits) - 1 + int(exponent)
