@@ -164,7 +164,8 @@ def value_units(value: Any, text: str, where: str, tags: Tags = ()) -> list[Unit
             tags = list(tags) + _tag_list(value.get("tags"))
             value = {k: v for k, v in value.items() if k not in _ENVELOPE_KEYS}
             text = json_text(value)
-    return [Unit(text, where, tags, value)]  # positional: a usual line's unit, built cheaply
+    # The usual line. tuple.__new__: a NamedTuple without its Python-level __new__ (per line).
+    return [tuple.__new__(Unit, (text, where, tags, value, None, ()))]
 
 
 def _is_ecs_document(value: dict[str, Any]) -> bool:
@@ -246,7 +247,7 @@ def map_unit(mapper: Mapper, unit: Unit, trace: Tracer | None = None) -> Mapped:
         message = failure(unit.where, "cannot map this entity", exc)
         return Mapped(mapper.error_document(unit.original, [message], tags=unit.tags), "unexpected_error")
     if "error" not in doc:
-        return Mapped(doc, None)
+        return tuple.__new__(Mapped, (doc, None))  # as a usual line's Unit: built cheaply
     if not isinstance(value, dict) or "entity" not in value:
         return Mapped(doc, "not_an_entity")
     # A failed j1filter-only enrichment leaves the document's event.kind as it was.

@@ -66,7 +66,8 @@ def transform(
 
 
 def java_string(value: Any) -> str:
-    """Render a scalar as Java's ``toString`` would (Elastic's string rendering)."""
+    """Render a scalar as Java's ``toString`` would (Elastic's string rendering). Transforms
+    that run for most entities test for text first themselves: no call for the usual value."""
     if value.__class__ is str:  # the usual case, first
         return value
     if isinstance(value, bool):
@@ -250,13 +251,13 @@ def only_ips_transform() -> ValueFn:
 @transform("lowercase", per_item=True, result=ValueType.KEYWORD)
 def lowercase_transform() -> ValueFn:
     """Lowercase text; other scalars are first rendered as text."""
-    return lambda value: java_string(value).lower()
+    return lambda value: (value if value.__class__ is str else java_string(value)).lower()
 
 
 @transform("uppercase", per_item=True, result=ValueType.KEYWORD)
 def uppercase_transform() -> ValueFn:
     """Uppercase text; other scalars are first rendered as text."""
-    return lambda value: java_string(value).upper()
+    return lambda value: (value if value.__class__ is str else java_string(value)).upper()
 
 
 @transform("trim", per_item=True, result=ValueType.KEYWORD)
@@ -308,7 +309,7 @@ def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
         raise ParameterError(f"group {group} does not exist in pattern")
 
     def extract(value: Any) -> Any:
-        m = regex.search(java_string(value))
+        m = regex.search(value if value.__class__ is str else java_string(value))
         return m[group] if m else None
 
     return extract
@@ -331,6 +332,8 @@ def lookup_transform(*, table: dict[Any, Any], default: Any = None, ignore_case:
     prepared = {fold(java_string(k)): v for k, v in table.items()}
 
     def lookup(value: Any) -> Any:
+        if value.__class__ is str:
+            return prepared.get(fold(value), default)
         if isinstance(value, (list, dict)):
             return default
         return prepared.get(fold(java_string(value)), default)
