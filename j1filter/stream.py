@@ -10,10 +10,13 @@ output ends the run after whole lines only.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import multiprocessing
+import os
 import queue
 import signal
+import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -302,6 +305,7 @@ def _run_workers(
         name="j1filter feeder",
         daemon=True,
     )
+    _widen_pipe(source)
     feeder.start()
     try:
         while (job := order.get()) is not None:
@@ -334,6 +338,18 @@ def _run_workers(
             if process.is_alive():  # still mapping a job nobody will read
                 process.kill()
                 process.join()
+
+
+def _widen_pipe(source: BinaryIO) -> None:
+    """Let a pipe hold a whole job (Linux; best effort): reads of a pipe return at most what
+    it holds, 64 KiB by default, and more, smaller jobs cost the parent more."""
+    try:
+        fd = source.fileno()
+        set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+        if set_size is not None and stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, set_size, JOB_BYTES)
+    except (AttributeError, OSError, ValueError):  # not a file, not Linux, or above the system's limit
+        pass
 
 
 def read_jobs(source: BinaryIO, max_line_bytes: int, block_bytes: int = JOB_BYTES) -> Iterator[Job]:

@@ -556,3 +556,23 @@ def test_workers_read_past_an_over_long_line_with_bounded_memory(mapper):
     assert (stats, docs, errors) == one
     assert [doc["event"]["kind"] for doc in docs] == ["alert", "pipeline_error", "alert"]
     assert any("line 2: line of 40000011 bytes" in m for m in docs[1]["error"]["message"]), docs[1]["error"]
+
+
+def test_workers_widen_a_pipe_to_hold_a_whole_job(mapper, tmp_path):
+    """Reads of a pipe return at most what it holds (64 KiB by default): the workers' parent
+    widens its input pipe so that a job is a whole block, and maps it all the same."""
+    import fcntl
+    import subprocess
+
+    from j1filter.stream import JOB_BYTES
+
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("pipe sizes are Linux's")
+    corpus = tmp_path / "corpus.ndjson"
+    corpus.write_bytes((GOOD_LINE + b"\n") * 3000)
+    with subprocess.Popen(["cat", str(corpus)], stdout=subprocess.PIPE) as cat:
+        assert fcntl.fcntl(cat.stdout.fileno(), fcntl.F_GETPIPE_SZ) < JOB_BYTES
+        out = io.BytesIO()
+        stats = run(cat.stdout, out, mapper, workers=2)
+        assert fcntl.fcntl(cat.stdout.fileno(), fcntl.F_GETPIPE_SZ) >= JOB_BYTES
+    assert stats.documents == 3000 and out.getvalue().count(b"\n") == 3000
