@@ -314,11 +314,8 @@ def _run_workers(
             worker, first = job
             try:
                 head, block = _receive(pipes[worker][1][0])
-            except EOFError:
-                raise OSError(
-                    f"worker process {worker + 1} ended unexpectedly (exit code "
-                    f"{processes[worker].exitcode}); nothing from {name} {first} on was written"
-                ) from None
+            except (EOFError, OSError):  # it ended before or while sending its result
+                raise OSError(_worker_lost(processes[worker], worker, f"{name} {first}")) from None
             slots.release()
             lines, blank_lines, pretty, count, failed = head
             stats.lines += lines
@@ -338,6 +335,18 @@ def _run_workers(
             if process.is_alive():  # still mapping a job nobody will read
                 process.kill()
                 process.join()
+
+
+def _worker_lost(process: Any, index: int, where: str) -> str:
+    """Why the output stops early: which worker ended, how, and where to resume."""
+    process.join(1)
+    code = process.exitcode
+    how = (
+        f"was killed by {signal.Signals(-code).name}"
+        if code is not None and code < 0 and -code in signal.valid_signals()
+        else f"ended unexpectedly (exit code {code})"
+    )
+    return f"worker process {index + 1} {how}; every line before {where} was written, nothing from it on"
 
 
 def _widen_pipe(source: BinaryIO) -> None:
@@ -399,14 +408,19 @@ def _feed(
     max_line_bytes: int,
 ) -> None:
     """Hand the jobs of ``source`` out to the workers in turn; say in ``order`` which worker
-    has which job (None at the end, an exception if reading failed)."""
+    has which job (None at the end, an exception if reading failed). A worker that has gone
+    ends the feeding: the main thread says so when that job's turn comes."""
     try:
         for number, job in enumerate(read_jobs(source, max_line_bytes)):
             slots.acquire()
             worker = number % len(jobs)
             first, data, size = job
             del job
-            _send(jobs[worker], (first, size), data)
+            try:
+                _send(jobs[worker], (first, size), data)
+            except OSError:  # not the input's failure, nor the output's: not said as such
+                order.put((worker, first))
+                return
             order.put((worker, first))
             del data
         order.put(None)
