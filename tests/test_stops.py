@@ -265,3 +265,33 @@ def test_a_killed_worker_ends_the_run_saying_where_to_resume(tmp_path):
     assert 1 < resume < 30_000 and output.endswith(b"\n")
     ids = [json.loads(line)["event"]["id"] for line in output.splitlines()]
     assert ids == [f"line-{n}" for n in range(1, resume)]
+
+
+def test_a_killed_parent_leaves_no_worker_behind(tmp_path):
+    """SIGKILL to the parent mid-run: its workers find their input closed and end."""
+    corpus = tmp_path / "corpus.ndjson"
+    corpus.write_bytes(b"".join(SAMPLE_LINES) * 3000)
+    with corpus.open("rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "j1filter", "--workers", "2", "-q"],
+            cwd=REPO,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+        )
+        proc.stdout.read1(1 << 16)  # it has started mapping
+        workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert len(workers) == 2
+    deadline = time.monotonic() + 20
+    while (alive := [pid for pid in workers if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"workers {alive} outlived their parent"
+
+
+def _running(pid: str) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
