@@ -178,34 +178,57 @@ def timed_cpu(cmd: list[str], stdin_path: Path | None = None, cwd: Path = REPO) 
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
+def contender(python: str, label: str, kind: str, corpus: Path) -> tuple[list[str], Path | None]:
+    """The command of one contender of the per-kind comparison, and the file for its stdin."""
+    if label == "orjson":
+        return [python, "-c", BASELINE, str(corpus), os.devnull], None
+    if label == "hand-written":
+        return [python, "-c", HANDWRITTEN, str(corpus), os.devnull, kind, str(REPO / "bench")], None
+    return [python, "-m", "j1filter", "-q"], corpus
+
+
 def hand_written_comparison(python: str, tmp: Path, entities: int, repeat: int, seed: int) -> None:
-    """Per kind with a reference mapper: orjson loop, hand-written mapper, j1filter."""
+    """Per kind with a reference mapper: orjson loop, hand-written mapper, j1filter. Each runs
+    on the corpus of the kind and on its first tenth: docs per CPU second end to end, and once
+    started (the extra entities over the extra CPU time: start-up and compilation cancel out,
+    as in bench/instructions.py)."""
     sys.path.insert(0, str(REPO / "bench"))
     from handwritten import MAPPERS
 
+    tenth = max(entities // 10, 1)
     print(
         f"per kind, {entities:,} entities of that kind, docs per CPU second (user + system; "
-        f"best of {repeat}, alternated):"
+        f"best of {repeat}, alternated); once started: ({entities:,} - {tenth:,}) entities over "
+        "the difference in CPU time of the two runs:"
     )
     for kind in MAPPERS:
-        corpus = tmp / f"{kind}.ndjson"
-        make_corpus(corpus, entities, seed, kind=kind)
-        commands = {
-            "orjson": [python, "-c", BASELINE, str(corpus), os.devnull],
-            "hand-written": [python, "-c", HANDWRITTEN, str(corpus), os.devnull, kind, str(REPO / "bench")],
-            "j1filter": [python, "-m", "j1filter", "-q"],
-        }
-        best: dict[str, float] = {}
+        corpora = {entities: tmp / f"{kind}.ndjson", tenth: tmp / f"{kind}.tenth.ndjson"}
+        for count, path in corpora.items():
+            make_corpus(path, count, seed, kind=kind)  # the same seed: the tenth is a prefix
+
+        best: dict[tuple[str, int], float] = {}
         for _ in range(repeat):
-            for label, cmd in commands.items():
-                seconds = timed_cpu(cmd, corpus if label == "j1filter" else None)[1]
-                best[label] = min(best.get(label, seconds), seconds)
-        rate = {label: entities / seconds for label, seconds in best.items()}
+            for label in ("orjson", "hand-written", "j1filter"):
+                for count, path in corpora.items():
+                    seconds = timed_cpu(*contender(python, label, kind, path))[1]
+                    best[label, count] = min(best.get((label, count), seconds), seconds)
+        rate = {label: entities / best[label, entities] for label in ("orjson", "hand-written", "j1filter")}
+        started = {
+            label: (entities - tenth) / max(best[label, entities] - best[label, tenth], 1e-9)
+            for label in rate
+        }
         print(
             f"  {kind:<30}: orjson {rate['orjson']:>8,.0f}, hand-written {rate['hand-written']:>7,.0f}, "
             f"j1filter {rate['j1filter']:>7,.0f} docs/s; j1filter/hand-written "
             f"{rate['j1filter'] / rate['hand-written']:.2f}, hand-written/orjson "
             f"{rate['hand-written'] / rate['orjson']:.2f}, j1filter/orjson {rate['j1filter'] / rate['orjson']:.2f}",
+            flush=True,
+        )
+        print(
+            f"  {'  once started':<30}: orjson {started['orjson']:>8,.0f}, hand-written "
+            f"{started['hand-written']:>7,.0f}, j1filter {started['j1filter']:>7,.0f} docs/s; "
+            f"j1filter/hand-written {started['j1filter'] / started['hand-written']:.2f}, "
+            f"j1filter/orjson {started['j1filter'] / started['orjson']:.2f}",
             flush=True,
         )
 

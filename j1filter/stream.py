@@ -10,10 +10,13 @@ output ends the run after whole lines only.
 
 from __future__ import annotations
 
+import fcntl
+import io
 import multiprocessing
-import pickle
+import os
 import queue
 import signal
+import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -147,8 +150,6 @@ def run(
                 stats,
                 workers=workers,
                 max_line_bytes=max_line_bytes,
-                batch_size=batch_size,
-                batch_bytes=batch_bytes,
                 name=name,
                 progress=progress,
             )
@@ -210,32 +211,54 @@ def _flush_quietly(
 
 
 def _flush(out: LineWriter, errors_out: LineWriter | None, pending: list[Encoded], stats: Stats) -> None:
-    """Write the pending documents; count those written whole, and copy the error
-    documents among them to the errors file."""
+    """Write the pending documents as one block (see :func:`_write`)."""
     batch = pending[:]
     pending.clear()  # before writing: a stop right after the write must not repeat it
+    failed = [(index, kind, document) for index, (document, kind) in enumerate(batch) if kind]
+    _write(
+        out, errors_out, b"\n".join([*(document for document, _ in batch), b""]), len(batch), failed, stats
+    )
+
+
+def _write(
+    out: LineWriter,
+    errors_out: LineWriter | None,
+    block: bytes,
+    count: int,
+    failed: list[tuple[int, str, bytes]],
+    stats: Stats,
+) -> None:
+    """Write ``block``, ``count`` documents as whole lines; count those written whole, and copy
+    the error documents among them (``failed``: index in the block, kind, line) to the errors
+    file."""
+    if not count:
+        return
     before = out.lines
     with out.guard.writing():
         try:
-            out.write([encoded for encoded, _ in batch])
+            out.write_block(block, count)
         finally:
-            written = batch[: out.lines - before]
+            written = out.lines - before
             stats.documents = out.lines
-            failed = [encoded for encoded, kind in written if kind]
-            stats.errors.update(kind for _, kind in written if kind)
-            if errors_out is not None and failed:
-                errors_out.write(failed)
+            errors = [(kind, document) for index, kind, document in failed if index < written]
+            stats.errors.update(kind for kind, _ in errors)
+            if errors_out is not None and errors:
+                errors_out.write([document for _, document in errors])
 
 
 # --- worker processes ------------------------------------------------------------------------------
 
-#: Lines (or bytes) of input handed to a worker at a time, and jobs in flight per worker.
-JOB_LINES = 256
-JOB_BYTES = 1 << 20
+#: Input bytes read at a time for the workers (a job is the whole lines among them), and jobs
+#: in flight per worker.
+JOB_BYTES = 1 << 18
 JOBS_PER_WORKER = 2
-#: One line's result from a worker: its documents (None: a blank line) and whether it showed
-#: that the input is pretty-printed JSON.
-LineResult = tuple[list[Encoded] | None, bool]
+#: A job: the number of its first line, the input (whole lines, or the first bytes of one line
+#: longer than the limit) and that long line's full size (0 for whole lines).
+Job = tuple[int, bytes, int]
+#: A job's result: lines, blank lines, whether a line showed pretty-printed JSON, how many
+#: documents, the error documents among them as (index, kind, line), and the documents (one
+#: block of lines).
+JobResult = tuple[int, int, bool, int, list[tuple[int, str, bytes]], bytes]
 
 
 def _run_workers(
@@ -247,18 +270,17 @@ def _run_workers(
     *,
     workers: int,
     max_line_bytes: int,
-    batch_size: int,
-    batch_bytes: int,
     name: str,
     progress: Progress | None,
 ) -> None:
     """:func:`run`'s loop with the mapping done by ``workers`` forked processes.
 
-    A feeder thread reads lines and hands them out in jobs (the first line's number and the
-    lines), to the workers in turn; this thread takes each job's results back in the same
-    order and writes them as :func:`run` does. So the output is the same bytes as one
-    process writes, in order, and only this process writes, counts and handles stop
-    signals (the workers ignore them and end when their input closes)."""
+    A feeder thread reads the input in blocks and hands out each block's whole lines as a job,
+    to the workers in turn; this thread takes each job's documents back, one block of lines,
+    in the same order and writes it as :func:`run` writes a batch. So the output is the same
+    bytes as one process writes, in order; only this process writes, counts and handles stop
+    signals (the workers ignore them and end when their input closes). Per job this process
+    does a few calls whatever the number of lines, so nearly all the CPU goes to the mapping."""
     context = multiprocessing.get_context("fork")  # the compiled mappings come along, unpickled
     pipes = [(context.Pipe(duplex=False), context.Pipe(duplex=False)) for _ in range(workers)]
     processes = [
@@ -283,40 +305,26 @@ def _run_workers(
         name="j1filter feeder",
         daemon=True,
     )
+    _widen_pipe(source)
     feeder.start()
-    pending: list[Encoded] = []
-    pending_bytes = 0
     try:
         while (job := order.get()) is not None:
             if isinstance(job, BaseException):
                 raise job  # the input could not be read
             worker, first = job
             try:
-                results: list[LineResult] = pickle.loads(pipes[worker][1][0].recv_bytes())
-            except EOFError:
-                raise OSError(
-                    f"worker process {worker + 1} ended unexpectedly (exit code "
-                    f"{processes[worker].exitcode}); nothing from {name} {first} on was written"
-                ) from None
+                head, block = _receive(pipes[worker][1][0])
+            except (EOFError, OSError):  # it ended before or while sending its result
+                raise OSError(_worker_lost(processes[worker], worker, f"{name} {first}")) from None
             slots.release()
-            for encoded, pretty in results:
-                stats.lines += 1
-                if encoded is None:
-                    stats.blank_lines += 1
-                    continue
-                stats.looks_pretty_printed |= pretty
-                pending.extend(encoded)
-                pending_bytes += sum(len(doc) for doc, _ in encoded)
-                if len(pending) >= batch_size or pending_bytes >= batch_bytes:
-                    _flush(out, errors_out, pending, stats)
-                    pending_bytes = 0
-            del results
+            lines, blank_lines, pretty, count, failed = head
+            stats.lines += lines
+            stats.blank_lines += blank_lines
+            stats.looks_pretty_printed |= pretty
+            _write(out, errors_out, block, count, failed, stats)
+            del block
             if progress is not None and progress.due():
                 progress.show(stats.documents, sum(stats.errors.values()))
-        _flush(out, errors_out, pending, stats)
-    except Stopped:
-        _flush_quietly(out, errors_out, pending, stats)
-        raise
     finally:
         for (_, job_out), (result_in, _) in pipes:
             job_out.close()
@@ -329,6 +337,69 @@ def _run_workers(
                 process.join()
 
 
+def _worker_lost(process: Any, index: int, where: str) -> str:
+    """Why the output stops early: which worker ended, how, and where to resume."""
+    process.join(1)
+    code = process.exitcode
+    how = (
+        f"was killed by {signal.Signals(-code).name}"
+        if code is not None and code < 0 and -code in signal.valid_signals()
+        else f"ended unexpectedly (exit code {code})"
+    )
+    return f"worker process {index + 1} {how}; every line before {where} was written, nothing from it on"
+
+
+def _widen_pipe(source: BinaryIO) -> None:
+    """Let a pipe hold a whole job (Linux; best effort): reads of a pipe return at most what
+    it holds, 64 KiB by default, and more, smaller jobs cost the parent more."""
+    try:
+        fd = source.fileno()
+        set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+        if set_size is not None and stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, set_size, JOB_BYTES)
+    except (AttributeError, OSError, ValueError):  # not a file, not Linux, or above the system's limit
+        pass
+
+
+def read_jobs(source: BinaryIO, max_line_bytes: int, block_bytes: int = JOB_BYTES) -> Iterator[Job]:
+    """The input as jobs of whole lines, one per block read (what is available, up to
+    ``block_bytes``), without splitting the lines: that is the workers' business. A line
+    longer than ``max_line_bytes`` is cut there and the rest read past, as by
+    :func:`read_lines`, so memory stays bounded; it goes alone, with its full size."""
+    read = getattr(source, "read1", None) or source.read
+    first = 1
+    rest: list[bytes] = []  # the start of a line, across blocks
+    rest_bytes = 0
+    long_head: bytes | None = None  # the first bytes of an over-long line being read past
+    long_size = 0
+    while chunk := read(block_bytes):
+        if long_head is not None:
+            end = chunk.find(b"\n")
+            if end < 0:
+                long_size += len(chunk)
+                continue
+            yield first, long_head, long_size + end + 1
+            first, long_head = first + 1, None
+            chunk = chunk[end + 1 :]
+        cut = chunk.rfind(b"\n") + 1
+        if cut:
+            lines = b"".join([*rest, chunk[:cut]]) if rest else chunk[:cut]
+            yield first, lines, 0
+            first += lines.count(b"\n")
+            rest, rest_bytes = [], 0
+            del lines
+        if cut < len(chunk):
+            rest.append(chunk[cut:])
+            rest_bytes += len(chunk) - cut
+            if rest_bytes > max_line_bytes:
+                long_head = b"".join(rest)[:max_line_bytes]
+                long_size, rest, rest_bytes = rest_bytes, [], 0
+    if long_head is not None:
+        yield first, long_head, long_size
+    elif rest:
+        yield first, b"".join(rest), 0
+
+
 def _feed(
     source: BinaryIO,
     jobs: list[Any],
@@ -336,28 +407,54 @@ def _feed(
     slots: threading.Semaphore,
     max_line_bytes: int,
 ) -> None:
-    """Hand the lines of ``source`` out in jobs, to the workers in turn; say in ``order``
-    which worker has which job (None at the end, an exception if reading failed)."""
-    job: list[tuple[bytes, int]] = []
-    job_bytes, first, number = 0, 1, 0
+    """Hand the jobs of ``source`` out to the workers in turn; say in ``order`` which worker
+    has which job (None at the end, an exception if reading failed). A worker that has gone
+    ends the feeding: the main thread says so when that job's turn comes."""
     try:
-        lines = read_lines(source, max_line_bytes)
-        while True:
-            line = next(lines, None)
-            if line is not None:
-                job.append(line)
-                job_bytes += len(line[0])
-            if job and (line is None or len(job) >= JOB_LINES or job_bytes >= JOB_BYTES):
-                slots.acquire()
-                worker = number % len(jobs)
-                jobs[worker].send_bytes(pickle.dumps((first, job), protocol=pickle.HIGHEST_PROTOCOL))
+        for number, job in enumerate(read_jobs(source, max_line_bytes)):
+            slots.acquire()
+            worker = number % len(jobs)
+            first, data, size = job
+            del job
+            try:
+                _send(jobs[worker], (first, size), data)
+            except OSError:  # not the input's failure, nor the output's: not said as such
                 order.put((worker, first))
-                first, number, job, job_bytes = first + len(job), number + 1, [], 0
-            if line is None:
-                break
+                return
+            order.put((worker, first))
+            del data
         order.put(None)
     except Exception as exc:  # noqa: BLE001 - the input failed (said by the main thread); or the pipes were closed by a stop
         order.put(exc)
+
+
+def job_lines(job: Job, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """The lines of ``job`` as :func:`read_lines` gives them (with their full sizes)."""
+    _, data, size = job
+    if size:  # the head of one over-long line
+        return iter([(data, size)])
+    return read_lines(io.BytesIO(data), max_line_bytes, block_bytes=len(data))
+
+
+def map_job(mapper: Mapper, job: Job, max_line_bytes: int, name: str) -> JobResult:
+    """What one process would write for the lines of ``job``, as one block."""
+    mapper.hold_clock()  # the lines of a job arrived together
+    documents: list[bytes] = []
+    failed: list[tuple[int, str, bytes]] = []
+    lines = blank_lines = 0
+    pretty = False
+    for lines, (line, size) in enumerate(job_lines(job, max_line_bytes), 1):
+        encoded = handle_line(mapper, line, size, max_line_bytes, f"{name} {job[0] + lines - 1}")
+        if encoded is None:
+            blank_lines += 1
+            continue
+        pretty = pretty or pretty_printed(line, encoded)
+        for document, error_kind in encoded:
+            if error_kind:
+                failed.append((len(documents), error_kind, document))
+            documents.append(document)
+    block = b"\n".join([*documents, b""]) if documents else b""
+    return lines, blank_lines, pretty, len(documents), failed, block
 
 
 def _worker(mapper: Mapper, index: int, pipes: list[Any], max_line_bytes: int, name: str) -> None:
@@ -374,14 +471,23 @@ def _worker(mapper: Mapper, index: int, pipes: list[Any], max_line_bytes: int, n
     try:
         while True:
             try:
-                first, lines = pickle.loads(jobs.recv_bytes())
+                (first, size), data = _receive(jobs)
             except EOFError:
                 return
-            mapper.hold_clock()  # the lines of a job arrived together
-            done: list[LineResult] = []
-            for number, (line, size) in enumerate(lines, first):
-                encoded = handle_line(mapper, line, size, max_line_bytes, f"{name} {number}")
-                done.append((encoded, encoded is not None and pretty_printed(line, encoded)))
-            results.send_bytes(pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL))
+            *head, block = map_job(mapper, (first, data, size), max_line_bytes, name)
+            del data
+            _send(results, tuple(head), block)
     except OSError:  # the parent has gone or stopped reading
         return
+
+
+def _send(connection: Any, head: tuple[Any, ...], data: bytes) -> None:
+    """A small tuple, pickled, then a block of bytes as they are (not copied into a pickle)."""
+    connection.send(head)
+    connection.send_bytes(data)
+
+
+def _receive(connection: Any) -> tuple[Any, bytes]:
+    """What :func:`_send` sent."""
+    head = connection.recv()
+    return head, connection.recv_bytes()

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +231,67 @@ def test_workers_stopped_while_waiting_for_input_exit_with_the_signals_code():
     proc.stderr.close()
     assert rc == 143, f"exit code {rc}; stderr: {stderr}"
     assert "Fatal Python error" not in stderr
+
+
+def test_a_killed_worker_ends_the_run_saying_where_to_resume(tmp_path):
+    """SIGKILL to one worker mid-run: exit 1, whole lines only, and stderr names the first
+    line not written; every line before it was (in order), so `tail -n +N` resumes there."""
+    lines = [json.loads(line) for line in SAMPLE_LINES]
+    corpus = tmp_path / "corpus.ndjson"
+    with corpus.open("wb") as out:
+        for n in range(30_000):
+            entity = lines[n % len(lines)]
+            entity["id"] = f"line-{n + 1}"
+            out.write(json.dumps(entity).encode() + b"\n")
+    with corpus.open("rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "j1filter", "--workers", "2"],
+            cwd=REPO,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        received = [proc.stdout.read1(1 << 16)]  # it has started mapping
+        workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        os.kill(int(workers[0]), signal.SIGKILL)
+        rest, stderr = proc.communicate(timeout=120)
+    output = b"".join([*received, rest])
+    assert proc.returncode == 1, stderr
+    match = re.search(
+        rb"worker process 1 was killed by SIGKILL; every line before line (\d+) was written", stderr
+    )
+    assert match, stderr
+    resume = int(match[1])
+    assert 1 < resume < 30_000 and output.endswith(b"\n")
+    ids = [json.loads(line)["event"]["id"] for line in output.splitlines()]
+    assert ids == [f"line-{n}" for n in range(1, resume)]
+
+
+def test_a_killed_parent_leaves_no_worker_behind(tmp_path):
+    """SIGKILL to the parent mid-run: its workers find their input closed and end."""
+    corpus = tmp_path / "corpus.ndjson"
+    corpus.write_bytes(b"".join(SAMPLE_LINES) * 3000)
+    with corpus.open("rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "j1filter", "--workers", "2", "-q"],
+            cwd=REPO,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+        )
+        proc.stdout.read1(1 << 16)  # it has started mapping
+        workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert len(workers) == 2
+    deadline = time.monotonic() + 20
+    while (alive := [pid for pid in workers if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"workers {alive} outlived their parent"
+
+
+def _running(pid: str) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status

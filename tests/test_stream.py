@@ -7,6 +7,8 @@ import json
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from j1filter.stream import run
 
@@ -501,10 +503,10 @@ def test_deduplication_keeps_first_occurrences_of_any_values(size):
 def test_workers_write_the_same_bytes_in_order_with_the_right_line_numbers(mapper):
     """Ordered worker processes: the same output and errors file, byte for byte, and the
     same counts as one process, over more lines than one job holds."""
-    from j1filter.stream import JOB_LINES
+    from j1filter.stream import JOB_BYTES
 
     lines = [GOOD_LINE, b"", b'{"id": "x", ', b"{", json.dumps(dict(GOOD, id="e-2")).encode(), b"[1]"]
-    total = JOB_LINES * 5 + 7
+    total = 3 * JOB_BYTES // 50 + 7  # more than three jobs
     data = b"\n".join(lines[n % len(lines)] for n in range(total)) + b"\n"
     one = stream(mapper, data)
     for workers in (2, 3):
@@ -513,7 +515,7 @@ def test_workers_write_the_same_bytes_in_order_with_the_right_line_numbers(mappe
         assert stats == one[0]
     messages = [m for doc in one[1] for m in doc.get("error", {}).get("message", [])]
     last_bad = max(n for n in range(1, total + 1) if lines[(n - 1) % len(lines)] == lines[2])
-    assert last_bad > JOB_LINES * 5 and f"line {last_bad}: invalid JSON" in " ".join(messages)
+    assert len(data) > 3 * JOB_BYTES and f"line {last_bad}: invalid JSON" in " ".join(messages)
 
 
 def test_workers_keep_whole_lines_when_the_reader_goes_away(mapper):
@@ -527,3 +529,80 @@ def test_workers_keep_whole_lines_when_the_reader_goes_away(mapper):
     stats = run(io.BytesIO((GOOD_LINE + b"\n") * 2000), sink, mapper, workers=2)
     assert stats.output_closed and sink.getvalue().endswith(b"\n")
     assert stats.documents == len(sink.getvalue().splitlines())
+
+
+class TrickleSource(io.BytesIO):
+    """A pipe that hands out at most ``most`` bytes per read."""
+
+    def __init__(self, data: bytes, most: int):
+        super().__init__(data)
+        self.most = most
+
+    def read1(self, size: int = -1) -> bytes:
+        return super().read1(min(size, self.most) if size > 0 else self.most)
+
+
+@given(
+    data=st.lists(st.sampled_from([b"a", b"{}", b"\n", b"\r\n", b"\r", b" ", b"x" * 40]), max_size=60).map(
+        b"".join
+    ),
+    most=st.integers(1, 70),
+    limit=st.integers(1, 90),
+)
+@settings(max_examples=400, deadline=None)
+def test_jobs_hold_exactly_the_lines_one_process_reads(data, most, limit):
+    """The workers' jobs, split into lines, are the lines (and sizes, and line numbers) that
+    one process reads, however the input arrives and however long its lines are; a line over
+    the limit is held only up to the limit."""
+    from j1filter.stream import job_lines, read_jobs, read_lines
+
+    expected = list(read_lines(TrickleSource(data, most), limit))
+    jobs = list(read_jobs(TrickleSource(data, most), limit, block_bytes=most))
+    lines = []
+    for n, job in enumerate(jobs):
+        first, body, size = job
+        assert first == len(lines) + 1
+        if size:  # an over-long line alone, held only up to the limit
+            assert len(body) == limit < size
+        elif n < len(jobs) - 1:  # whole lines (the last may lack its line ending)
+            assert body.endswith(b"\n")
+        lines.extend(job_lines(job, limit))
+    assert lines == expected
+
+
+def test_workers_read_past_an_over_long_line_with_bounded_memory(mapper):
+    """A 40 MB line with a 1 MB limit: one error document saying so, the lines around it
+    mapped, and no job holds more than the limit and a block."""
+    from j1filter.stream import JOB_BYTES, read_jobs
+
+    huge = b'{"id": "' + b"x" * 40_000_000 + b'"}'
+    data = GOOD_LINE + b"\n" + huge + b"\n" + GOOD_LINE + b"\n"
+    assert (
+        max(len(body) for _, body, _ in read_jobs(TrickleSource(data, 65536), 1 << 20))
+        <= (1 << 20) + JOB_BYTES
+    )
+    one = stream(mapper, data, max_line_bytes=1 << 20)
+    stats, docs, errors = stream(mapper, data, max_line_bytes=1 << 20, workers=2)
+    assert (stats, docs, errors) == one
+    assert [doc["event"]["kind"] for doc in docs] == ["alert", "pipeline_error", "alert"]
+    assert any("line 2: line of 40000011 bytes" in m for m in docs[1]["error"]["message"]), docs[1]["error"]
+
+
+def test_workers_widen_a_pipe_to_hold_a_whole_job(mapper, tmp_path):
+    """Reads of a pipe return at most what it holds (64 KiB by default): the workers' parent
+    widens its input pipe so that a job is a whole block, and maps it all the same."""
+    import fcntl
+    import subprocess
+
+    from j1filter.stream import JOB_BYTES
+
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("pipe sizes are Linux's")
+    corpus = tmp_path / "corpus.ndjson"
+    corpus.write_bytes((GOOD_LINE + b"\n") * 3000)
+    with subprocess.Popen(["cat", str(corpus)], stdout=subprocess.PIPE) as cat:
+        assert fcntl.fcntl(cat.stdout.fileno(), fcntl.F_GETPIPE_SZ) < JOB_BYTES
+        out = io.BytesIO()
+        stats = run(cat.stdout, out, mapper, workers=2)
+        assert fcntl.fcntl(cat.stdout.fileno(), fcntl.F_GETPIPE_SZ) >= JOB_BYTES
+    assert stats.documents == 3000 and out.getvalue().count(b"\n") == 3000
