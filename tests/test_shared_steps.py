@@ -40,17 +40,18 @@ def test_a_shared_first_step_runs_once_and_every_rule_gets_its_own_value(tmp_pat
         calls.append(value)
         return value if value.__class__ is str else str(value)
 
-    monkeypatch.setattr(transforms, "java_string", counted)  # what lowercase and uppercase call
+    # What lowercase and uppercase call for a value that is not text (numbers here).
+    monkeypatch.setattr(transforms, "java_string", counted)
     m = mapper(tmp_path, SHARED)
-    raw = entity(names=["Web-01", "DB-02"], extra="mail-03")
+    raw = entity(names=[101, 202], extra="mail-03")
     for _ in range(2):  # the generic program, then the one specialised to the entity's shape
         calls.clear()
         doc = m.map_entity(raw, "{}")
         # lowercase once for three rules (once per item), uppercase once for its rule
-        assert calls == ["Web-01", "DB-02", "Web-01", "DB-02"]
+        assert calls == [101, 202, 101, 202]
         # the append to related.hosts changes neither the shared value nor related.user
-        assert doc["related"] == {"hosts": ["web-01", "db-02", "mail-03"], "user": ["web-01", "db-02"]}
-        assert doc["user"] == {"name": "web-01", "id": "WEB-01"}
+        assert doc["related"] == {"hosts": ["101", "202", "mail-03"], "user": ["101", "202"]}
+        assert doc["user"] == {"name": "101", "id": "101"}
     source = m.runtime.cached_programs()[-1].source
     assert source.count("if m0 is UNSET: m0 = ") == 3 and "m1" not in source
 
