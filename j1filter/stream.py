@@ -252,6 +252,8 @@ def _write(
 #: in flight per worker.
 JOB_BYTES = 1 << 18
 JOBS_PER_WORKER = 2
+#: What a pipe from a worker may hold: Linux's default limit for a process (fs/pipe-max-size).
+RESULT_PIPE_BYTES = 1 << 20
 #: A job: the number of its first line, the input (whole lines, or the first bytes of one line
 #: longer than the limit) and that long line's full size (0 for whole lines).
 Job = tuple[int, bytes, int]
@@ -283,6 +285,9 @@ def _run_workers(
     does a few calls whatever the number of lines, so nearly all the CPU goes to the mapping."""
     context = multiprocessing.get_context("fork")  # the compiled mappings come along, unpickled
     pipes = [(context.Pipe(duplex=False), context.Pipe(duplex=False)) for _ in range(workers)]
+    for (_, job_out), (result_in, _) in pipes:  # a job, or most of its result, in one write
+        _widen_pipe(job_out, JOB_BYTES)
+        _widen_pipe(result_in, RESULT_PIPE_BYTES)
     processes = [
         context.Process(
             target=_worker,
@@ -305,7 +310,7 @@ def _run_workers(
         name="j1filter feeder",
         daemon=True,
     )
-    _widen_pipe(source)
+    _widen_pipe(source, JOB_BYTES)
     feeder.start()
     try:
         while (job := order.get()) is not None:
@@ -349,14 +354,15 @@ def _worker_lost(process: Any, index: int, where: str) -> str:
     return f"worker process {index + 1} {how}; every line before {where} was written, nothing from it on"
 
 
-def _widen_pipe(source: BinaryIO) -> None:
-    """Let a pipe hold a whole job (Linux; best effort): reads of a pipe return at most what
-    it holds, 64 KiB by default, and more, smaller jobs cost the parent more."""
+def _widen_pipe(end: Any, size: int) -> None:
+    """Let a pipe hold ``size`` bytes (Linux; best effort). A pipe holds 64 KiB by default:
+    a read returns at most that (more, smaller jobs), and a larger write waits for the reader
+    each time it is full (a switch between the processes each time)."""
     try:
-        fd = source.fileno()
+        fd = end.fileno()
         set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
         if set_size is not None and stat.S_ISFIFO(os.fstat(fd).st_mode):
-            fcntl.fcntl(fd, set_size, JOB_BYTES)
+            fcntl.fcntl(fd, set_size, size)
     except (AttributeError, OSError, ValueError):  # not a file, not Linux, or above the system's limit
         pass
 
