@@ -13,12 +13,13 @@ from __future__ import annotations
 import fcntl
 import io
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
 import stat
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -249,9 +250,9 @@ def _write(
 # --- worker processes ------------------------------------------------------------------------------
 
 #: Input bytes read at a time for the workers (a job is the whole lines among them), and jobs
-#: in flight per worker.
+#: in flight per worker (so that one can run ahead while another is held up).
 JOB_BYTES = 1 << 18
-JOBS_PER_WORKER = 2
+JOBS_PER_WORKER = 4
 #: What a pipe from a worker may hold: Linux's default limit for a process (fs/pipe-max-size).
 RESULT_PIPE_BYTES = 1 << 20
 #: A job: the number of its first line, the input (whole lines, or the first bytes of one line
@@ -278,8 +279,10 @@ def _run_workers(
     """:func:`run`'s loop with the mapping done by ``workers`` forked processes.
 
     A feeder thread reads the input in blocks and hands out each block's whole lines as a job,
-    to the workers in turn; this thread takes each job's documents back, one block of lines,
-    in the same order and writes it as :func:`run` writes a batch. So the output is the same
+    to the worker with the fewest jobs in hand; this thread takes each job's documents back
+    (one block of lines) as they finish, from any worker, and writes them in input order as
+    :func:`run` writes a batch. So a worker held up by a heavy job or a busy core gets fewer
+    jobs, and the output is the same
     bytes as one process writes, in order; only this process writes, counts and handles stop
     signals (the workers ignore them and end when their input closes). Per job this process
     does a few calls whatever the number of lines, so nearly all the CPU goes to the mapping."""
@@ -304,23 +307,31 @@ def _run_workers(
         result_out.close()
     order: queue.Queue[tuple[int, int] | BaseException | None] = queue.Queue()  # (worker, first line)
     slots = threading.Semaphore(workers * JOBS_PER_WORKER)
+    returned = [0] * workers  # jobs whose results came back, per worker (written by this thread only)
     feeder = threading.Thread(
         target=_feed,
-        args=(source, [job_out for (_, job_out), _ in pipes], order, slots, max_line_bytes),
+        args=(source, [job_out for (_, job_out), _ in pipes], returned, order, slots, max_line_bytes),
         name="j1filter feeder",
         daemon=True,
     )
     _widen_pipe(source, JOB_BYTES)
     feeder.start()
+    results = {result_in: n for n, (_, (result_in, _)) in enumerate(pipes)}
+    finished: list[deque[tuple[Any, bytes]]] = [deque() for _ in range(workers)]  # each worker's, in order
     try:
         while (job := order.get()) is not None:
             if isinstance(job, BaseException):
                 raise job  # the input could not be read
             worker, first = job
-            try:
-                head, block = _receive(pipes[worker][1][0])
-            except (EOFError, OSError):  # it ended before or while sending its result
-                raise OSError(_worker_lost(processes[worker], worker, f"{name} {first}")) from None
+            while not finished[worker]:  # meanwhile, take back what any worker has finished
+                for connection in multiprocessing.connection.wait(list(results)):
+                    index = results[connection]
+                    try:
+                        finished[index].append(_receive(connection))
+                    except (EOFError, OSError):  # it ended before or while sending a result
+                        raise OSError(_worker_lost(processes[index], index, f"{name} {first}")) from None
+                    returned[index] += 1
+            head, block = finished[worker].popleft()
             slots.release()
             lines, blank_lines, pretty, count, failed = head
             stats.lines += lines
@@ -409,17 +420,22 @@ def read_jobs(source: BinaryIO, max_line_bytes: int, block_bytes: int = JOB_BYTE
 def _feed(
     source: BinaryIO,
     jobs: list[Any],
+    returned: list[int],
     order: queue.Queue[tuple[int, int] | BaseException | None],
     slots: threading.Semaphore,
     max_line_bytes: int,
 ) -> None:
-    """Hand the jobs of ``source`` out to the workers in turn; say in ``order`` which worker
-    has which job (None at the end, an exception if reading failed). A worker that has gone
-    ends the feeding: the main thread says so when that job's turn comes."""
+    """Hand the jobs of ``source`` out, each to the worker with the fewest jobs in hand (a
+    worker on a busier core gets fewer); say in ``order`` which worker has which job (None
+    at the end, an exception if reading failed). ``returned`` counts, per worker, the
+    results the main thread has taken back. A worker that has gone ends the feeding: the
+    main thread says so when that job's turn comes."""
+    sent = [0] * len(jobs)
     try:
         for number, job in enumerate(read_jobs(source, max_line_bytes)):
             slots.acquire()
-            worker = number % len(jobs)
+            worker = _least_busy(sent, returned, number)
+            sent[worker] += 1
             first, data, size = job
             del job
             try:
@@ -432,6 +448,14 @@ def _feed(
         order.put(None)
     except Exception as exc:  # noqa: BLE001 - the input failed (said by the main thread); or the pipes were closed by a stop
         order.put(exc)
+
+
+def _least_busy(sent: list[int], returned: list[int], number: int) -> int:
+    """The worker with the fewest jobs in hand; of equals, the next in turn after job
+    ``number``'s predecessor (so that idle workers take jobs in turn)."""
+    count = len(sent)
+    turn = [(number + n) % count for n in range(count)]
+    return min(turn, key=lambda worker: sent[worker] - returned[worker])
 
 
 def job_lines(job: Job, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:

@@ -26,9 +26,9 @@ GOOD = {
 GOOD_LINE = json.dumps(GOOD).encode()
 
 
-def stream(mapper, data: bytes, **kwargs):
+def stream(mapper, data: bytes, source=None, **kwargs):
     out, errors = io.BytesIO(), io.BytesIO()
-    stats = run(io.BytesIO(data), out, mapper, errors_sink=errors, **kwargs)
+    stats = run(source or io.BytesIO(data), out, mapper, errors_sink=errors, **kwargs)
     docs = [json.loads(line) for line in out.getvalue().splitlines()]
     return stats, docs, errors.getvalue()
 
@@ -606,3 +606,33 @@ def test_workers_widen_a_pipe_to_hold_a_whole_job(mapper, tmp_path):
         stats = run(cat.stdout, out, mapper, workers=2)
         assert fcntl.fcntl(cat.stdout.fileno(), fcntl.F_GETPIPE_SZ) >= JOB_BYTES
     assert stats.documents == 3000 and out.getvalue().count(b"\n") == 3000
+
+
+def test_workers_hand_more_jobs_to_a_worker_with_more_time(mapper, tmp_path, monkeypatch):
+    """A worker on a busy core (here: one that sleeps per job) gets fewer jobs: results are
+    taken back as they finish and each job goes to the worker with the fewest in hand, so
+    the other is not held to the slower one's pace; the output is the same."""
+    import multiprocessing
+    import time
+
+    from j1filter import stream as stream_module
+
+    log = tmp_path / "jobs.log"
+    real_map_job = stream_module.map_job
+
+    def map_job(*args):
+        name = multiprocessing.current_process().name
+        if name.endswith("worker 1"):
+            time.sleep(0.05)
+        with open(log, "a") as out:
+            out.write(name + "\n")
+        return real_map_job(*args)
+
+    monkeypatch.setattr(stream_module, "map_job", map_job)
+    data = b"".join(json.dumps(dict(GOOD, id=f"e-{n}")).encode() + b"\n" for n in range(1200))
+    one = stream(mapper, data)
+    stats, docs, errors = stream(mapper, data, workers=2, source=TrickleSource(data, 4096))
+    jobs = log.read_text().splitlines()
+    assert (stats, docs, errors) == one
+    assert len(jobs) > 40
+    assert jobs.count("j1filter worker 2") > 2 * jobs.count("j1filter worker 1"), jobs
