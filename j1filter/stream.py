@@ -316,7 +316,7 @@ def _run_workers(
     )
     _widen_pipe(source, JOB_BYTES)
     feeder.start()
-    results = {result_in: n for n, (_, (result_in, _)) in enumerate(pipes)}
+    results: dict[Any, int] = {result_in: n for n, (_, (result_in, _)) in enumerate(pipes)}
     finished: list[deque[tuple[Any, bytes]]] = [deque() for _ in range(workers)]  # each worker's, in order
     try:
         while (job := order.get()) is not None:
