@@ -258,10 +258,10 @@ RESULT_PIPE_BYTES = 1 << 20
 #: A job: the number of its first line, the input (whole lines, or the first bytes of one line
 #: longer than the limit) and that long line's full size (0 for whole lines).
 Job = tuple[int, bytes, int]
-#: A job's result: lines, blank lines, whether a line showed pretty-printed JSON, how many
-#: documents, the error documents among them as (index, kind, line), and the documents (one
-#: block of lines).
-JobResult = tuple[int, int, bool, int, list[tuple[int, str, bytes]], bytes]
+#: A job's result: (lines, blank lines, whether a line showed pretty-printed JSON, how many
+#: documents, the error documents among them as (index, kind, line)), and the documents (one
+#: block of lines), as they cross the pipe (see _send).
+JobResult = tuple[tuple[int, int, bool, int, list[tuple[int, str, bytes]]], bytes]
 
 
 def _run_workers(
@@ -317,7 +317,7 @@ def _run_workers(
     _widen_pipe(source, JOB_BYTES)
     feeder.start()
     results: dict[Any, int] = {result_in: n for n, (_, (result_in, _)) in enumerate(pipes)}
-    finished: list[deque[tuple[Any, bytes]]] = [deque() for _ in range(workers)]  # each worker's, in order
+    finished: list[deque[JobResult]] = [deque() for _ in range(workers)]  # each worker's, in order
     try:
         while (job := order.get()) is not None:
             if isinstance(job, BaseException):
@@ -484,7 +484,7 @@ def map_job(mapper: Mapper, job: Job, max_line_bytes: int, name: str) -> JobResu
                 failed.append((len(documents), error_kind, document))
             documents.append(document)
     block = b"\n".join([*documents, b""]) if documents else b""
-    return lines, blank_lines, pretty, len(documents), failed, block
+    return (lines, blank_lines, pretty, len(documents), failed), block
 
 
 def _worker(mapper: Mapper, index: int, pipes: list[Any], max_line_bytes: int, name: str) -> None:
@@ -504,9 +504,9 @@ def _worker(mapper: Mapper, index: int, pipes: list[Any], max_line_bytes: int, n
                 (first, size), data = _receive(jobs)
             except EOFError:
                 return
-            *head, block = map_job(mapper, (first, data, size), max_line_bytes, name)
+            head, block = map_job(mapper, (first, data, size), max_line_bytes, name)
             del data
-            _send(results, tuple(head), block)
+            _send(results, head, block)
     except OSError:  # the parent has gone or stopped reading
         return
 
