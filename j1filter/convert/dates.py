@@ -24,7 +24,7 @@ _ISO = re.compile(
     r"(?P<z>Z|[+-]\d{2}(?::?\d{2})?|[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)?)?)?)?",
     re.ASCII,  # only ASCII digits: "٢٠٢٥" is no year
 )
-# The form J1 and this module write: checked cheaply and returned as it is.
+# Real calendar days ("yyyy-MM-dd"), for the ISO forms that are read without datetime's parser.
 _DAY = re.compile(r"(\d{4})-(\d\d)-(\d\d)", re.ASCII)
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _VALID_DAYS: dict[str, bool] = {}  # "yyyy-MM-dd" -> is a real calendar day (days repeat a lot)
