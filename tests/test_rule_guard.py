@@ -153,3 +153,36 @@ rules:
     assert removed["jupiter_one"]["asset"]["properties"] == {"note": "n"}
     assert removed["labels"] == {"no_flag": "yes", "box_text": "n"}
     assert len(removed["error"]["message"]) == 2
+
+
+COERCIONS = """\
+version: 1
+name: coerced
+fields:
+  properties.kept: {transform: long, on_error: keep}
+  properties.removed: long
+  properties.deep.kept: {transform: date, on_error: keep}
+rules:
+  - {to: message, from: properties.name}
+"""
+
+
+@pytest.mark.parametrize("specialise", [True, False])
+def test_an_object_under_a_scalar_coercion_is_kept_or_reported_by_on_error(tmp_path, specialise):
+    """``on_error: keep`` leaves an object as it is without calling the conversion (the
+    program tests its class first); without keep, the refusal is still reported."""
+    m = mapper(tmp_path, COERCIONS)
+    m.runtime.specialise = specialise
+    raw = entity(name="n", kept={"port": 443}, removed={"port": 443}, deep={"kept": {"a": 1}}, other=7)
+    for _ in range(3):  # the first entity of a key shape is prepared generically, the next not
+        doc = m.map_entity(orjson.loads(orjson.dumps(raw)), "{}")
+    properties = doc["jupiter_one"]["asset"]["properties"]
+    assert properties["kept"] == {"port": 443} and properties["deep"] == {"kept": {"a": 1}}
+    assert "removed" not in properties
+    assert doc["error"]["message"] == [
+        "jupiter_one.asset.properties.removed: unable to convert [{'port': 443}] to long"
+    ]
+    if specialise:
+        (program,) = m.runtime.cached_programs()
+        assert "v.__class__ is not dict" in program.source.split("'properties.kept'")[1].split("#")[0]
+        assert "v.__class__ is not dict" not in program.source.split("'properties.removed'")[1].split("#")[0]

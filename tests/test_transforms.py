@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from j1filter.convert.transforms import TRANSFORMS
 from j1filter.errors import ParameterError, TransformError
@@ -321,3 +323,28 @@ def test_every_transform_is_tested_and_documented():
     for name, entry in TRANSFORMS.items():
         assert entry.doc, f"transform {name} has no docstring"
         assert re.search(rf"^\| `{name}` \|", table, re.M), f"transform {name} missing from docs/mappings.md"
+
+
+# --- transforms that refuse every object ---------------------------------------------------------
+
+_OBJECT_KEYS = st.text(max_size=8)
+_OBJECT_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_OBJECT_KEYS, children, max_size=3),
+    max_leaves=8,
+)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, t in TRANSFORMS.items() if t.refuses_objects))
+@settings(max_examples=150, deadline=None)
+@given(value=st.dictionaries(_OBJECT_KEYS, _OBJECT_VALUES, max_size=4))
+def test_a_transform_said_to_refuse_objects_raises_for_every_object(name, value):
+    """What lets an ``on_error: keep`` coercion leave an object alone without calling it
+    (program.Coercion.skips_objects): the call would raise, and keep would keep it."""
+    with pytest.raises(TransformError):
+        run(name, value)
+
+
+def test_the_scalar_conversions_are_the_transforms_that_refuse_objects():
+    refusing = {name for name, t in TRANSFORMS.items() if t.refuses_objects}
+    assert refusing == {"boolean", "date", "double", "ip", "long"}

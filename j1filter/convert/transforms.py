@@ -43,6 +43,10 @@ class Transform:
     per_item: bool
     result: ResultType
     doc: str
+    #: True when every object (dict) value makes the transform raise: a conversion to a
+    #: scalar type. An ``on_error: keep`` coercion then leaves an object as it is without
+    #: calling it (no exception raised and caught per entity; see codegen).
+    refuses_objects: bool = False
 
     def result_type(self, params: dict[str, Any]) -> ValueType:
         return self.result(params) if callable(self.result) else self.result
@@ -53,13 +57,14 @@ TRANSFORMS: dict[str, Transform] = {}
 
 
 def transform(
-    name: str, *, result: ResultType, per_item: bool = False
+    name: str, *, result: ResultType, per_item: bool = False, refuses_objects: bool = False
 ) -> Callable[[Callable[..., ValueFn]], Callable[..., ValueFn]]:
     """Register a built-in transform factory under ``name`` with the type of its result; its
     docstring is the reference text."""
 
     def register(factory: Callable[..., ValueFn]) -> Callable[..., ValueFn]:
-        TRANSFORMS[name] = Transform(name, factory, per_item, result, (factory.__doc__ or "").strip())
+        doc = (factory.__doc__ or "").strip()
+        TRANSFORMS[name] = Transform(name, factory, per_item, result, doc, refuses_objects)
         return factory
 
     return register
@@ -105,14 +110,14 @@ _INTEGRAL_DECIMAL = re.compile(r"[+-]?\d+\.0*", re.ASCII)
 _JAVA_DOUBLE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[dDfF]?", re.ASCII)
 
 
-@transform("date", per_item=True, result=ValueType.DATE)
+@transform("date", per_item=True, result=ValueType.DATE, refuses_objects=True)
 def date_transform() -> ValueFn:
     """ISO 8601 (any offset), epoch milliseconds (number or numeric string) or RFC 2822 date
     -> ``yyyy-MM-ddTHH:mm:ss.SSSZ`` in UTC, milliseconds truncated."""
     return dates.normalize_date
 
 
-@transform("long", per_item=True, result=ValueType.LONG)
+@transform("long", per_item=True, result=ValueType.LONG, refuses_objects=True)
 def long_transform() -> ValueFn:
     """Whole number: integers, integral floats (``7.0``), decimal or ``0x`` hex integer strings."""
 
@@ -138,7 +143,7 @@ def long_transform() -> ValueFn:
     return to_long
 
 
-@transform("double", per_item=True, result=ValueType.DOUBLE)
+@transform("double", per_item=True, result=ValueType.DOUBLE, refuses_objects=True)
 def double_transform() -> ValueFn:
     """Finite number: numbers or numeric strings (surrounding blanks allowed). NaN and
     infinities are refused, since JSON cannot carry them."""
@@ -162,7 +167,7 @@ def double_transform() -> ValueFn:
     return to_double
 
 
-@transform("boolean", per_item=True, result=ValueType.BOOLEAN)
+@transform("boolean", per_item=True, result=ValueType.BOOLEAN, refuses_objects=True)
 def boolean_transform() -> ValueFn:
     """``true``/``false`` in any case (booleans or strings), and the integers 1 and 0."""
 
@@ -226,7 +231,7 @@ def _parse_ip(text: str) -> str | None:
     return str(address)
 
 
-@transform("ip", per_item=True, result=ValueType.IP)
+@transform("ip", per_item=True, result=ValueType.IP, refuses_objects=True)
 def ip_transform() -> ValueFn:
     """Valid IPv4 or IPv6 literal, canonicalised (IPv6 compressed, lowercase)."""
     return canonical_ip
@@ -516,11 +521,14 @@ def _may_hold_cve_ids(value: Any) -> bool:
         text = orjson.dumps(value)
     except TypeError:  # not JSON as it is (unpaired surrogates, huge integers): walked
         return True
-    return len(text) > _PREFILTER_BYTES or b"cve-" in text.lower()
+    return len(text) > _PREFILTER_BYTES or _CVE_PREFIX.search(text.lower()) is not None
 
 
 #: Largest JSON text :func:`_may_hold_cve_ids` lowercases (a copy) rather than walking the value.
 _PREFILTER_BYTES = 1 << 20
+#: A literal regex: its search scans for the first byte in C, which is faster here than
+#: ``bytes.__contains__`` (whose skip table helps little for ``cve-`` in English text).
+_CVE_PREFIX = re.compile(b"cve-")
 
 
 @transform("cve_ids", result=ValueType.KEYWORD)

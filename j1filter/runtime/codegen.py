@@ -317,7 +317,8 @@ def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec) -> None:
     local, code = _CONTAINER_LOCALS[container], src.code
     code.line(f"# coerce {'.'.join((*container, key))!r}")
     code.line(f"v = {local}.get({key!r})")
-    with code.block("if v is not None:"):
+    test = "v is not None and v.__class__ is not dict" if info[0].skips_objects else "v is not None"
+    with code.block(f"if {test}:"):
         with code.block("try:"):
             name = src.const(f"K{n}", fn)
             code.line(_call(name, per_item))

@@ -62,6 +62,8 @@ class Step:
     #: Equal for steps that compute the same function of their value: a built-in transform
     #: (pure) with the same parameters, whose result is no object. None: not to be shared.
     shared: Any = None
+    #: The built-in transform raises for every object (see Transform.refuses_objects).
+    refuses_objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,16 @@ class CompiledMappings:
                 continue
             try:
                 fn = bind_step(entry, call.params)
-                steps.append(Step(call.name, fn, entry.per_item, _shared_key(entry, call)))
+                builtin = TRANSFORMS.get(call.name) is entry
+                steps.append(
+                    Step(
+                        call.name,
+                        fn,
+                        entry.per_item,
+                        _shared_key(entry, call),
+                        builtin and entry.refuses_objects,
+                    )
+                )
             except (TypeError, ValueError, ParameterError) as exc:
                 problems.append(Problem(*_at(call), "transform", f"transform '{call.name}': {exc}"))
         return tuple(steps)

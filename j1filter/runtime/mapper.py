@@ -74,11 +74,7 @@ class Mapper:
         self.options = options
         self.runtime = Runtime(self.mappings, options.program_cache_size)
         self._held_time: str | None = None  # see hold_clock
-        self._data_stream = {
-            "type": options.data_stream_type,
-            "dataset": options.dataset,
-            "namespace": options.namespace,
-        }
+        self._data_stream = (options.data_stream_type, options.dataset, options.namespace)
 
     def hold_clock(self) -> None:
         """Stamp what is mapped from now on with the time now, until :meth:`release_clock`
@@ -89,11 +85,12 @@ class Mapper:
         self._held_time = None
 
     def _skeleton(self, original: str) -> dict[str, Any]:
+        stream_type, dataset, namespace = self._data_stream
         return {
             "@timestamp": self._held_time or self.options.clock(),
             "ecs": {"version": ECS_VERSION},
-            "data_stream": dict(self._data_stream),
-            "event": {"original": original, "dataset": self.options.dataset, "module": EVENT_MODULE},
+            "data_stream": {"type": stream_type, "dataset": dataset, "namespace": namespace},
+            "event": {"original": original, "dataset": dataset, "module": EVENT_MODULE},
         }
 
     def error_document(

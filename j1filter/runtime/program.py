@@ -172,13 +172,18 @@ class Coercion:
     fn: Callable[[Any], Any]  # applied to the value, or to each item of a list when per_item
     per_item: bool
     compiled: CompiledField
+    #: An object is left as it is without a call: the first step would refuse it, and
+    #: ``on_error: keep`` keeps what a step refused (e.g. Tenable's port object under a
+    #: coercion of port numbers), so the result is the same, without an exception per entity.
+    skips_objects: bool = False
 
 
 def _coercion(compiled: CompiledField) -> Coercion:
     steps = compiled.steps
+    skips_objects = compiled.field.on_error == "keep" and steps[0].refuses_objects
     if len(steps) == 1:
-        return Coercion(steps[0].fn, steps[0].per_item, compiled)
-    return Coercion(_chain(steps), False, compiled)
+        return Coercion(steps[0].fn, steps[0].per_item, compiled, skips_objects)
+    return Coercion(_chain(steps), False, compiled, skips_objects)
 
 
 def _chain(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
@@ -247,6 +252,8 @@ def _apply_coercion(
 ) -> None:
     value = container.get(key)
     if value is None:  # removed meanwhile (e.g. by an earlier failure that emptied its parent)
+        return
+    if coercion.skips_objects and value.__class__ is dict:
         return
     try:
         value = map_items(coercion.fn, value) if coercion.per_item else coercion.fn(value)
