@@ -262,3 +262,38 @@ def test_specialised_and_generic_programs_agree_on_varied_samples(mapper, sample
         entity["properties"].pop(key, None)
     entity["properties"].update(bad)
     _same_documents(mapper, entity)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sample=st.sampled_from(SAMPLE_ENTITIES),
+    addresses=st.dictionaries(
+        st.sampled_from(["targets", "privateIp", "ipAddress", "srcIp", "publicIpAddresses", "ipv6"]),
+        st.none() | COERCIBLE | st.lists(COERCIBLE | st.none(), max_size=3) | json_values,
+        max_size=4,
+    ),
+    first=st.booleans(),
+)
+def test_by_key_rules_agree_whatever_address_keys_an_entity_has(mapper, sample, addresses, first):
+    """A specialised program resolves by_key from the key shape (no matching key: the rule
+    is left out; one: its value read directly; more: searched in key order)."""
+    entity = json.loads(json.dumps(sample))
+    for key in ("targets", "deviceLocalIp", "deviceExternalIp", "ipAddress"):
+        entity["properties"].pop(key, None)
+    entity["properties"] = (
+        {**addresses, **entity["properties"]} if first else {**entity["properties"], **addresses}
+    )
+    _same_documents(mapper, entity)
+
+
+def test_a_by_key_rule_with_one_matching_key_reads_it_without_a_search(mapper):
+    entity = json.loads(json.dumps(SAMPLE_ENTITIES[0]))
+    for key in [k for k in entity["properties"] if "ip" in k.lower() or k == "targets"]:
+        del entity["properties"][key]
+    entity["properties"]["targets"] = ["10.0.0.1", "host-1"]
+    _same_documents(mapper, entity)
+    text = json.dumps(entity)
+    doc = mapper.map_entity(orjson.loads(text), text)
+    assert doc["host"]["ip"] == ["10.0.0.1"] and doc["related"]["ip"] == ["10.0.0.1"]
+    program = mapper.runtime.cached_programs()[-1]
+    assert "one_key_values(v, 'targets')" in program.source

@@ -132,8 +132,35 @@ def certain(path: Path | Expression, fixed: Present | None) -> bool:
     return len(path) == 1 and path[0] in fixed[()]
 
 
+def by_key_container(compiled: CompiledRule) -> Path | None:
+    """The shape container a rule reads whole through the built-in by_key as its first step
+    (e.g. ``from: properties`` with ``by_key``), if it does."""
+    rule = compiled.rule
+    if (
+        rule.source_kind == "from"
+        and len(rule.sources) == 1
+        and rule.sources[0] in _CONTAINER_LOCALS
+        and compiled.steps
+        and compiled.steps[0].key_pattern is not None
+    ):
+        return rule.sources[0]
+    return None
+
+
+def by_key_matches(compiled: CompiledRule, present: Present | None) -> list[str] | None:
+    """For a by_key rule of a shape-specialised program: the present keys of its container
+    that match its pattern (the shape holds every such key, see Selection.shape)."""
+    container = by_key_container(compiled)
+    if present is None or container is None:
+        return None
+    pattern = compiled.steps[0].key_pattern
+    return sorted(k for k in present[container] if pattern.search(k))  # type: ignore[union-attr]
+
+
 def skipped(compiled: CompiledRule, present: Present | None, fixed: Present | None = None) -> bool:
     """True when the shape proves the rule cannot fire, so no code is emitted for it."""
+    if by_key_matches(compiled, present) == []:  # by_key finds nothing: the rule writes nothing
+        return True
     rule = compiled.rule
     paths = [s for s in rule.sources if not isinstance(s, Expression)]
     if (
@@ -249,14 +276,19 @@ def _emit_rule(
                     src.report(i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null"),
                 )
             )
+        matches = by_key_matches(compiled, present)
         for n, step in enumerate(compiled.steps):
             fn = src.const(f"T{i}_{n}", step.fn)
+            first = _applied(fn, step.per_item)
+            if n == 0 and matches is not None and len(matches) == 1:
+                # by_key where the shape leaves one matching key: its value, without a search.
+                first = f"one_key_values(v, {matches[0]!r})"
             if n == 0 and (memo := src.memos.get(i)) is not None:
                 # Another rule reads the same source through the same first step: computed once.
-                code.line(f"if {memo} is UNSET: {memo} = {_applied(fn, step.per_item)}")
+                code.line(f"if {memo} is UNSET: {memo} = {first}")
                 code.line(f"v = {memo}.copy() if {memo}.__class__ is list else {memo}")
             elif n == 0:
-                code.line(_call(fn, step.per_item))
+                code.line(f"v = {first}")
             else:
                 with code.block("if v is not None:"):
                     code.line(_call(fn, step.per_item))

@@ -10,6 +10,7 @@ rules and fields of each kind of entity and generates the code that runs them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -64,6 +65,9 @@ class Step:
     shared: Any = None
     #: The built-in transform raises for every object (see Transform.refuses_objects).
     refuses_objects: bool = False
+    #: The built-in ``by_key``'s pattern: a program specialised to an entity's key shape
+    #: knows which keys match it (see Selection.shape and codegen).
+    key_pattern: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,9 @@ class CompiledMappings:
                         entry.per_item,
                         _shared_key(entry, call),
                         builtin and entry.refuses_objects,
+                        re.compile(plain(call.params)["pattern"])
+                        if builtin and call.name == "by_key"
+                        else None,
                     )
                 )
             except (TypeError, ValueError, ParameterError) as exc:

@@ -34,7 +34,7 @@ from ..convert.transforms import java_string
 from ..convert.types import ANY, SAME
 from ..errors import ConfigurationError, J1FilterError, TransformError
 from ..language.spec import Expression, Path
-from .codegen import CoercionSpec, Present, absent, render, render_preparer
+from .codegen import CoercionSpec, Present, absent, by_key_container, render, render_preparer
 from .compiler import CompiledField, CompiledMappings, CompiledRule, EntityKind, Step
 from .paths import (
     PerKeySet,
@@ -141,6 +141,18 @@ def append_values(parent: dict[str, Any], leaf: str, value: Any) -> None:
     extend_new(current, [item if item.__class__ is str else java_string(item) for item in items])
 
 
+def one_key_values(container: Any, key: str) -> Any:
+    """What ``by_key`` gives for a container whose only key matching its pattern is ``key``
+    (a program specialised to the entity's key shape knows that): the key's value as a new
+    list, a list's items flattened; nothing if it is not there."""
+    if container.__class__ is not dict:
+        return None
+    item = container.get(key)
+    if item.__class__ is list:
+        return item.copy() or None
+    return None if item is None else [item]
+
+
 def failure(label: str, exc: BaseException) -> str:
     """The error entry for a rule that raised: ``file:line rule-id: what``."""
     if isinstance(exc, J1FilterError):
@@ -160,6 +172,7 @@ _NAMESPACE = {
     "collect_values": collect_values,
     "all_args": all_args,
     "append_values": append_values,
+    "one_key_values": one_key_values,
     "failure": failure,
 }
 
@@ -311,12 +324,18 @@ class Selection:
         self.names = [compiled.specs[n].name for n in spec_ids]
         self.duplicates = _group(p for n in spec_ids for p in compiled.specs[n].duplicates)
         self.reads: dict[Path, set[str]] = {c: set() for c in SHAPE_CONTAINERS}
+        #: Per shape container, the patterns of the by_key rules that read it whole: the keys
+        #: matching one belong to the shape too.
+        self.key_patterns: dict[Path, list[re.Pattern[str]]] = {}
         for rule in self.rules:
             for path in (*rule.rule.sources, *rule.rule.when.has, *rule.rule.when.missing):
                 if not isinstance(path, Expression):
                     self.reads[()].add(path[0])
                     if len(path) >= 2 and (path[0],) in self.reads:
                         self.reads[(path[0],)].add(path[1])
+            read_whole = by_key_container(rule)
+            if read_whole is not None:
+                self.key_patterns.setdefault(read_whole, []).append(rule.steps[0].key_pattern)  # type: ignore[arg-type]
         # The keys above deeper tables and duplicates too: a program skips those not there.
         for path in (
             *(p for p in self.tables if p not in self.reads),
@@ -330,7 +349,16 @@ class Selection:
         shape = []
         for container, names in zip(SHAPE_CONTAINERS, keys):
             reads, table = self.reads[container], self.tables.get(container)
-            shape.append(frozenset(k for k in names if k in reads or (table is not None and table.lookup(k))))
+            patterns = self.key_patterns.get(container, ())
+            shape.append(
+                frozenset(
+                    k
+                    for k in names
+                    if k in reads
+                    or (table is not None and table.lookup(k))
+                    or any(p.search(k) for p in patterns)
+                )
+            )
         return tuple(shape)
 
 
