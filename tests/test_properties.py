@@ -296,4 +296,4 @@ def test_a_by_key_rule_with_one_matching_key_reads_it_without_a_search(mapper):
     doc = mapper.map_entity(orjson.loads(text), text)
     assert doc["host"]["ip"] == ["10.0.0.1"] and doc["related"]["ip"] == ["10.0.0.1"]
     program = mapper.runtime.cached_programs()[-1]
-    assert "one_key_values(v, 'targets')" in program.source
+    assert "keys_values(v, ('targets',))" in program.source

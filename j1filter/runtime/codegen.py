@@ -28,6 +28,8 @@ from .compiler import CompiledRule
 from .paths import expansions
 
 Present = dict[Path, frozenset[str]]
+#: Per shape container that by_key rules read whole: its keys matching their patterns, in order.
+KeyOrder = dict[Path, tuple[str, ...]]
 #: A raw field coercion to inline: (container, key, function, per item, failure info).
 CoercionSpec = tuple[Path, str, Callable[[Any], Any], bool, Any]
 
@@ -87,6 +89,7 @@ class ProgramSource:
         self.namespace: dict[str, Any] = {}
         self.parents: dict[Path, str] = {}  # output parent path -> the local holding it
         self.memos: dict[int, str] = {}  # rule index -> the local sharing its first step's value
+        self.key_order: KeyOrder = {}
 
     def const(self, name: str, value: Any) -> str:
         self.namespace[name] = value
@@ -147,20 +150,25 @@ def by_key_container(compiled: CompiledRule) -> Path | None:
     return None
 
 
-def by_key_matches(compiled: CompiledRule, present: Present | None) -> list[str] | None:
-    """For a by_key rule of a shape-specialised program: the present keys of its container
-    that match its pattern (the shape holds every such key, see Selection.shape)."""
+def by_key_matches(compiled: CompiledRule, present: Present | None, key_order: KeyOrder) -> list[str] | None:
+    """For a by_key rule of a shape-specialised program: the keys of its container that match
+    its pattern, in the entity's order (the shape holds them, see Selection.shape)."""
     container = by_key_container(compiled)
-    if present is None or container is None:
+    if present is None or container is None or container not in key_order:
         return None
     pattern = compiled.steps[0].key_pattern
-    return sorted(k for k in present[container] if pattern.search(k))  # type: ignore[union-attr]
+    return [k for k in key_order[container] if pattern.search(k)]  # type: ignore[union-attr]
 
 
-def skipped(compiled: CompiledRule, present: Present | None, fixed: Present | None = None) -> bool:
+def skipped(
+    compiled: CompiledRule,
+    present: Present | None,
+    fixed: Present | None = None,
+    key_order: KeyOrder | None = None,
+) -> bool:
     """True when the shape proves the rule cannot fire, so no code is emitted for it."""
-    if by_key_matches(compiled, present) == []:  # by_key finds nothing: the rule writes nothing
-        return True
+    if key_order is not None and by_key_matches(compiled, present, key_order) == []:
+        return True  # by_key finds nothing: the rule writes nothing
     rule = compiled.rule
     paths = [s for s in rule.sources if not isinstance(s, Expression)]
     if (
@@ -276,13 +284,12 @@ def _emit_rule(
                     src.report(i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null"),
                 )
             )
-        matches = by_key_matches(compiled, present)
+        matches = by_key_matches(compiled, present, src.key_order)
         for n, step in enumerate(compiled.steps):
             fn = src.const(f"T{i}_{n}", step.fn)
             first = _applied(fn, step.per_item)
-            if n == 0 and matches is not None and len(matches) == 1:
-                # by_key where the shape leaves one matching key: its value, without a search.
-                first = f"one_key_values(v, {matches[0]!r})"
+            if n == 0 and matches:  # by_key: the shape says which keys match, in which order
+                first = f"keys_values(v, {tuple(matches)!r})"
             if n == 0 and (memo := src.memos.get(i)) is not None:
                 # Another rule reads the same source through the same first step: computed once.
                 code.line(f"if {memo} is UNSET: {memo} = {first}")
@@ -368,6 +375,7 @@ def render(
     coercions: Sequence[CoercionSpec] = (),
     nested: bool = False,
     volatile: frozenset[Path] = frozenset(),
+    key_order: KeyOrder | None = None,
 ) -> ProgramSource:
     """The source of ``apply_rules(A, doc, errors, notes)``: first the ``coercions`` of the raw
     fields of the shape containers, then (with ``nested``) ``coerce_nested(A, errors, notes)`` for
@@ -378,6 +386,7 @@ def render(
     src = ProgramSource(trace)
     body = ProgramSource(trace)
     body.namespace, body.parents = src.namespace, src.parents
+    body.key_order = src.key_order = key_order or {}
     body.code.depth = 1
     for n, coercion in enumerate(coercions):
         _emit_coercion(body, n, coercion)
@@ -392,10 +401,10 @@ def render(
             for container, keys in present.items()
         }
     )
-    emitted = [compiled for compiled, _ in rules if not skipped(compiled, present, fixed)]
+    emitted = [compiled for compiled, _ in rules if not skipped(compiled, present, fixed, body.key_order)]
     body.memos = src.memos = shared_first_steps(emitted)
     for compiled, result in rules:
-        if not skipped(compiled, present, fixed):
+        if not skipped(compiled, present, fixed, body.key_order):
             _emit_rule(body, compiled, present, fixed, result)
         elif trace:
             body.code.line(f"trace({compiled.index}, {NO_SOURCE!r}, 'not in this entity')")

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import translate
-from typing import Any
+from typing import Any, NamedTuple
 
 from jmespath.exceptions import JMESPathError
 
@@ -141,16 +141,20 @@ def append_values(parent: dict[str, Any], leaf: str, value: Any) -> None:
     extend_new(current, [item if item.__class__ is str else java_string(item) for item in items])
 
 
-def one_key_values(container: Any, key: str) -> Any:
-    """What ``by_key`` gives for a container whose only key matching its pattern is ``key``
-    (a program specialised to the entity's key shape knows that): the key's value as a new
-    list, a list's items flattened; nothing if it is not there."""
+def keys_values(container: Any, keys: tuple[str, ...]) -> Any:
+    """What ``by_key`` gives for a container whose keys matching its pattern are ``keys``, in
+    its order (a program specialised to the entity's key shape knows them): their values in
+    a new list, lists flattened; nothing if there is none."""
     if container.__class__ is not dict:
         return None
-    item = container.get(key)
-    if item.__class__ is list:
-        return item.copy() or None
-    return None if item is None else [item]
+    found: list[Any] = []
+    for key in keys:
+        item = container.get(key)
+        if item.__class__ is list:
+            found.extend(item)
+        elif item is not None:
+            found.append(item)
+    return found or None
 
 
 def failure(label: str, exc: BaseException) -> str:
@@ -172,7 +176,7 @@ _NAMESPACE = {
     "collect_values": collect_values,
     "all_args": all_args,
     "append_values": append_values,
-    "one_key_values": one_key_values,
+    "keys_values": keys_values,
     "failure": failure,
 }
 
@@ -344,22 +348,33 @@ class Selection:
             holder, shape_name = shape_key(path)
             self.reads[holder].add(shape_name)
 
-    def shape(self, keys: tuple[tuple[str, ...], ...]) -> tuple[frozenset[str], ...]:
-        """The keys of each shape container that a rule or a coercion looks at."""
-        shape = []
+    def shape(self, keys: tuple[tuple[str, ...], ...]) -> Shape:
+        """The keys of each shape container that a rule or a coercion looks at, and, for the
+        containers that by_key rules read whole, the keys matching one of their patterns in
+        the entity's order (by_key gives values in key order)."""
+        present = []
+        ordered = []
         for container, names in zip(SHAPE_CONTAINERS, keys):
             reads, table = self.reads[container], self.tables.get(container)
-            patterns = self.key_patterns.get(container, ())
-            shape.append(
+            patterns = self.key_patterns.get(container)
+            matching = (
+                () if patterns is None else tuple(k for k in names if any(p.search(k) for p in patterns))
+            )
+            if patterns is not None:
+                ordered.append((container, matching))
+            present.append(
                 frozenset(
-                    k
-                    for k in names
-                    if k in reads
-                    or (table is not None and table.lookup(k))
-                    or any(p.search(k) for p in patterns)
+                    k for k in names if k in reads or (table is not None and table.lookup(k)) or k in matching
                 )
             )
-        return tuple(shape)
+        return Shape(tuple(present), tuple(ordered))
+
+
+class Shape(NamedTuple):
+    """What a program is specialised to (see Selection.shape)."""
+
+    present: tuple[frozenset[str], ...]  # per shape container
+    key_order: tuple[tuple[Path, tuple[str, ...]], ...]  # per container read by by_key
 
 
 def shape_key(path: Path) -> tuple[Path, str]:
@@ -395,9 +410,9 @@ class Program:
     for deeper containers) and writing the rules' fields. Its source is registered with
     :mod:`linecache` for as long as the program lives."""
 
-    def __init__(self, selection: Selection, shape: tuple[frozenset[str], ...] | None, trace: bool = False):
+    def __init__(self, selection: Selection, shape: Shape | None, trace: bool = False):
         self.selection = selection
-        present: Present | None = None if shape is None else dict(zip(SHAPE_CONTAINERS, shape))
+        present: Present | None = None if shape is None else dict(zip(SHAPE_CONTAINERS, shape.present))
         coercions: list[CoercionSpec] = []
         if present is not None:  # the coercions of the keys present, inline
             coercions = [
@@ -423,7 +438,8 @@ class Program:
         )
         # A nested table's coercion may empty, and so remove, the shape key above it.
         volatile = frozenset((*container, key) for container, key in map(shape_key, (p for p, _ in tables)))
-        source = render(selection.typed_rules, present, trace, coercions, bool(tables), volatile)
+        key_order = {} if shape is None else dict(shape.key_order)
+        source = render(selection.typed_rules, present, trace, coercions, bool(tables), volatile, key_order)
         source.namespace["coerce_nested"] = functools.partial(coerce_tables, tables)
         self.source = source.code.text()
         self.filename = (
