@@ -139,8 +139,7 @@ def run(
     stats = Stats()
     out = LineWriter(sink, guard)
     errors_out = LineWriter(errors_sink, guard) if errors_sink is not None else None
-    pending: list[Encoded] = []
-    pending_bytes = 0
+    pending = Pending()
     try:
         if workers > 1 and not line_buffered:
             _run_workers(
@@ -164,13 +163,10 @@ def run(
                 continue
             if not stats.looks_pretty_printed and pretty_printed(line, encoded):
                 stats.looks_pretty_printed = True
-            for doc, error_kind in encoded:
-                pending.append((doc, error_kind))
-                pending_bytes += len(doc)
+            pending.add(encoded)
             del line, encoded  # a huge line's bytes are not needed while the batch is written
-            if line_buffered or len(pending) >= batch_size or pending_bytes >= batch_bytes:
+            if line_buffered or len(pending.documents) >= batch_size or pending.size >= batch_bytes:
                 _flush(out, errors_out, pending, stats)
-                pending_bytes = 0
             if progress is not None and progress.due():
                 progress.show(stats.documents, sum(stats.errors.values()))
         _flush(out, errors_out, pending, stats)
@@ -202,23 +198,41 @@ def pretty_printed(line: bytes, encoded: list[Encoded]) -> bool:
     return len(encoded) == 1 and encoded[0][1] == "invalid_json" and looks_pretty_printed(line)
 
 
-def _flush_quietly(
-    out: LineWriter, errors_out: LineWriter | None, pending: list[Encoded], stats: Stats
-) -> None:
+class Pending:
+    """The output lines mapped and not yet written, and which of them are error documents."""
+
+    def __init__(self) -> None:
+        self.documents: list[bytes] = []
+        self.failed: list[tuple[int, str, bytes]] = []  # index among the documents, kind, line
+        self.size = 0  # bytes
+
+    def add(self, encoded: list[Encoded]) -> None:
+        for document, error_kind in encoded:
+            if error_kind:
+                self.failed.append((len(self.documents), error_kind, document))
+            self.documents.append(document)
+            self.size += len(document)
+
+    def take(self) -> tuple[bytes, int, list[tuple[int, str, bytes]]]:
+        """The pending lines as one block ending in a newline, their number and the error
+        documents among them; nothing is pending after."""
+        documents, failed = self.documents, self.failed
+        self.documents, self.failed, self.size = [], [], 0
+        documents.append(b"")  # the block ends in a newline
+        return b"\n".join(documents), len(documents) - 1, failed
+
+
+def _flush_quietly(out: LineWriter, errors_out: LineWriter | None, pending: Pending, stats: Stats) -> None:
     try:
         _flush(out, errors_out, pending, stats)
     except BrokenPipeError:
         stats.output_closed = True
 
 
-def _flush(out: LineWriter, errors_out: LineWriter | None, pending: list[Encoded], stats: Stats) -> None:
+def _flush(out: LineWriter, errors_out: LineWriter | None, pending: Pending, stats: Stats) -> None:
     """Write the pending documents as one block (see :func:`_write`)."""
-    batch = pending[:]
-    pending.clear()  # before writing: a stop right after the write must not repeat it
-    failed = [(index, kind, document) for index, (document, kind) in enumerate(batch) if kind]
-    _write(
-        out, errors_out, b"\n".join([*(document for document, _ in batch), b""]), len(batch), failed, stats
-    )
+    block, count, failed = pending.take()  # before writing: a stop right after must not repeat it
+    _write(out, errors_out, block, count, failed, stats)
 
 
 def _write(
