@@ -186,3 +186,27 @@ def test_an_object_under_a_scalar_coercion_is_kept_or_reported_by_on_error(tmp_p
         (program,) = m.runtime.cached_programs()
         assert "v.__class__ is not dict" in program.source.split("'properties.kept'")[1].split("#")[0]
         assert "v.__class__ is not dict" not in program.source.split("'properties.removed'")[1].split("#")[0]
+
+
+COLLECTED = """\
+version: 1
+name: collected
+rules:
+  - {to: related.hosts, collect: [properties.a], mode: append, id: one-source}
+  - {to: related.user, collect: [properties.a, properties.never], mode: append, id: two-sources}
+"""
+
+
+@pytest.mark.parametrize(
+    "value", ["x", ["x", "y", "x"], 5, 5.5, True, ["x", 7, None], {"o": 1}, [["nested"]], [{"o": 1}]]
+)
+def test_a_collect_rule_with_one_source_appends_what_collecting_it_would(tmp_path, value):
+    """One source collected into an append rule takes a shortcut for a text (no list built
+    for it): it must append what the general path (two sources, one never present) does."""
+    m = mapper(tmp_path, COLLECTED)
+    m.runtime.specialise = False  # every rule as written: two-sources reads both
+    doc = m.map_entity(entity(a=value), "{}")
+    related = doc.get("related", {})
+    assert related.get("hosts") == related.get("user")
+    messages = [message.split(": ", 1)[1] for message in doc.get("error", {}).get("message", [])]
+    assert messages[0::2] == messages[1::2]  # each failure reported alike by both rules

@@ -201,9 +201,18 @@ def _emit_read(src: ProgramSource, compiled: CompiledRule, present: Present | No
         for n, source in enumerate(sources[1:], 1):
             line(f"if v is None: v = {_read_expr(source, src, f'S{i}_{n}')}")
         return
+    if rule.source_kind == "collect":  # absent sources add nothing: left out
+        sources = _readable(rule.sources, present)
+        if len(sources) == 1 and rule.mode == "append" and not compiled.steps:
+            # One text is appended as the list of it would be: no list built for it.
+            line(f"v = {_read_expr(sources[0], src, f'S{i}_0')}")
+            line("if v is not None and v.__class__ is not str: v = collect_values((v,))")
+            return
+        reads = ", ".join(_read_expr(source, src, f"S{i}_{n}") for n, source in enumerate(sources))
+        line(f"v = collect_values(({reads},))")
+        return
     reads = ", ".join(_read_expr(source, src, f"S{i}_{n}") for n, source in enumerate(rule.sources))
-    helper = "collect_values" if rule.source_kind == "collect" else "all_args"
-    line(f"v = {helper}(({reads},))")
+    line(f"v = all_args(({reads},))")
 
 
 def _readable(sources: Sequence[Source], present: Present | None) -> list[Source]:
@@ -349,11 +358,12 @@ def shared_first_steps(rules: Sequence[CompiledRule]) -> dict[int, str]:
 _CONTAINER_LOCALS = {(): "A", ("entity",): "E", ("properties",): "P"}
 
 
-def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec) -> None:
+def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec, local: str | None = None) -> None:
     """Convert one raw field in place; a failure is handed to ``coercion_failed`` (which
-    records it, or keeps the value for ``on_error: keep``); nothing left removes the key."""
+    records it, or keeps the value for ``on_error: keep``); nothing left removes the key.
+    ``local``: the local holding its container (default: the shape container's)."""
     container, key, fn, per_item, info = coercion
-    local, code = _CONTAINER_LOCALS[container], src.code
+    local, code = local or _CONTAINER_LOCALS[container], src.code
     code.line(f"# coerce {'.'.join((*container, key))!r}")
     code.line(f"v = {local}.get({key!r})")
     test = "v is not None and v.__class__ is not dict" if info[0].skips_objects else "v is not None"
@@ -368,18 +378,42 @@ def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec) -> None:
         code.line(f"else: {local}[{key!r}] = v")
 
 
+def _emit_nested(
+    src: ProgramSource, first: int, table: int, path: Path, coercions: Sequence[CoercionSpec]
+) -> int:
+    """The coercions (numbered from ``first``) of the exact keys of one container below a
+    shape container (e.g. ``properties.port``, table number ``table``), in place when it is
+    an object; returns the next coercion number."""
+    code = src.code
+    if len(path) == 2 and (path[0],) in _CONTAINER_LOCALS:
+        code.line(f"X = {_CONTAINER_LOCALS[(path[0],)]}.get({path[1]!r})")
+    else:
+        code.line(f"X = get_path(A, {src.const(f'N{table}', path)})")
+    with code.when("X.__class__ is dict"):
+        for coercion in coercions:
+            _emit_coercion(src, first, coercion, "X")
+            first += 1
+    return first
+
+
+#: Coercions below the shape containers, per container in order: those of its exact keys,
+#: written inline (None: it has patterns, and ``coerce_table_N`` runs its table).
+Nested = Sequence[tuple[Path, Sequence[CoercionSpec] | None]]
+
+
 def render(
     rules: Sequence[tuple[CompiledRule, str]],
     present: Present | None,
     trace: bool,
     coercions: Sequence[CoercionSpec] = (),
-    nested: bool = False,
+    nested: Nested = (),
     volatile: frozenset[Path] = frozenset(),
     key_order: KeyOrder | None = None,
 ) -> ProgramSource:
     """The source of ``apply_rules(A, doc, errors, notes)``: first the ``coercions`` of the raw
-    fields of the shape containers, then (with ``nested``) ``coerce_nested(A, errors, notes)`` for
-    the others, then ``rules`` (each with the type its value has before it is written). With
+    fields of the shape containers, then the ``nested`` ones of the containers below (inline,
+    or ``coerce_table_N(A, errors, notes)`` for a container's table), then ``rules`` (each with
+    the type its value has before it is written). With
     ``present`` (the keys of the root, ``entity`` and ``properties`` containers), rules whose
     sources cannot be there are left out, and so are the tests of keys that are certainly there
     (``volatile``: the key paths that coercions may still remove)."""
@@ -390,8 +424,12 @@ def render(
     body.code.depth = 1
     for n, coercion in enumerate(coercions):
         _emit_coercion(body, n, coercion)
-    if nested:
-        body.code.line("coerce_nested(A, errors, notes)")
+    next_coercion = len(coercions)
+    for table, (path, inline) in enumerate(nested):
+        if inline is None:
+            body.code.line(f"coerce_table_{table}(A, errors, notes)")
+        else:
+            next_coercion = _emit_nested(body, next_coercion, table, path, inline)
     volatile = volatile | {(*container, key) for container, key, *_ in coercions}
     fixed = (
         None

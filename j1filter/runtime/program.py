@@ -438,9 +438,27 @@ class Program:
         )
         # A nested table's coercion may empty, and so remove, the shape key above it.
         volatile = frozenset((*container, key) for container, key in map(shape_key, (p for p, _ in tables)))
+        # The tables below them: inline for a specialised program when a table has exact keys
+        # only (Tenable's properties.port.port), else run by coerce_tables.
+        nested: list[tuple[Path, list[CoercionSpec] | None]] = [
+            (
+                path,
+                None
+                if present is None or table.patterns
+                else [
+                    (path, name, c.fn, c.per_item, (c, (*path, name)))
+                    for name, c in sorted(table.exact.items())
+                ],
+            )
+            for path, table in tables
+        ]
         key_order = {} if shape is None else dict(shape.key_order)
-        source = render(selection.typed_rules, present, trace, coercions, bool(tables), volatile, key_order)
-        source.namespace["coerce_nested"] = functools.partial(coerce_tables, tables)
+        source = render(selection.typed_rules, present, trace, coercions, nested, volatile, key_order)
+        for number, (path, table) in enumerate(tables):
+            if nested[number][1] is None:
+                source.namespace[f"coerce_table_{number}"] = functools.partial(
+                    coerce_tables, ((path, table),)
+                )
         self.source = source.code.text()
         self.filename = (
             f"<j1filter program {next(_program_numbers)}: {', '.join(selection.names)}"
