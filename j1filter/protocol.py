@@ -129,8 +129,13 @@ def line_units(line: bytes, where: str) -> list[Unit]:
     """The units of one input line (without its newline). ``where`` names the line in
     error messages, e.g. ``"line 12"``."""
     try:
-        text = _decode(line)
-        value = parse_json(line)
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:  # invalid UTF-8 or JSON, or what only the fallback reads
+            text = _decode(line)
+            value = parse_json(line)
+        else:
+            text = line.decode()  # orjson read it: valid UTF-8
     except BadLine as exc:
         messages = [f"{where}: {exc}"]
         if exc.kind == "invalid_json" and looks_pretty_printed(line):
@@ -236,16 +241,14 @@ def _page_units(page: dict[str, Any], text: str, where: str, tags: Tags) -> list
 
 def map_unit(mapper: Mapper, unit: Unit, trace: Tracer | None = None) -> Mapped:
     """The document of one unit; a failure while mapping costs this document only."""
-    if unit.error_kind is not None:
-        return Mapped(
-            mapper.error_document(unit.original, list(unit.messages), tags=unit.tags), unit.error_kind
-        )
-    value = unit.entity
+    original, where, tags, value, error_kind, messages = unit  # one unpacking, not six lookups
+    if error_kind is not None:
+        return Mapped(mapper.error_document(original, list(messages), tags=tags), error_kind)
     try:
-        doc = mapper.map_entity(value, unit.original, tags=unit.tags, where=unit.where, trace=trace)
+        doc = mapper.map_entity(value, original, tags=tags, where=where, trace=trace)
     except Exception as exc:  # noqa: BLE001 - e.g. a user rule failing on this entity: the rest go on
-        message = failure(unit.where, "cannot map this entity", exc)
-        return Mapped(mapper.error_document(unit.original, [message], tags=unit.tags), "unexpected_error")
+        message = failure(where, "cannot map this entity", exc)
+        return Mapped(mapper.error_document(original, [message], tags=tags), "unexpected_error")
     if "error" not in doc:
         return tuple.__new__(Mapped, (doc, None))  # as a usual line's Unit: built cheaply
     if not isinstance(value, dict) or "entity" not in value:

@@ -429,14 +429,14 @@ def test_any_exception_in_a_line_becomes_an_error_document(mapper, monkeypatch):
     """The last-resort guard does not depend on knowing what can go wrong."""
     import j1filter.protocol as protocol
 
-    real = protocol.parse_json
+    real = protocol.value_units
 
-    def flaky(data):
-        if b"boom" in data:
+    def flaky(value, text, where, tags=()):
+        if "boom" in text:
             raise RuntimeError("boom \ud800 " + "x" * 5000)
-        return real(data)
+        return real(value, text, where, tags)
 
-    monkeypatch.setattr(protocol, "parse_json", flaky)
+    monkeypatch.setattr(protocol, "value_units", flaky)
     stats, docs, _ = stream(mapper, b'{"boom": 1}\n' + GOOD_LINE + b"\n")
     assert len(docs) == 2 and docs[1]["event"]["id"] == "e-1"
     assert docs[0]["event"]["original"] == '{"boom": 1}'
