@@ -483,8 +483,7 @@ def job_lines(job: Job, max_line_bytes: int) -> Iterator[tuple[bytes, int]]:
 def map_job(mapper: Mapper, job: Job, max_line_bytes: int, name: str) -> JobResult:
     """What one process would write for the lines of ``job``, as one block."""
     mapper.hold_clock()  # the lines of a job arrived together
-    documents: list[bytes] = []
-    failed: list[tuple[int, str, bytes]] = []
+    pending = Pending()
     lines = blank_lines = 0
     pretty = False
     for lines, (line, size) in enumerate(job_lines(job, max_line_bytes), 1):
@@ -493,12 +492,9 @@ def map_job(mapper: Mapper, job: Job, max_line_bytes: int, name: str) -> JobResu
             blank_lines += 1
             continue
         pretty = pretty or pretty_printed(line, encoded)
-        for document, error_kind in encoded:
-            if error_kind:
-                failed.append((len(documents), error_kind, document))
-            documents.append(document)
-    block = b"\n".join([*documents, b""]) if documents else b""
-    return (lines, blank_lines, pretty, len(documents), failed), block
+        pending.add(encoded)
+    block, count, failed = pending.take()
+    return (lines, blank_lines, pretty, count, failed), block
 
 
 def _worker(mapper: Mapper, index: int, pipes: list[Any], max_line_bytes: int, name: str) -> None:
