@@ -261,6 +261,8 @@ PARAM_CASES = {
         ({"pattern": r"instance/(i-[0-9a-f]+)"}, "arn:aws:ec2:us-east-1:123:instance/i-0abc", "i-0abc"),
         ({"pattern": r"(\d+)-(\d+)", "group": 2}, "10-20", "20"),
         ({"pattern": r"x(\d)"}, "none here", None),
+        ({"pattern": r"(\d+)"}, {"port": 443}, None),  # an object: no text of its own to search
+        ({"pattern": r"(\d+)"}, 8443, "8443"),
     ],
     "split": [
         ({}, "a, b,,c", ["a", "b", "c"]),

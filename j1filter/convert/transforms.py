@@ -287,7 +287,7 @@ def mac_transform() -> ValueFn:
         if len(digits) not in (12, 16) or not _HEX.fullmatch(digits):
             return value
         digits = digits.upper()
-        return "-".join(digits[i : i + 2] for i in range(0, len(digits), 2))
+        return "-".join([digits[i : i + 2] for i in range(0, len(digits), 2)])
 
     return to_mac
 
@@ -308,13 +308,19 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 @transform("extract", result=ValueType.KEYWORD)
 def extract_transform(*, pattern: str, group: int = 1) -> ValueFn:
-    """First match of a regular expression (``pattern``, capture ``group``); ``None`` if no match."""
+    """First match of a regular expression (``pattern``, capture ``group``); ``None`` if no
+    match, and for an object, which holds no text of its own to search."""
     regex = _compiled(pattern)
     if not 0 <= group <= regex.groups:
         raise ParameterError(f"group {group} does not exist in pattern")
 
     def extract(value: Any) -> Any:
-        m = regex.search(value if value.__class__ is str else java_string(value))
+        if value.__class__ is str:
+            m = regex.search(value)
+        elif isinstance(value, dict):  # e.g. Tenable's port object under a rule for port numbers
+            return None
+        else:
+            m = regex.search(java_string(value))
         return m[group] if m else None
 
     return extract
