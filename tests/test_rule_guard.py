@@ -160,29 +160,38 @@ version: 1
 name: coerced
 fields:
   properties.kept: {transform: long, on_error: keep}
+  properties.text: {transform: double, on_error: keep}
   properties.removed: long
   properties.deep.kept: {transform: date, on_error: keep}
 rules:
   - {to: message, from: properties.name}
+  - {to: labels.text, from: properties.text}
 """
 
 
 @pytest.mark.parametrize("specialise", [True, False])
 def test_an_object_under_a_scalar_coercion_is_kept_or_reported_by_on_error(tmp_path, specialise):
-    """``on_error: keep`` leaves an object as it is without calling the conversion (the
-    program tests its class first); without keep, the refusal is still reported."""
+    """``on_error: keep`` leaves an object, or a text it refused before, as it is without
+    calling the conversion again (the program tests that first); without keep, the refusal
+    is still reported; and every entity gets the same document as the first."""
     m = mapper(tmp_path, COERCIONS)
     m.runtime.specialise = specialise
-    raw = entity(name="n", kept={"port": 443}, removed={"port": 443}, deep={"kept": {"a": 1}}, other=7)
-    for _ in range(3):  # the first entity of a key shape is prepared generically, the next not
-        doc = m.map_entity(orjson.loads(orjson.dumps(raw)), "{}")
+    raw = entity(
+        name="n", kept={"port": 443}, text="Prose", removed={"port": 443}, deep={"kept": {"a": 1}}, other=7
+    )
+    docs = [m.map_entity(orjson.loads(orjson.dumps(raw)), "{}") for _ in range(4)]
+    assert docs[1:] == docs[:-1]  # the first of a key shape is prepared generically, the next not
+    doc = docs[-1]
     properties = doc["jupiter_one"]["asset"]["properties"]
     assert properties["kept"] == {"port": 443} and properties["deep"] == {"kept": {"a": 1}}
+    assert properties["text"] == "Prose" and doc["labels"] == {"text": "Prose"}
     assert "removed" not in properties
     assert doc["error"]["message"] == [
         "jupiter_one.asset.properties.removed: unable to convert [{'port': 443}] to long"
     ]
-    if specialise:
+    if specialise:  # (the generic mode builds its selections anew for each entity)
+        (coercion,) = [c for c in _coercions(m) if c.compiled.field.path == "properties.text"]
+        assert coercion.refused == {"Prose"}  # kept after the first refusal, without a call
         (program,) = m.runtime.cached_programs()
         assert "v.__class__ is not dict" in program.source.split("'properties.kept'")[1].split("#")[0]
         assert "v.__class__ is not dict" not in program.source.split("'properties.removed'")[1].split("#")[0]
@@ -210,3 +219,13 @@ def test_a_collect_rule_with_one_source_appends_what_collecting_it_would(tmp_pat
     assert related.get("hosts") == related.get("user")
     messages = [message.split(": ", 1)[1] for message in doc.get("error", {}).get("message", [])]
     assert messages[0::2] == messages[1::2]  # each failure reported alike by both rules
+
+
+def _coercions(m: Mapper) -> list:
+    """Every coercion of the mapper's selections."""
+    return [
+        c
+        for selection in m.runtime._selections.values()
+        for table in selection.tables.values()
+        for c in table.exact.values()
+    ]

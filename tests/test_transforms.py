@@ -342,7 +342,7 @@ _OBJECT_VALUES = st.recursive(
 @given(value=st.dictionaries(_OBJECT_KEYS, _OBJECT_VALUES, max_size=4))
 def test_a_transform_said_to_refuse_objects_raises_for_every_object(name, value):
     """What lets an ``on_error: keep`` coercion leave an object alone without calling it
-    (program.Coercion.skips_objects): the call would raise, and keep would keep it."""
+    (program.Coercion.refused): the call would raise, and keep would keep it."""
     with pytest.raises(TransformError):
         run(name, value)
 

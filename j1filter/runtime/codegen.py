@@ -366,7 +366,10 @@ def _emit_coercion(src: ProgramSource, n: int, coercion: CoercionSpec, local: st
     local, code = local or _CONTAINER_LOCALS[container], src.code
     code.line(f"# coerce {'.'.join((*container, key))!r}")
     code.line(f"v = {local}.get({key!r})")
-    test = "v is not None and v.__class__ is not dict" if info[0].skips_objects else "v is not None"
+    test = "v is not None"
+    if info[0].refused is not None:  # an object or a text refused before is kept as it is
+        refused = src.const(f"KR{n}", info[0].refused)
+        test += f" and v.__class__ is not dict and (v.__class__ is not str or v not in {refused})"
     with code.block(f"if {test}:"):
         with code.block("try:"):
             name = src.const(f"K{n}", fn)

@@ -189,18 +189,34 @@ class Coercion:
     fn: Callable[[Any], Any]  # applied to the value, or to each item of a list when per_item
     per_item: bool
     compiled: CompiledField
-    #: An object is left as it is without a call: the first step would refuse it, and
-    #: ``on_error: keep`` keeps what a step refused (e.g. Tenable's port object under a
-    #: coercion of port numbers), so the result is the same, without an exception per entity.
-    skips_objects: bool = False
+    #: For an ``on_error: keep`` coercion whose first step is a built-in conversion to a
+    #: scalar (pure, and refusing every object): the texts it has refused. An object, or a
+    #: text refused before, is then kept as it is without a call, which gives the same
+    #: result without an exception raised and caught per entity (Tenable's port object
+    #: under a coercion of port numbers, its prose impact under a numeric one). None: the
+    #: coercion is always called.
+    refused: set[str] | None = None
+
+    def remember_refused(self, value: Any) -> None:
+        refused = self.refused
+        if refused is not None and value.__class__ is str and len(value) <= _REFUSED_TEXT:
+            if len(refused) >= _REFUSED_TEXTS:
+                refused.clear()
+            refused.add(value)
+
+
+#: Bounds of what a coercion remembers as refused: texts up to this length, this many.
+_REFUSED_TEXT = 1024
+_REFUSED_TEXTS = 4096
 
 
 def _coercion(compiled: CompiledField) -> Coercion:
     steps = compiled.steps
-    skips_objects = compiled.field.on_error == "keep" and steps[0].refuses_objects
+    keeps = compiled.field.on_error == "keep" and len(steps) == 1 and steps[0].refuses_objects
+    refused: set[str] | None = set() if keeps else None
     if len(steps) == 1:
-        return Coercion(steps[0].fn, steps[0].per_item, compiled, skips_objects)
-    return Coercion(_chain(steps), False, compiled, skips_objects)
+        return Coercion(steps[0].fn, steps[0].per_item, compiled, refused)
+    return Coercion(_chain(steps), False, compiled, refused)
 
 
 def _chain(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
@@ -248,6 +264,7 @@ def coercion_failed(errors: list[str], failed: tuple[Coercion, Path], exc: Excep
     nothing, with an error entry (``remove``)."""
     coercion, path = failed
     if coercion.compiled.field.on_error == "keep":
+        coercion.remember_refused(value)
         return value
     where = f"jupiter_one.asset.{'.'.join(path)}"
     loc = coercion.compiled.field.location
@@ -270,8 +287,10 @@ def _apply_coercion(
     value = container.get(key)
     if value is None:  # removed meanwhile (e.g. by an earlier failure that emptied its parent)
         return
-    if coercion.skips_objects and value.__class__ is dict:
-        return
+    if coercion.refused is not None and (
+        value.__class__ is dict or (value.__class__ is str and value in coercion.refused)
+    ):
+        return  # kept as it is: see Coercion.refused
     try:
         value = map_items(coercion.fn, value) if coercion.per_item else coercion.fn(value)
     except Exception as exc:  # noqa: BLE001 - one guard for every coercion, as for rules
