@@ -71,10 +71,15 @@ _SPECIAL = set(".^$*+?{}[]|()\\")
 _QUANTIFIERS = set("*+?{")
 
 
+def _source(pattern: re.Pattern) -> str:
+    """A pattern's text (a bytes pattern's as Latin-1, one character per byte)."""
+    return pattern.pattern.decode("latin-1") if isinstance(pattern.pattern, bytes) else pattern.pattern
+
+
 def literal_prefix(pattern: re.Pattern) -> str:
     """The literal text the pattern starts with, if any (so the hostile part is reached):
     plain characters and escaped punctuation, up to the first construct or quantified item."""
-    text, chars, i = pattern.pattern, [], 0
+    text, chars, i = _source(pattern), [], 0
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text) and not text[i + 1].isalnum():
             char, width = text[i + 1], 2
@@ -104,13 +109,15 @@ def test_literal_prefix(pattern, prefix):
     assert literal_prefix(re.compile(pattern)) == prefix
 
 
-def hostile_strings(pattern: re.Pattern) -> Iterator[str]:
-    alphabet = sorted(set(BASE_CHARS) | {c for c in pattern.pattern if c.isprintable()})
+def hostile_strings(pattern: re.Pattern) -> Iterator[str | bytes]:
+    """Long texts of the pattern's own characters (bytes for a bytes pattern)."""
+    alphabet = sorted(set(BASE_CHARS) | {c for c in _source(pattern) if c.isprintable()})
+    as_bytes = isinstance(pattern.pattern, bytes)
     for prefix in dict.fromkeys(("", literal_prefix(pattern))):
         for a, b in itertools.product(alphabet, repeat=2):
             body = a * N if a == b else (a + b) * (N // 2)
-            yield prefix + body + "\x00"
-            yield prefix + body
+            for text in (prefix + body + "\x00", prefix + body):
+                yield text.encode("latin-1") if as_bytes else text
 
 
 def test_patterns_were_found():

@@ -206,8 +206,8 @@ class Coercion:
 
 
 #: Bounds of what a coercion remembers as refused: texts up to this length, this many.
-_REFUSED_TEXT = 1024
-_REFUSED_TEXTS = 4096
+_REFUSED_TEXT = 512
+_REFUSED_TEXTS = 1024
 
 
 def _coercion(compiled: CompiledField) -> Coercion:
