@@ -150,11 +150,12 @@ def by_key_container(compiled: CompiledRule) -> Path | None:
     return None
 
 
-def by_key_matches(compiled: CompiledRule, present: Present | None, key_order: KeyOrder) -> list[str] | None:
+def by_key_matches(compiled: CompiledRule, key_order: KeyOrder) -> list[str] | None:
     """For a by_key rule of a shape-specialised program: the keys of its container that match
-    its pattern, in the entity's order (the shape holds them, see Selection.shape)."""
+    its pattern, in the entity's order (the shape holds them, see Selection.shape; a generic
+    program has no key order)."""
     container = by_key_container(compiled)
-    if present is None or container is None or container not in key_order:
+    if container is None or container not in key_order:
         return None
     pattern = compiled.steps[0].key_pattern
     return [k for k in key_order[container] if pattern.search(k)]  # type: ignore[union-attr]
@@ -167,7 +168,7 @@ def skipped(
     key_order: KeyOrder | None = None,
 ) -> bool:
     """True when the shape proves the rule cannot fire, so no code is emitted for it."""
-    if key_order is not None and by_key_matches(compiled, present, key_order) == []:
+    if key_order and by_key_matches(compiled, key_order) == []:
         return True  # by_key finds nothing: the rule writes nothing
     rule = compiled.rule
     paths = [s for s in rule.sources if not isinstance(s, Expression)]
@@ -293,7 +294,7 @@ def _emit_rule(
                     src.report(i, NO_SOURCE, " | ".join(map(source_text, rule.sources)) or "value is null"),
                 )
             )
-        matches = by_key_matches(compiled, present, src.key_order)
+        matches = by_key_matches(compiled, src.key_order)
         for n, step in enumerate(compiled.steps):
             fn = src.const(f"T{i}_{n}", step.fn)
             first = _applied(fn, step.per_item)
@@ -388,10 +389,7 @@ def _emit_nested(
     shape container (e.g. ``properties.port``, table number ``table``), in place when it is
     an object; returns the next coercion number."""
     code = src.code
-    if len(path) == 2 and (path[0],) in _CONTAINER_LOCALS:
-        code.line(f"X = {_CONTAINER_LOCALS[(path[0],)]}.get({path[1]!r})")
-    else:
-        code.line(f"X = get_path(A, {src.const(f'N{table}', path)})")
+    code.line(f"X = {_read_expr(path, src, f'N{table}')}")
     with code.when("X.__class__ is dict"):
         for coercion in coercions:
             _emit_coercion(src, first, coercion, "X")

@@ -168,7 +168,7 @@ class CompiledMappings:
                         call.name,
                         fn,
                         entry.per_item,
-                        _shared_key(entry, call),
+                        _shared_key(entry, call) if builtin else None,
                         builtin and entry.refuses_objects,
                         re.compile(plain(call.params)["pattern"])
                         if builtin and call.name == "by_key"
@@ -254,8 +254,9 @@ def compile_files(
 
 
 def _shared_key(entry: Transform, call: TransformCall) -> Any:
-    """What makes two calls compute the same values (see Step.shared), or None."""
-    if TRANSFORMS.get(call.name) is not entry or entry.result_type(call.params) == ValueType.OBJECT:
+    """What makes two calls of a built-in transform compute the same values (see
+    Step.shared), or None."""
+    if entry.result_type(call.params) == ValueType.OBJECT:
         return None
     return call.name, repr(sorted(plain(call.params).items()))
 
