@@ -518,6 +518,47 @@ def test_workers_write_the_same_bytes_in_order_with_the_right_line_numbers(mappe
     assert len(data) > 3 * JOB_BYTES and f"line {last_bad}: invalid JSON" in " ".join(messages)
 
 
+@pytest.mark.parametrize(
+    "input_room, output_room, expected",
+    [
+        (64, 64, {"job pipe", "result pipe"}),  # nothing fits
+        (4096, 1 << 20, {"job slot", "job pipe", "result slot"}),  # jobs of long lines do not fit
+        (1 << 20, 4096, {"job slot", "result slot", "result pipe"}),  # results of several lines do not fit
+    ],
+)
+def test_workers_send_what_does_not_fit_in_its_slot_through_the_pipe(
+    mapper, tmp_path, monkeypatch, input_room, output_room, expected
+):
+    """A job or a result larger than its slot of shared memory crosses the pipe instead; with
+    slots of any size, the output is the same bytes as one process writes."""
+    from j1filter import stream as stream_module
+
+    log = tmp_path / "sends.log"
+    real_send = stream_module._send
+
+    def send(connection, room, message, data):
+        with open(log, "a") as out:
+            out.write(
+                f"{'job' if len(message) == 3 else 'result'} {'slot' if len(data) <= len(room) else 'pipe'}\n"
+            )
+        real_send(connection, room, message, data)
+
+    monkeypatch.setattr(stream_module, "_send", send)
+    monkeypatch.setattr(stream_module, "SLOT_INPUT_BYTES", input_room)
+    monkeypatch.setattr(stream_module, "SLOT_OUTPUT_BYTES", output_room)
+    sizes = [0, 10, 3_000, 60_000, 0, 200_000, 10, 0, 5]
+    lines = [
+        json.dumps(dict(GOOD, id=f"e-{n}", properties={"description": "d" * size})).encode()
+        for n, size in enumerate(sizes)
+    ]
+    data = b"\n".join(lines + [b"{", b"", b'{"id": "x", '] + lines[::-1]) + b"\n"
+    source = TrickleSource(data, 2048)  # small jobs, and large ones for the long lines
+    one = stream(mapper, data)
+    assert stream(mapper, data, workers=2, source=source) == one
+    sends = log.read_text().splitlines()
+    assert set(sends) == expected, sends
+
+
 def test_workers_keep_whole_lines_when_the_reader_goes_away(mapper):
     class ClosingSink(io.BytesIO):
         def write(self, data):

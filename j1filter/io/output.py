@@ -43,9 +43,10 @@ class LineWriter:
             return 0
         return self.write_block(b"\n".join([*lines, b""]), len(lines))  # one copy, ending in a newline
 
-    def write_block(self, data: bytes, count: int | None = None) -> int:
+    def write_block(self, data: bytes | memoryview, count: int | None = None) -> int:
         """Write ``data``, whole lines that each end in a newline (no newline inside a line;
-        ``count`` of them, if known); return how many left whole."""
+        ``count`` of them, if known); return how many left whole. ``data`` may be a view (of
+        the workers' shared memory): it is written as it is."""
         self._sent = 0
         with self.guard.writing():
             try:
@@ -54,11 +55,11 @@ class LineWriter:
                 if self._sent == len(data) and count is not None:
                     whole = count
                 else:  # cut short (or not counted yet): the newlines that went out
-                    whole = data.count(b"\n", 0, self._sent)
+                    whole = bytes(data[: self._sent]).count(b"\n")
                 self.lines += whole
         return whole
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes | memoryview) -> None:
         if self._fd is None:
             self.sink.write(data)
             self.sink.flush()
