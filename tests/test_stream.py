@@ -559,6 +559,31 @@ def test_workers_send_what_does_not_fit_in_its_slot_through_the_pipe(
     assert set(sends) == expected, sends
 
 
+def test_workers_give_a_file_object_bytes_it_may_keep(mapper):
+    """The documents wait in shared memory that later jobs reuse: a sink without a file
+    descriptor that keeps what it is given gets bytes of its own, not a view of that memory."""
+
+    class KeepingSink:
+        def __init__(self):
+            self.kept = []
+
+        def write(self, data):
+            self.kept.append(data)
+            return len(data)
+
+        def flush(self):
+            pass
+
+    data = b"".join(json.dumps(dict(GOOD, id=f"e-{n}")).encode() + b"\n" for n in range(3000))
+    one = io.BytesIO()
+    run(io.BytesIO(data), one, mapper)
+    sink = KeepingSink()
+    run(TrickleSource(data, 4096), sink, mapper, workers=2)  # many small jobs
+    assert len(sink.kept) > 2 * 4 * 2  # more blocks than the slots hold: slots were reused
+    assert {type(block) for block in sink.kept} == {bytes}
+    assert b"".join(sink.kept) == one.getvalue()
+
+
 def test_workers_keep_whole_lines_when_the_reader_goes_away(mapper):
     class ClosingSink(io.BytesIO):
         def write(self, data):

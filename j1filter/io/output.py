@@ -46,7 +46,8 @@ class LineWriter:
     def write_block(self, data: bytes | memoryview, count: int | None = None) -> int:
         """Write ``data``, whole lines that each end in a newline (no newline inside a line;
         ``count`` of them, if known); return how many left whole. ``data`` may be a view (of
-        the workers' shared memory): it is written as it is."""
+        the workers' shared memory, which later jobs reuse): a file descriptor gets it as it
+        is, any other file object a copy, since it may keep what it is given."""
         self._sent = 0
         with self.guard.writing():
             try:
@@ -60,8 +61,8 @@ class LineWriter:
         return whole
 
     def _send(self, data: bytes | memoryview) -> None:
-        if self._fd is None:
-            self.sink.write(data)
+        if self._fd is None:  # a file object of the caller's, which may keep what it is given
+            self.sink.write(data if data.__class__ is bytes else bytes(data))  # a view's memory is reused
             self.sink.flush()
             self._sent = len(data)
             return
