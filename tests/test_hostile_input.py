@@ -302,6 +302,35 @@ def test_every_hostile_value_in_every_wrapper_once(mapper):
             assert elapsed < SECONDS_PER_LINE * len(cases), f"{wrapper} {spot}: {elapsed:.1f} s"
 
 
+def test_hostile_lines_through_workers_are_the_bytes_of_one_process(mapper, monkeypatch):
+    """The seeded sample in every wrapper through ``--workers 2``, read in small pieces (many
+    jobs) with small slots of shared memory (jobs and results of either size, in the slot or
+    through the pipe): the same documents, errors file and counts as one process, byte for
+    byte."""
+    from j1filter import stream
+
+    class Pieces(io.BytesIO):  # a pipe that gives at most 16 KiB per read
+        def read1(self, size: int = -1) -> bytes:
+            return super().read1(16_384)
+
+    monkeypatch.setattr(stream, "SLOT_INPUT_BYTES", 8_192)
+    monkeypatch.setattr(stream, "SLOT_OUTPUT_BYTES", 32_768)
+    cases = [case for cases in sampled_cases(40).values() for case in cases]
+    data = b"".join(case.line + b"\n" for case in cases)
+    runs = []
+    for workers in (1, 2):
+        out, errors = io.BytesIO(), io.BytesIO()
+        stats = run(Pieces(data), out, mapper, errors_sink=errors, workers=workers)
+        runs.append((stats, out.getvalue(), errors.getvalue()))
+    (one, one_out, one_errors), (many, many_out, many_errors) = runs
+    assert one.lines == len(cases) and one.errors, "the sample holds error documents"
+    sizes = [len(case.line) for case in cases]
+    assert min(sizes) < 8_192 < max(sizes), "jobs in their slot and through the pipe"
+    assert many == one
+    assert many_errors == one_errors
+    assert many_out == one_out
+
+
 def test_hostile_lines_through_the_real_command():
     """A sample through ``python -m j1filter`` as a process: exit 0, one line per document."""
     cases = [case for cases in sampled_cases(15).values() for case in cases]
