@@ -343,8 +343,8 @@ def _run_workers(
     jobs, and the output is the same bytes as one process writes, in order; only this process
     writes, counts and handles stop signals (the workers ignore them and end when their input
     closes). A job and its documents wait in a slot of shared memory (see
-    :class:`SharedSlots`), so per job this process copies the input once and does a few calls
-    whatever the number of lines: nearly all the CPU goes to the mapping."""
+    :class:`SharedSlots`), so per job this process copies the input into a slot and does a
+    few calls whatever the number of lines: nearly all the CPU goes to the mapping."""
     context = multiprocessing.get_context("fork")  # the compiled mappings come along, unpickled
     pipes = [(context.Pipe(duplex=False), context.Pipe(duplex=False)) for _ in range(workers)]
     for (_, job_out), (result_in, _) in pipes:  # a job, or most of a result too big for its slot

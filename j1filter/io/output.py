@@ -56,7 +56,7 @@ class LineWriter:
                 if self._sent == len(data) and count is not None:
                     whole = count
                 else:  # cut short (or not counted yet): the newlines that went out
-                    whole = bytes(data[: self._sent]).count(b"\n")
+                    whole = (data if data.__class__ is bytes else bytes(data)).count(b"\n", 0, self._sent)
                 self.lines += whole
         return whole
 
