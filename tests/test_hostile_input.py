@@ -326,6 +326,7 @@ def test_hostile_lines_through_workers_are_the_bytes_of_one_process(mapper, monk
     assert one.lines == len(cases) and one.errors, "the sample holds error documents"
     sizes = [len(case.line) for case in cases]
     assert min(sizes) < 8_192 < max(sizes), "jobs in their slot and through the pipe"
+    assert max(map(len, one_out.split(b"\n"))) > 32_768, "and results through the pipe"
     assert many == one
     assert many_errors == one_errors
     assert many_out == one_out
