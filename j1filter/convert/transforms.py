@@ -574,16 +574,27 @@ def by_key_transform(*, pattern: str) -> ValueFn:
             if len(matching) >= 1024:  # bounded: key sets repeat, so this rarely empties
                 matching.clear()
             matching[names] = keys
-        found: list[Any] = []
-        for key in keys:
-            item = value[key]
-            if item.__class__ is list:
-                found.extend(item)
-            elif item is not None:
-                found.append(item)
-        return found or None
+        return keys_values(value, keys)
 
     return by_key
+
+
+def keys_values(container: Any, keys: tuple[str, ...]) -> Any:
+    """What ``by_key`` gives for an object whose keys matching its pattern are ``keys``, in
+    its order: their values in a new list, lists flattened; nothing if there is none (or if
+    ``container`` is no object). A program specialised to an entity's key shape knows the
+    matching keys and calls this directly; a key removed meanwhile (by a failed coercion)
+    gives nothing."""
+    if container.__class__ is not dict:
+        return None
+    found: list[Any] = []
+    for key in keys:
+        item = container.get(key)
+        if item.__class__ is list:
+            found.extend(item)
+        elif item is not None:
+            found.append(item)
+    return found or None
 
 
 @transform("capitalize", per_item=True, result=ValueType.KEYWORD)

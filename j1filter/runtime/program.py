@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from jmespath.exceptions import JMESPathError
 
-from ..convert.transforms import java_string
+from ..convert.transforms import java_string, keys_values
 from ..convert.types import ANY, SAME
 from ..errors import ConfigurationError, J1FilterError, TransformError
 from ..language.spec import Expression, Path
@@ -139,22 +139,6 @@ def append_values(parent: dict[str, Any], leaf: str, value: Any) -> None:
     elif current.__class__ is not list:
         current = parent[leaf] = [current]
     extend_new(current, [item if item.__class__ is str else java_string(item) for item in items])
-
-
-def keys_values(container: Any, keys: tuple[str, ...]) -> Any:
-    """What ``by_key`` gives for a container whose keys matching its pattern are ``keys``, in
-    its order (a program specialised to the entity's key shape knows them): their values in
-    a new list, lists flattened; nothing if there is none."""
-    if container.__class__ is not dict:
-        return None
-    found: list[Any] = []
-    for key in keys:
-        item = container.get(key)
-        if item.__class__ is list:
-            found.extend(item)
-        elif item is not None:
-            found.append(item)
-    return found or None
 
 
 def failure(label: str, exc: BaseException) -> str:
